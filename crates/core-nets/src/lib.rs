@@ -1,0 +1,16 @@
+//! Backbones shared by the vireo papers (spec `resnet-family.md`): torchvision-layout ResNet and
+//! ResNeXt with pluggable convolution and normalisation ([`core_norm::ConvKind`],
+//! [`core_norm::NormKind`]), so GN+WS, BCN+WS and BN ResNets are one network with two switches;
+//! their classification steps for burn-train, exact parameter counting, and the loader of the
+//! authors' PyTorch checkpoints.
+
+mod block;
+mod classifier;
+mod import;
+mod parameters;
+mod resnet;
+
+pub use block::{BasicBlock, Bottleneck, Downsample, ResidualBlock};
+pub use import::{ImportError, ImportReport, load_pytorch_resnet};
+pub use parameters::count_parameters;
+pub use resnet::{BlockKind, MODEL_PRESETS, ModelPreset, ResNet, ResNetConfig, ResNetFeatures};

@@ -1,0 +1,404 @@
+//! ResNet (He et al. 2016) and ResNeXt (Xie et al. 2017) in the torchvision / pytorch-classification
+//! layout, spec `resnet-family.md` §2.2, §3. Module paths equal the PyTorch state_dict keys
+//! (`conv1`, `bn1`, `layer{1..4}.{b}.*`, `fc`), except `downsample.{0,1}` → `downsample.{conv,norm}`.
+
+use burn::{
+    module::Module,
+    nn::{Linear, LinearConfig},
+    tensor::{Tensor, activation::relu, backend::Backend, module::max_pool2d},
+};
+use core_norm::{Conv2d, ConvKind, KindError, Norm, NormKind, WsVariant};
+use serde::{Deserialize, Serialize};
+
+use crate::block::{BasicBlock, BlockSpec, Bottleneck, ResidualBlock};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BlockKind {
+    Basic,
+    Bottleneck,
+}
+
+impl BlockKind {
+    pub fn expansion(self) -> usize {
+        match self {
+            BlockKind::Basic => 1,
+            BlockKind::Bottleneck => 4,
+        }
+    }
+}
+
+/// Everything that decides a ResNet's structure. Defaults: torchvision ResNet-50 with BN.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ResNetConfig {
+    pub block: BlockKind,
+    /// Blocks per stage: `[3, 4, 6, 3]` for ResNet-50.
+    pub layers: [usize; 4],
+    /// Planes per stage (`p`); a stage outputs `p · expansion` channels.
+    pub planes: [usize; 4],
+    pub stem_width: usize,
+    /// 3×3 stride-1 stem without max-pool, for 32–64 px inputs (CIFAR-style).
+    pub small_stem: bool,
+    pub in_channels: usize,
+    /// ResNeXt cardinality (1 for ResNet).
+    pub groups: usize,
+    /// ResNeXt bottleneck width per group at `p = 64` (64 for ResNet, 4 for 32×4d).
+    pub base_width: usize,
+    /// `None`: no classifier; `forward` is unavailable and the model gives features only.
+    pub num_classes: Option<usize>,
+    pub conv: ConvKind,
+    pub norm: NormKind,
+    /// Zero the scale of the last norm of every residual branch (forced in the BCN code).
+    pub zero_init_residual: bool,
+}
+
+impl Default for ResNetConfig {
+    fn default() -> Self {
+        Self {
+            block: BlockKind::Bottleneck,
+            layers: [3, 4, 6, 3],
+            planes: [64, 128, 256, 512],
+            stem_width: 64,
+            small_stem: false,
+            in_channels: 3,
+            groups: 1,
+            base_width: 64,
+            num_classes: Some(1000),
+            conv: ConvKind::Plain,
+            norm: NormKind::BATCH,
+            zero_init_residual: false,
+        }
+    }
+}
+
+impl ResNetConfig {
+    fn depth(block: BlockKind, layers: [usize; 4]) -> Self {
+        Self {
+            block,
+            layers,
+            ..Self::default()
+        }
+    }
+    pub fn resnet18() -> Self {
+        Self::depth(BlockKind::Basic, [2, 2, 2, 2])
+    }
+    pub fn resnet34() -> Self {
+        Self::depth(BlockKind::Basic, [3, 4, 6, 3])
+    }
+    pub fn resnet50() -> Self {
+        Self::depth(BlockKind::Bottleneck, [3, 4, 6, 3])
+    }
+    pub fn resnet101() -> Self {
+        Self::depth(BlockKind::Bottleneck, [3, 4, 23, 3])
+    }
+    pub fn resnet152() -> Self {
+        Self::depth(BlockKind::Bottleneck, [3, 8, 36, 3])
+    }
+    /// ResNeXt-50 32×4d.
+    pub fn resnext50() -> Self {
+        Self {
+            groups: 32,
+            base_width: 4,
+            ..Self::resnet50()
+        }
+    }
+    /// ResNeXt-101 32×4d.
+    pub fn resnext101() -> Self {
+        Self {
+            groups: 32,
+            base_width: 4,
+            ..Self::resnet101()
+        }
+    }
+
+    /// GN(32) + WS, the Weight Standardization paper's networks (`ws.md` §3).
+    pub fn gn_ws(self) -> Self {
+        Self {
+            conv: ConvKind::Ws {
+                variant: WsVariant::OfficialTorch,
+            },
+            norm: NormKind::group(32),
+            ..self
+        }
+    }
+
+    /// BCN(32) + WS as the BCN ImageNet code builds it: its WS formula, forced zero-init of the
+    /// per-group γ ending each branch (`bcn.md` §2.4, §3).
+    pub fn bcn_ws(self) -> Self {
+        Self {
+            conv: ConvKind::Ws {
+                variant: WsVariant::BcnRepo,
+            },
+            norm: NormKind::batch_channel(32, core_norm::BatchStatistics::Batch { momentum: 0.1 }),
+            zero_init_residual: true,
+            ..self
+        }
+    }
+
+    pub fn with_num_classes(self, num_classes: Option<usize>) -> Self {
+        Self {
+            num_classes,
+            ..self
+        }
+    }
+
+    /// Channels out of each stage.
+    pub fn stage_channels(&self) -> [usize; 4] {
+        self.planes.map(|p| p * self.block.expansion())
+    }
+
+    /// The bottleneck's 3×3 width for planes `p`: `floor(p·base_width/64)·groups` (pitfall 6).
+    fn width(&self, planes: usize) -> usize {
+        match self.block {
+            BlockKind::Basic => planes,
+            BlockKind::Bottleneck => planes * self.base_width / 64 * self.groups,
+        }
+    }
+
+    /// Rejects a structure that cannot be built, naming the setting.
+    pub fn validate(&self) -> Result<(), KindError> {
+        let positive = |what, value: usize| {
+            if value == 0 {
+                Err(KindError::Range {
+                    what,
+                    value: 0.0,
+                    expected: "a positive integer",
+                })
+            } else {
+                Ok(())
+            }
+        };
+        positive("model.stem_width", self.stem_width)?;
+        positive("model.in_channels", self.in_channels)?;
+        positive("model.groups", self.groups)?;
+        if let Some(classes) = self.num_classes {
+            positive("model.num_classes", classes)?;
+        }
+        self.norm.validate(self.stem_width)?;
+        for (&planes, &blocks) in self.planes.iter().zip(&self.layers) {
+            positive("model.layers", blocks)?;
+            let width = self.width(planes);
+            positive("model.planes (bottleneck width)", width)?;
+            if self.block == BlockKind::Bottleneck && width % self.groups != 0 {
+                return Err(KindError::Groups {
+                    what: "model.groups",
+                    channels: width,
+                    groups: self.groups,
+                });
+            }
+            self.norm.validate(width)?;
+            self.norm.validate(planes * self.block.expansion())?;
+        }
+        Ok(())
+    }
+
+    /// Builds the network; panics on a configuration that [`ResNetConfig::validate`] rejects.
+    pub fn init<B: Backend>(&self, device: &B::Device) -> ResNet<B> {
+        if let Err(err) = self.validate() {
+            panic!("invalid ResNet configuration: {err}");
+        }
+        let conv1 = if self.small_stem {
+            self.conv
+                .conv(self.in_channels, self.stem_width, 3)
+                .with_padding(1)
+        } else {
+            self.conv
+                .conv(self.in_channels, self.stem_width, 7)
+                .with_stride(2)
+                .with_padding(3)
+        };
+        let mut in_channels = self.stem_width;
+        let mut stages = [0, 1, 2, 3].map(|stage| {
+            let planes = self.planes[stage];
+            let blocks = (0..self.layers[stage])
+                .map(|b| {
+                    let spec = BlockSpec {
+                        conv: self.conv,
+                        norm: self.norm,
+                        in_channels,
+                        planes,
+                        stride: if b == 0 && stage > 0 { 2 } else { 1 },
+                        width: self.width(planes),
+                        groups: self.groups,
+                        zero_init_residual: self.zero_init_residual,
+                    };
+                    in_channels = planes * self.block.expansion();
+                    match self.block {
+                        BlockKind::Basic => ResidualBlock::Basic(BasicBlock::new(&spec, device)),
+                        BlockKind::Bottleneck => {
+                            ResidualBlock::Bottleneck(Bottleneck::new(&spec, device))
+                        }
+                    }
+                })
+                .collect::<Vec<_>>();
+            Some(blocks)
+        });
+        let mut take = |i: usize| stages[i].take().expect("each stage is built once");
+        ResNet {
+            conv1: conv1.init(device),
+            bn1: self.norm.init(self.stem_width, device),
+            layer1: take(0),
+            layer2: take(1),
+            layer3: take(2),
+            layer4: take(3),
+            fc: self
+                .num_classes
+                .map(|classes| LinearConfig::new(in_channels, classes).init(device)),
+            max_pool: !self.small_stem,
+        }
+    }
+}
+
+#[derive(Module, Debug)]
+pub struct ResNet<B: Backend> {
+    pub conv1: Conv2d<B>,
+    pub bn1: Norm<B>,
+    pub layer1: Vec<ResidualBlock<B>>,
+    pub layer2: Vec<ResidualBlock<B>>,
+    pub layer3: Vec<ResidualBlock<B>>,
+    pub layer4: Vec<ResidualBlock<B>>,
+    pub fc: Option<Linear<B>>,
+    pub max_pool: bool,
+}
+
+/// The feature map after the stem and after each stage, for dense tasks.
+#[derive(Debug, Clone)]
+pub struct ResNetFeatures<B: Backend> {
+    pub stem: Tensor<B, 4>,
+    pub stages: [Tensor<B, 4>; 4],
+}
+
+impl<B: Backend> ResNet<B> {
+    /// `[B, 3, H, W] -> [B, C, H/4, W/4]` (or `[B, C, H, W]` with the small stem).
+    pub fn forward_stem(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+        let x = relu(self.bn1.forward(self.conv1.forward(x)));
+        if self.max_pool {
+            max_pool2d(x, [3, 3], [2, 2], [1, 1], [1, 1], false)
+        } else {
+            x
+        }
+    }
+
+    /// Every stage's output: `[B, 4p_i, H/4·2^-i, …]` for stages i = 0..3 (standard stem).
+    pub fn forward_features(&self, x: Tensor<B, 4>) -> ResNetFeatures<B> {
+        let stem = self.forward_stem(x);
+        let run = |blocks: &[ResidualBlock<B>], x: Tensor<B, 4>| {
+            blocks.iter().fold(x, |x, b| b.forward(x))
+        };
+        let s1 = run(&self.layer1, stem.clone());
+        let s2 = run(&self.layer2, s1.clone());
+        let s3 = run(&self.layer3, s2.clone());
+        let s4 = run(&self.layer4, s3.clone());
+        ResNetFeatures {
+            stem,
+            stages: [s1, s2, s3, s4],
+        }
+    }
+
+    /// Global average pooled last-stage features: `[B, 3, H, W] -> [B, C4]`.
+    pub fn forward_pooled(&self, x: Tensor<B, 4>) -> Tensor<B, 2> {
+        let x = self.forward_stem(x);
+        let x = [&self.layer1, &self.layer2, &self.layer3, &self.layer4]
+            .into_iter()
+            .flatten()
+            .fold(x, |x, block| block.forward(x));
+        let [b, c, h, w] = x.dims();
+        x.reshape([b, c, h * w]).mean_dim(2).reshape([b, c])
+    }
+
+    /// `[B, 3, H, W] -> [B, classes]`. Panics for a features-only model (`num_classes = None`).
+    pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 2> {
+        let fc = self
+            .fc
+            .as_ref()
+            .expect("ResNet built without a classifier (num_classes = None)");
+        fc.forward(self.forward_pooled(x))
+    }
+}
+
+/// A named model that `vireo models` lists with its exact parameter count.
+pub struct ModelPreset {
+    pub name: &'static str,
+    pub paper: &'static str,
+    pub config: fn() -> ResNetConfig,
+}
+
+/// The full-size models of the WS and BCN papers and their BN baselines (`resnet-family.md` §3.1).
+pub const MODEL_PRESETS: &[ModelPreset] = &[
+    ModelPreset {
+        name: "resnet18",
+        paper: "baseline (BN)",
+        config: ResNetConfig::resnet18,
+    },
+    ModelPreset {
+        name: "resnet34",
+        paper: "baseline (BN)",
+        config: ResNetConfig::resnet34,
+    },
+    ModelPreset {
+        name: "resnet50",
+        paper: "baseline (BN)",
+        config: ResNetConfig::resnet50,
+    },
+    ModelPreset {
+        name: "resnet101",
+        paper: "baseline (BN)",
+        config: ResNetConfig::resnet101,
+    },
+    ModelPreset {
+        name: "resnet152",
+        paper: "baseline (BN)",
+        config: ResNetConfig::resnet152,
+    },
+    ModelPreset {
+        name: "resnext50_32x4d",
+        paper: "baseline (BN)",
+        config: ResNetConfig::resnext50,
+    },
+    ModelPreset {
+        name: "resnext101_32x4d",
+        paper: "baseline (BN)",
+        config: ResNetConfig::resnext101,
+    },
+    ModelPreset {
+        name: "resnet50_gn_ws",
+        paper: "ws",
+        config: || ResNetConfig::resnet50().gn_ws(),
+    },
+    ModelPreset {
+        name: "resnet101_gn_ws",
+        paper: "ws",
+        config: || ResNetConfig::resnet101().gn_ws(),
+    },
+    ModelPreset {
+        name: "resnext50_gn_ws",
+        paper: "ws",
+        config: || ResNetConfig::resnext50().gn_ws(),
+    },
+    ModelPreset {
+        name: "resnext101_gn_ws",
+        paper: "ws",
+        config: || ResNetConfig::resnext101().gn_ws(),
+    },
+    ModelPreset {
+        name: "resnet50_bcn_ws",
+        paper: "bcn",
+        config: || ResNetConfig::resnet50().bcn_ws(),
+    },
+    ModelPreset {
+        name: "resnet101_bcn_ws",
+        paper: "bcn",
+        config: || ResNetConfig::resnet101().bcn_ws(),
+    },
+    ModelPreset {
+        name: "resnext50_bcn_ws",
+        paper: "bcn",
+        config: || ResNetConfig::resnext50().bcn_ws(),
+    },
+    ModelPreset {
+        name: "resnext101_bcn_ws",
+        paper: "bcn",
+        config: || ResNetConfig::resnext101().bcn_ws(),
+    },
+];

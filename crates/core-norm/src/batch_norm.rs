@@ -1,0 +1,113 @@
+//! Batch normalisation with PyTorch's conventions (`resnet-family.md` §2.1), and EstBN, the
+//! micro-batch estimate of batch statistics (`bcn.md` §2.2). Both are stage 1 of BCN.
+//!
+//! burn's own `BatchNorm` updates its running variance with the biased batch variance; PyTorch uses
+//! the unbiased one, so checkpoints and the spec vectors need this layer.
+
+use burn::{
+    module::{Initializer, Module, Param, RunningState},
+    tensor::{Tensor, backend::Backend},
+};
+use serde::{Deserialize, Serialize};
+
+/// Where the statistics that normalise a training batch come from.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BatchStatistics {
+    /// The batch's own mean and biased variance; running estimates updated with `momentum`
+    /// (PyTorch: weight of the new statistic) and the unbiased variance.
+    Batch { momentum: f64 },
+    /// EstBN: the running estimates, first moved towards the batch moments at `rate`, then used as
+    /// constants (no gradient through them).
+    Estimated { rate: f64 },
+}
+
+/// Per-channel normalisation of `[N, C, H, W]` with a per-channel affine. Field names match
+/// PyTorch's `BatchNorm2d` state_dict keys.
+#[derive(Module, Debug)]
+pub struct BatchNorm2d<B: Backend> {
+    pub weight: Param<Tensor<B, 1>>,
+    pub bias: Param<Tensor<B, 1>>,
+    pub running_mean: RunningState<Tensor<B, 1>>,
+    pub running_var: RunningState<Tensor<B, 1>>,
+    pub eps: f64,
+    #[module(skip)]
+    pub statistics: BatchStatistics,
+}
+
+impl<B: Backend> BatchNorm2d<B> {
+    /// γ = 1, β = 0, running mean 0, running variance 1 (PyTorch's and EstBN's initial state).
+    pub fn new(channels: usize, eps: f64, statistics: BatchStatistics, device: &B::Device) -> Self {
+        Self {
+            weight: Initializer::Ones.init([channels], device),
+            bias: Initializer::Zeros.init([channels], device),
+            running_mean: RunningState::new(Tensor::zeros([channels], device)),
+            running_var: RunningState::new(Tensor::ones([channels], device)),
+            eps,
+            statistics,
+        }
+    }
+
+    /// `[N, C, H, W] -> [N, C, H, W]`; training mode when the backend records gradients.
+    pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+        if !B::ad_enabled(&x.device()) {
+            let (mean, var) = (self.running_mean.value(), self.running_var.value());
+            return self.normalize(x, mean, var);
+        }
+        match self.statistics {
+            BatchStatistics::Batch { momentum } => self.forward_batch(x, momentum),
+            BatchStatistics::Estimated { rate } => self.forward_estimated(x, rate),
+        }
+    }
+
+    fn forward_batch(&self, x: Tensor<B, 4>, momentum: f64) -> Tensor<B, 4> {
+        let [n, c, h, w] = x.dims();
+        let count = n * h * w;
+        let per_channel = x.clone().swap_dims(0, 1).reshape([c, count]); // [C, M]
+        let (var, mean) = per_channel.var_mean_bias(1); // [C, 1] each, biased
+        let (mean, var) = (mean.reshape([c]), var.reshape([c]));
+        let unbiased = var
+            .clone()
+            .detach()
+            .mul_scalar(count as f64 / (count.max(2) - 1) as f64);
+        self.running_mean.update(ema(
+            self.running_mean.value_sync(),
+            mean.clone().detach(),
+            momentum,
+        ));
+        self.running_var
+            .update(ema(self.running_var.value_sync(), unbiased, momentum));
+        self.normalize(x, mean, var)
+    }
+
+    /// `bcn.md` §2.2: update the estimates first (variance centred on the *old* mean estimate),
+    /// then normalise with the updated estimates as constants.
+    fn forward_estimated(&self, x: Tensor<B, 4>, rate: f64) -> Tensor<B, 4> {
+        let [n, c, h, w] = x.dims();
+        let old_mean = self.running_mean.value_sync();
+        let per_channel = x.clone().detach().swap_dims(0, 1).reshape([c, n * h * w]); // [C, M]
+        let batch_mean = per_channel.clone().mean_dim(1).reshape([c]);
+        let drift_var = (per_channel - old_mean.clone().reshape([c, 1]))
+            .square()
+            .mean_dim(1)
+            .reshape([c]);
+        let mean = ema(old_mean, batch_mean, rate);
+        let var = ema(self.running_var.value_sync(), drift_var, rate);
+        self.running_mean.update(mean.clone());
+        self.running_var.update(var.clone());
+        self.normalize(x, mean, var)
+    }
+
+    /// `γ (x - mean) / sqrt(var + eps) + β` with per-channel `mean`, `var` of shape `[C]`.
+    fn normalize(&self, x: Tensor<B, 4>, mean: Tensor<B, 1>, var: Tensor<B, 1>) -> Tensor<B, 4> {
+        let c = x.dims()[1];
+        let scale = self.weight.val() / var.add_scalar(self.eps).sqrt(); // [C]
+        let shift = self.bias.val() - mean * scale.clone();
+        x * scale.reshape([1, c, 1, 1]) + shift.reshape([1, c, 1, 1])
+    }
+}
+
+/// `(1 - rate) · old + rate · new`, PyTorch's running-statistics update.
+fn ema<B: Backend>(old: Tensor<B, 1>, new: Tensor<B, 1>, rate: f64) -> Tensor<B, 1> {
+    old.mul_scalar(1.0 - rate) + new.mul_scalar(rate)
+}

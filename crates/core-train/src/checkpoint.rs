@@ -1,0 +1,141 @@
+//! Checkpoints that are never half-written: each file is written under a temporary name in the
+//! same directory, synced, then renamed over its final name (an atomic step on POSIX file
+//! systems). A run killed mid-write leaves the previous checkpoint intact.
+
+use std::{
+    fs,
+    io::Write,
+    path::{Path, PathBuf},
+};
+
+use burn::{
+    record::{FileRecorder, FullPrecisionSettings, Recorder, RecorderError},
+    tensor::backend::Backend,
+};
+use serde::{Serialize, de::DeserializeOwned};
+
+/// burn's named-MessagePack format (full precision), written atomically.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct AtomicRecorder;
+
+const EXTENSION: &str = "mpk";
+
+impl<B: Backend> Recorder<B> for AtomicRecorder {
+    type Settings = FullPrecisionSettings;
+    type RecordArgs = PathBuf;
+    type RecordOutput = ();
+    type LoadArgs = PathBuf;
+
+    fn save_item<I: Serialize>(&self, item: I, mut file: PathBuf) -> Result<(), RecorderError> {
+        file.set_extension(EXTENSION);
+        let bytes = rmp_serde::encode::to_vec_named(&item)
+            .map_err(|e| RecorderError::Unknown(e.to_string()))?;
+        write_atomically(&file, &bytes)
+            .map_err(|e| RecorderError::Unknown(format!("writing {}: {e}", file.display())))
+    }
+
+    fn load_item<I: DeserializeOwned>(&self, file: &mut PathBuf) -> Result<I, RecorderError> {
+        file.set_extension(EXTENSION);
+        let bytes = fs::read(&*file)
+            .map_err(|e| RecorderError::FileNotFound(format!("{}: {e}", file.display())))?;
+        rmp_serde::decode::from_slice(&bytes).map_err(|e| {
+            RecorderError::Unknown(format!(
+                "{} is truncated or not a vireo/burn checkpoint (named MessagePack, full precision): {e}",
+                file.display()
+            ))
+        })
+    }
+}
+
+impl<B: Backend> FileRecorder<B> for AtomicRecorder {
+    fn file_extension() -> &'static str {
+        EXTENSION
+    }
+}
+
+/// Writes `bytes` to `path` through a synced temporary file and a rename.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
+    let partial = path.with_file_name(format!(".{name}.partial"));
+    {
+        let mut file = fs::File::create(&partial)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+    }
+    fs::rename(&partial, path)?;
+    if let Some(dir) = path.parent().and_then(|d| fs::File::open(d).ok()) {
+        // Persist the rename itself; failure here only weakens durability, not atomicity.
+        let _ = dir.sync_all();
+    }
+    Ok(())
+}
+
+/// The burn-train checkpoint files of one epoch.
+const PARTS: [&str; 3] = ["model", "optim", "scheduler"];
+
+/// The last epoch whose model, optimizer and scheduler files all exist in `checkpoint_dir`
+/// (burn-train writes the three on separate threads, so a kill can leave one without the others).
+pub fn latest_checkpoint(checkpoint_dir: &Path) -> Option<usize> {
+    let entries = fs::read_dir(checkpoint_dir).ok()?;
+    entries
+        .filter_map(|e| {
+            let name = e.ok()?.file_name().into_string().ok()?;
+            name.strip_prefix("model-")?
+                .strip_suffix(".mpk")?
+                .parse::<usize>()
+                .ok()
+        })
+        .filter(|epoch| {
+            PARTS.iter().all(|p| {
+                checkpoint_dir
+                    .join(format!("{p}-{epoch}.{EXTENSION}"))
+                    .is_file()
+            })
+        })
+        .max()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn atomic_write_replaces_and_leaves_no_partial_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("model-1.mpk");
+        write_atomically(&path, b"first").unwrap();
+        write_atomically(&path, b"second").unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"second");
+        let names: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names.len(), 1, "{names:?}");
+    }
+
+    #[test]
+    fn latest_checkpoint_needs_all_three_parts() {
+        let dir = tempfile::tempdir().unwrap();
+        for part in PARTS {
+            fs::write(dir.path().join(format!("{part}-1.mpk")), b"x").unwrap();
+        }
+        fs::write(dir.path().join("model-2.mpk"), b"x").unwrap();
+        fs::write(dir.path().join("optim-2.mpk"), b"x").unwrap();
+        assert_eq!(latest_checkpoint(dir.path()), Some(1));
+        assert_eq!(latest_checkpoint(&dir.path().join("missing")), None);
+    }
+
+    #[test]
+    fn truncated_checkpoint_is_named_in_the_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("model-1.mpk");
+        fs::write(&path, [0x85, 0xa4]).unwrap();
+        let err =
+            <AtomicRecorder as Recorder<burn::backend::Flex>>::load_item::<serde_json::Value>(
+                &AtomicRecorder,
+                &mut path.clone(),
+            )
+            .unwrap_err();
+        assert!(format!("{err:?}").contains("model-1.mpk"), "{err:?}");
+    }
+}

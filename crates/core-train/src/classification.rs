@@ -1,0 +1,197 @@
+//! The supervised classification loop on burn-train's `SupervisedTraining`: SGD + schedule,
+//! top-1/top-5 and loss, atomic checkpoints every epoch, resume, a NaN/Inf guard, quiet progress
+//! when headless (burn's TUI when interactive) and per-epoch rows for `metrics.csv`.
+
+use std::{io::IsTerminal, sync::Arc};
+
+use anyhow::{Result, bail};
+use burn::{
+    backend::Flex,
+    data::dataloader::DataLoader,
+    module::AutodiffModule,
+    tensor::backend::AutodiffBackend,
+    train::{
+        ClassificationOutput, InferenceStep, Interrupter, Learner, LearningResult,
+        SupervisedTraining, TrainStep,
+        checkpoint::KeepLastNCheckpoints,
+        metric::{
+            AccuracyMetric, Adaptor, LearningRateMetric, LossMetric, Metric, MetricMetadata,
+            MetricName, SerializedEntry, TopKAccuracyMetric,
+        },
+        renderer::{
+            EvaluationName, EvaluationProgress, MetricState, MetricsRenderer,
+            MetricsRendererEvaluation, MetricsRendererTraining, ProgressType, TrainingProgress,
+        },
+    },
+};
+
+use crate::{AtomicRecorder, EpochLog, EpochRow, RunDir, Schedule, TrainConfig};
+
+/// What a finished (or stopped) run gives back.
+pub struct TrainOutcome<M> {
+    /// The model after the last completed step, on the inference backend.
+    pub model: M,
+    pub rows: Vec<EpochRow>,
+}
+
+/// How to run one classification training.
+pub struct FitOptions<'a> {
+    pub run: &'a RunDir,
+    pub train: &'a TrainConfig,
+    pub num_classes: usize,
+    pub iters_per_epoch: usize,
+    /// Images per training epoch.
+    pub train_images: usize,
+    /// Continue after this completed epoch (its checkpoint must exist).
+    pub resume_epoch: Option<usize>,
+    pub log: EpochLog,
+}
+
+/// Trains `model` and returns it. A non-finite loss stops the run with an error naming the last
+/// good checkpoint, which is kept.
+pub fn fit_classifier<B, M>(
+    model: M,
+    train_loader: Arc<dyn DataLoader<B, M::Input>>,
+    valid_loader: Arc<dyn DataLoader<B::InnerBackend, <M::InnerModule as InferenceStep>::Input>>,
+    options: FitOptions<'_>,
+) -> Result<TrainOutcome<M::InnerModule>>
+where
+    B: AutodiffBackend,
+    M: TrainStep<Output = ClassificationOutput<B>>
+        + AutodiffModule<B>
+        + core::fmt::Display
+        + 'static,
+    M::InnerModule: InferenceStep<Output = ClassificationOutput<B::InnerBackend>>,
+{
+    let FitOptions {
+        run,
+        train,
+        num_classes,
+        iters_per_epoch,
+        train_images,
+        resume_epoch,
+        log,
+    } = options;
+    let optimizer = train.optimizer.sgd().init::<B, M>();
+    let schedule = Schedule::new(
+        train.schedule.clone(),
+        train.optimizer.lr,
+        train.epochs,
+        iters_per_epoch,
+    );
+    let stop = Interrupter::new();
+    let mut training = SupervisedTraining::new(&run.path, train_loader, valid_loader)
+        .with_application_logger(None)
+        .with_file_checkpointer(AtomicRecorder)
+        .with_checkpointing_strategy(KeepLastNCheckpoints::new(train.checkpoints_kept))
+        .with_metric_logger(log.logger(run.file("metrics.csv"), train.epochs, train_images))
+        .metrics((
+            AccuracyMetric::new(),
+            TopKAccuracyMetric::new(num_classes.min(5)),
+            LossMetric::new(),
+        ))
+        .metric_train_numeric(LearningRateMetric::new())
+        .metric_train(NonFiniteLossGuard {
+            stop: stop.clone(),
+            name: Arc::new("Loss finite".into()),
+        })
+        .with_interrupter(stop.clone())
+        .num_epochs(train.epochs);
+    if !std::io::stdout().is_terminal() {
+        training = training.renderer(QuietRenderer);
+    }
+    if let Some(epoch) = resume_epoch {
+        training = training.checkpoint(epoch);
+    }
+    let LearningResult { model, .. } = training.launch(Learner::new(model, optimizer, schedule));
+    let rows = log.rows();
+    if let Some(message) = stop.get_message() {
+        let last_good = crate::latest_checkpoint(&run.checkpoint_dir())
+            .map(|e| {
+                format!(
+                    "the last good checkpoint is epoch {e} in {}",
+                    run.checkpoint_dir().display()
+                )
+            })
+            .unwrap_or_else(|| "no epoch completed, so there is no checkpoint".into());
+        bail!("training stopped: {message}; {last_good}");
+    }
+    Ok(TrainOutcome { model, rows })
+}
+
+/// The loss value a step produced, read on burn-train's metric thread.
+pub struct LossValue(f64);
+
+impl Adaptor<LossValue> for ClassificationOutput<Flex> {
+    fn adapt(&self) -> LossValue {
+        LossValue(
+            self.loss
+                .clone()
+                .into_data()
+                .iter::<f64>()
+                .next()
+                .unwrap_or(f64::NAN),
+        )
+    }
+}
+
+/// Stops training at the first NaN/Inf loss, before the epoch's checkpoint is written.
+#[derive(Clone)]
+struct NonFiniteLossGuard {
+    stop: Interrupter,
+    name: MetricName,
+}
+
+impl Metric for NonFiniteLossGuard {
+    type Input = LossValue;
+
+    fn name(&self) -> MetricName {
+        self.name.clone()
+    }
+
+    fn update(&mut self, loss: &LossValue, metadata: &MetricMetadata) -> SerializedEntry {
+        if !loss.0.is_finite() {
+            self.stop.stop(Some(&format!(
+                "the training loss became {} at epoch {}, iteration {} (lower the learning rate or check the data)",
+                loss.0, metadata.global_progress.items_processed, metadata.iteration.unwrap_or(0)
+            )));
+        }
+        let finite = loss.0.is_finite().to_string();
+        SerializedEntry::new(finite.clone(), finite)
+    }
+
+    fn clear(&mut self) {}
+}
+
+/// Headless runs print one line per epoch (see [`crate::epoch_log`]); burn's CLI renderer would
+/// print every batch.
+struct QuietRenderer;
+
+impl MetricsRendererTraining for QuietRenderer {
+    fn update_train(&mut self, _state: MetricState) {}
+    fn update_valid(&mut self, _state: MetricState) {}
+    fn render_train(&mut self, _item: TrainingProgress, _progress: Vec<ProgressType>) {}
+    fn render_valid(&mut self, _item: TrainingProgress, _progress: Vec<ProgressType>) {}
+    fn on_train_end(
+        &mut self,
+        _summary: Option<burn::train::LearnerSummary>,
+    ) -> Result<(), Box<dyn core::error::Error>> {
+        Ok(())
+    }
+}
+
+impl MetricsRendererEvaluation for QuietRenderer {
+    fn update_test(&mut self, _name: EvaluationName, _state: MetricState) {}
+    fn render_test(&mut self, _item: EvaluationProgress, _progress: Vec<ProgressType>) {}
+    fn on_test_end(
+        &mut self,
+        _summary: Option<burn::train::LearnerSummary>,
+    ) -> Result<(), Box<dyn core::error::Error>> {
+        Ok(())
+    }
+}
+
+impl MetricsRenderer for QuietRenderer {
+    fn manual_close(&mut self) {}
+    fn register_metric(&mut self, _definition: burn::train::metric::MetricDefinition) {}
+}

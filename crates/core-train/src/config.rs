@@ -1,0 +1,133 @@
+//! The parts of an experiment's configuration that every paper shares: the optimisation recipe and
+//! the run's length, batch, seed and checkpoint policy. Paper configs embed [`TrainConfig`].
+
+use burn::optim::{SgdConfig, decay::WeightDecayConfig, momentum::MomentumConfig};
+use serde::{Deserialize, Serialize};
+
+use crate::ScheduleConfig;
+
+/// SGD with momentum and coupled weight decay on every parameter, as PyTorch's `torch.optim.SGD`
+/// (dampening 0) and every official ImageNet script of the WS/BCN papers (`ws.md` §4.1).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OptimizerConfig {
+    pub lr: f64,
+    #[serde(default = "default_momentum")]
+    pub momentum: f64,
+    #[serde(default)]
+    pub nesterov: bool,
+    #[serde(default = "default_weight_decay")]
+    pub weight_decay: f64,
+}
+
+fn default_momentum() -> f64 {
+    0.9
+}
+fn default_weight_decay() -> f64 {
+    1e-4
+}
+
+impl OptimizerConfig {
+    pub fn sgd(&self) -> SgdConfig {
+        SgdConfig::new()
+            .with_momentum((self.momentum > 0.0).then(|| {
+                MomentumConfig::new()
+                    .with_momentum(self.momentum)
+                    .with_dampening(0.0)
+                    .with_nesterov(self.nesterov)
+            }))
+            .with_weight_decay(
+                (self.weight_decay > 0.0).then(|| WeightDecayConfig::new(self.weight_decay as f32)),
+            )
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainConfig {
+    pub epochs: usize,
+    pub batch_size: usize,
+    #[serde(default)]
+    pub seed: u64,
+    /// Data-loading threads.
+    #[serde(default = "default_workers")]
+    pub num_workers: usize,
+    /// Checkpoints kept on disk (the newest ones).
+    #[serde(default = "default_kept")]
+    pub checkpoints_kept: usize,
+    pub optimizer: OptimizerConfig,
+    pub schedule: ScheduleConfig,
+}
+
+fn default_workers() -> usize {
+    2
+}
+fn default_kept() -> usize {
+    2
+}
+
+impl TrainConfig {
+    /// Rejects values no run can use, naming the key.
+    pub fn validate(&self) -> Result<(), String> {
+        let check = |ok: bool, msg: String| if ok { Ok(()) } else { Err(msg) };
+        check(
+            self.epochs >= 1,
+            format!("train.epochs = {}: expected at least 1", self.epochs),
+        )?;
+        check(
+            self.batch_size >= 1,
+            format!(
+                "train.batch_size = {}: expected at least 1",
+                self.batch_size
+            ),
+        )?;
+        check(
+            self.checkpoints_kept >= 1,
+            format!(
+                "train.checkpoints_kept = {}: expected at least 1",
+                self.checkpoints_kept
+            ),
+        )?;
+        let opt = &self.optimizer;
+        check(
+            opt.lr > 0.0 && opt.lr.is_finite(),
+            format!(
+                "train.optimizer.lr = {}: expected a positive number",
+                opt.lr
+            ),
+        )?;
+        check(
+            (0.0..1.0).contains(&opt.momentum),
+            format!(
+                "train.optimizer.momentum = {}: expected 0 <= momentum < 1",
+                opt.momentum
+            ),
+        )?;
+        check(
+            opt.weight_decay >= 0.0 && opt.weight_decay.is_finite(),
+            format!(
+                "train.optimizer.weight_decay = {}: expected >= 0",
+                opt.weight_decay
+            ),
+        )?;
+        check(
+            self.schedule.warmup_epochs >= 0.0 && self.schedule.warmup_epochs <= self.epochs as f64,
+            format!(
+                "train.schedule.warmup_epochs = {}: expected 0..={}",
+                self.schedule.warmup_epochs, self.epochs
+            ),
+        )?;
+        let (milestones, gamma) = (&self.schedule.milestones, self.schedule.gamma);
+        if self.schedule.kind == crate::ScheduleKind::Step {
+            check(
+                milestones.windows(2).all(|w| w[0] < w[1]),
+                format!("train.schedule.milestones = {milestones:?}: expected increasing epochs"),
+            )?;
+            check(
+                gamma > 0.0,
+                format!("train.schedule.gamma = {gamma}: expected > 0"),
+            )?;
+        }
+        Ok(())
+    }
+}

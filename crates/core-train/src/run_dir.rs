@@ -1,0 +1,181 @@
+//! The run directory `runs/<paper>/<time>/`: the resolved config and where it ran, the
+//! checkpoints, metrics, plots and report. Nothing in an existing run directory is overwritten,
+//! except by `--resume` of that same run, which only appends.
+
+use std::{
+    fs,
+    path::{Path, PathBuf},
+    process::Command,
+};
+
+use anyhow::{Context, Result, bail};
+use serde::{Deserialize, Serialize};
+
+/// Where and how a run ran; stored beside its config in `config.json`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RunMeta {
+    pub paper: String,
+    pub preset: String,
+    pub git_revision: String,
+    pub backend: String,
+    pub device: String,
+    pub started: String,
+    pub command: String,
+    pub vireo_version: String,
+}
+
+#[derive(Clone, Debug)]
+pub struct RunDir {
+    pub path: PathBuf,
+}
+
+impl RunDir {
+    /// Makes a fresh `<out>/<paper>/<YYYYmmdd-HHMMSS>` (with a suffix if that exists already).
+    pub fn create(out: &Path, paper: &str) -> Result<Self> {
+        let stamp = chrono::Local::now().format("%Y%m%d-%H%M%S").to_string();
+        let parent = out.join(paper);
+        fs::create_dir_all(&parent)
+            .with_context(|| format!("creating the run directory parent {}", parent.display()))?;
+        for attempt in 0..100 {
+            let name = if attempt == 0 {
+                stamp.clone()
+            } else {
+                format!("{stamp}-{attempt}")
+            };
+            let path = parent.join(name);
+            match fs::create_dir(&path) {
+                Ok(()) => return Ok(Self { path }),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(e) => {
+                    return Err(e)
+                        .with_context(|| format!("creating run directory {}", path.display()));
+                }
+            }
+        }
+        bail!(
+            "could not find a free run directory name under {}",
+            parent.display()
+        )
+    }
+
+    /// An existing run to resume: it must hold `config.json`.
+    pub fn open(path: &Path) -> Result<Self> {
+        if !path.join("config.json").is_file() {
+            bail!(
+                "{} is not a vireo run directory: expected {}/config.json (written when the run started)",
+                path.display(),
+                path.display()
+            );
+        }
+        Ok(Self {
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// The newest run of `paper` under `out`, for `--resume` without a path.
+    pub fn latest(out: &Path, paper: &str) -> Result<Self> {
+        let parent = out.join(paper);
+        let newest = fs::read_dir(&parent)
+            .with_context(|| format!("--resume: no runs of '{paper}' under {}", parent.display()))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.join("config.json").is_file())
+            .max()
+            .with_context(|| {
+                format!(
+                    "--resume: no run directory with a config.json under {}",
+                    parent.display()
+                )
+            })?;
+        Self::open(&newest)
+    }
+
+    pub fn checkpoint_dir(&self) -> PathBuf {
+        self.path.join("checkpoint")
+    }
+    pub fn file(&self, name: &str) -> PathBuf {
+        self.path.join(name)
+    }
+
+    /// Writes `config.json`: `{ "meta": …, "config": … }`. Refuses to replace an existing one.
+    pub fn write_config<C: Serialize>(&self, meta: &RunMeta, config: &C) -> Result<()> {
+        let path = self.file("config.json");
+        if path.exists() {
+            bail!(
+                "{} exists already: a run directory's config is never overwritten",
+                path.display()
+            );
+        }
+        let json = serde_json::json!({ "meta": meta, "config": config });
+        let text = serde_json::to_string_pretty(&json)?;
+        crate::checkpoint::write_atomically(&path, text.as_bytes())
+            .with_context(|| format!("writing {}", path.display()))
+    }
+
+    /// Reads back the `config` and `meta` parts of `config.json`.
+    pub fn read_config<C: serde::de::DeserializeOwned>(&self) -> Result<(RunMeta, C)> {
+        let path = self.file("config.json");
+        let text =
+            fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+        #[derive(Deserialize)]
+        struct Stored<C> {
+            meta: RunMeta,
+            config: C,
+        }
+        let stored: Stored<C> = serde_json::from_str(&text)
+            .with_context(|| format!("{} is not a vireo run config", path.display()))?;
+        Ok((stored.meta, stored.config))
+    }
+}
+
+/// `git describe`-style revision of the working tree, or "unknown" outside a checkout.
+pub fn git_revision() -> String {
+    let run = |args: &[&str]| {
+        Command::new("git")
+            .args(args)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    };
+    match run(&["rev-parse", "--short=12", "HEAD"]) {
+        Some(rev) => {
+            let dirty = run(&["status", "--porcelain", "--untracked-files=no"])
+                .is_some_and(|s| !s.is_empty());
+            if dirty { format!("{rev}-dirty") } else { rev }
+        }
+        None => "unknown".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_dirs_are_fresh_and_configs_are_never_overwritten() {
+        let out = tempfile::tempdir().unwrap();
+        let a = RunDir::create(out.path(), "ws").unwrap();
+        let b = RunDir::create(out.path(), "ws").unwrap();
+        assert_ne!(a.path, b.path);
+        let meta = RunMeta {
+            paper: "ws".into(),
+            preset: "smoke".into(),
+            git_revision: git_revision(),
+            backend: "cpu".into(),
+            device: "cpu".into(),
+            started: "now".into(),
+            command: "test".into(),
+            vireo_version: "0".into(),
+        };
+        a.write_config(&meta, &serde_json::json!({"x": 1})).unwrap();
+        assert!(a.write_config(&meta, &serde_json::json!({"x": 2})).is_err());
+        let (_, config): (RunMeta, serde_json::Value) = a.read_config().unwrap();
+        assert_eq!(config["x"], 1);
+        assert!(
+            RunDir::open(&b.path)
+                .unwrap_err()
+                .to_string()
+                .contains("config.json")
+        );
+    }
+}

@@ -1,0 +1,163 @@
+//! Learning-rate schedules of the papers' recipes: step decay (WS/BCN ImageNet, `ws.md` §4.1) and
+//! cosine (Axial, MoCo v2), each with an optional linear warm-up, evaluated per iteration.
+
+use burn::{lr_scheduler::LrScheduler, tensor::backend::Backend};
+use serde::{Deserialize, Serialize};
+
+/// The shape of the schedule after warm-up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ScheduleKind {
+    /// Multiply by `gamma` at each of `milestones` (epochs), as PyTorch's `MultiStepLR`.
+    Step,
+    /// Half-cosine from the base rate to `min_lr` over the run, per iteration.
+    Cosine,
+    Constant,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduleConfig {
+    pub kind: ScheduleKind,
+    /// Step: epochs at which the rate is multiplied by `gamma`.
+    #[serde(default)]
+    pub milestones: Vec<usize>,
+    #[serde(default = "default_gamma")]
+    pub gamma: f64,
+    /// Cosine: the final rate.
+    #[serde(default)]
+    pub min_lr: f64,
+    /// Linear warm-up from `warmup_start · lr` over this many epochs (0: none).
+    #[serde(default)]
+    pub warmup_epochs: f64,
+    #[serde(default)]
+    pub warmup_start: f64,
+}
+
+fn default_gamma() -> f64 {
+    0.1
+}
+
+/// A schedule bound to a run: base rate, epochs and iterations per epoch.
+#[derive(Clone, Debug)]
+pub struct Schedule {
+    pub config: ScheduleConfig,
+    pub base_lr: f64,
+    pub epochs: usize,
+    pub iters_per_epoch: usize,
+    /// Iterations already taken; `step` returns the rate of iteration `iteration` and advances.
+    pub iteration: usize,
+}
+
+impl Schedule {
+    pub fn new(
+        config: ScheduleConfig,
+        base_lr: f64,
+        epochs: usize,
+        iters_per_epoch: usize,
+    ) -> Self {
+        Self {
+            config,
+            base_lr,
+            epochs,
+            iters_per_epoch: iters_per_epoch.max(1),
+            iteration: 0,
+        }
+    }
+
+    /// The learning rate of (0-based) iteration `it`.
+    pub fn lr_at(&self, it: usize) -> f64 {
+        let per_epoch = self.iters_per_epoch as f64;
+        let epoch_f = it as f64 / per_epoch;
+        let warmup = self.config.warmup_epochs;
+        if epoch_f < warmup {
+            let start = self.config.warmup_start;
+            return self.base_lr * (start + (1.0 - start) * epoch_f / warmup);
+        }
+        let config = &self.config;
+        match config.kind {
+            ScheduleKind::Step => {
+                let epoch = it / self.iters_per_epoch;
+                let passed = config.milestones.iter().filter(|&&m| epoch >= m).count();
+                self.base_lr * config.gamma.powi(passed as i32)
+            }
+            ScheduleKind::Cosine => {
+                let min_lr = config.min_lr;
+                let total = (self.epochs as f64 - warmup).max(f64::EPSILON) * per_epoch;
+                let progress = ((it as f64 - warmup * per_epoch) / total).clamp(0.0, 1.0);
+                min_lr
+                    + (self.base_lr - min_lr)
+                        * 0.5
+                        * (1.0 + (std::f64::consts::PI * progress).cos())
+            }
+            ScheduleKind::Constant => self.base_lr,
+        }
+    }
+}
+
+impl LrScheduler for Schedule {
+    type Record<B: Backend> = usize;
+
+    fn step(&mut self) -> f64 {
+        let lr = self.lr_at(self.iteration);
+        self.iteration += 1;
+        lr
+    }
+
+    fn to_record<B: Backend>(&self) -> usize {
+        self.iteration
+    }
+
+    fn load_record<B: Backend>(mut self, record: usize) -> Self {
+        self.iteration = record;
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn schedule(kind: ScheduleKind, warmup_epochs: f64) -> Schedule {
+        let config = ScheduleConfig {
+            kind,
+            milestones: vec![30, 60],
+            gamma: 0.1,
+            min_lr: 0.0,
+            warmup_epochs,
+            warmup_start: 0.0,
+        };
+        Schedule::new(config, 0.1, 90, 10)
+    }
+
+    #[test]
+    fn step_decays_at_milestones() {
+        let s = schedule(ScheduleKind::Step, 0.0);
+        assert_eq!(s.lr_at(0), 0.1);
+        assert_eq!(s.lr_at(299), 0.1);
+        assert!((s.lr_at(300) - 0.01).abs() < 1e-12);
+        assert!((s.lr_at(600) - 0.001).abs() < 1e-12);
+    }
+
+    #[test]
+    fn cosine_with_warmup() {
+        let s = schedule(ScheduleKind::Cosine, 10.0);
+        assert_eq!(s.lr_at(0), 0.0);
+        assert!((s.lr_at(50) - 0.05).abs() < 1e-12);
+        assert!((s.lr_at(100) - 0.1).abs() < 1e-12);
+        // Half-way through the cosine part: half the base rate.
+        assert!((s.lr_at(100 + 400) - 0.05).abs() < 1e-12);
+        assert!(s.lr_at(899) < 1e-4);
+    }
+
+    #[test]
+    fn record_round_trip_resumes_the_sequence() {
+        let mut a = schedule(ScheduleKind::Cosine, 1.0);
+        for _ in 0..37 {
+            a.step();
+        }
+        let record = <Schedule as LrScheduler>::to_record::<burn::backend::Flex>(&a);
+        let mut b = schedule(ScheduleKind::Cosine, 1.0).load_record::<burn::backend::Flex>(record);
+        assert_eq!(a.step(), b.step());
+    }
+}

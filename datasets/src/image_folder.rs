@@ -1,0 +1,231 @@
+//! ImageNet-style class folders (`ws.md` §7, `resnet-family.md` §7): `root/<split>/<class>/<image>`,
+//! labels by sorted class-folder name, non-image files ignored. Images are decoded with the `image`
+//! crate, their short side resized (bilinear) to `image_size · 8/7` (256 for 224) and center-cropped.
+
+use std::path::{Path, PathBuf};
+
+use image::imageops::FilterType;
+
+use crate::ClassificationItem;
+
+#[derive(Debug, thiserror::Error)]
+pub enum FolderError {
+    #[error(
+        "dataset folder {0} does not exist (expected root/train/<class>/<image> and root/val/<class>/<image>)"
+    )]
+    Missing(PathBuf),
+    #[error("cannot list {path}: {reason}")]
+    Unreadable { path: PathBuf, reason: String },
+    #[error("{0} holds no class folders (expected one sub-folder of images per class)")]
+    NoClasses(PathBuf),
+    #[error("{0} holds no images (.jpg, .jpeg, .png)")]
+    NoImages(PathBuf),
+    #[error("the class folders of {split} ({found}) differ from those of train ({expected})")]
+    ClassMismatch {
+        split: PathBuf,
+        expected: String,
+        found: String,
+    },
+}
+
+const EXTENSIONS: [&str; 4] = ["jpg", "jpeg", "png", "JPEG"];
+
+/// One split of an image folder: `(path, label)` pairs, decoded on demand.
+#[derive(Clone, Debug)]
+pub struct ImageFolder {
+    pub classes: Vec<String>,
+    pub samples: Vec<(PathBuf, usize)>,
+    pub image_size: usize,
+}
+
+fn sorted_entries(path: &Path) -> Result<Vec<PathBuf>, FolderError> {
+    if !path.is_dir() {
+        return Err(FolderError::Missing(path.to_path_buf()));
+    }
+    let unreadable = |e: std::io::Error| FolderError::Unreadable {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    };
+    let mut entries = std::fs::read_dir(path)
+        .map_err(unreadable)?
+        .map(|e| e.map(|e| e.path()))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(unreadable)?;
+    entries.sort();
+    Ok(entries)
+}
+
+impl ImageFolder {
+    /// Scans `root/split`. `expected_classes`: the train split's classes, which val must repeat.
+    pub fn scan(
+        root: &Path,
+        split: &str,
+        image_size: usize,
+        expected_classes: Option<&[String]>,
+    ) -> Result<Self, FolderError> {
+        let dir = root.join(split);
+        let class_dirs: Vec<PathBuf> = sorted_entries(&dir)?
+            .into_iter()
+            .filter(|p| p.is_dir())
+            .collect();
+        if class_dirs.is_empty() {
+            return Err(FolderError::NoClasses(dir));
+        }
+        let classes: Vec<String> = class_dirs
+            .iter()
+            .map(|p| {
+                p.file_name()
+                    .unwrap_or_default()
+                    .to_string_lossy()
+                    .into_owned()
+            })
+            .collect();
+        if let Some(expected) = expected_classes
+            && expected != classes.as_slice()
+        {
+            return Err(FolderError::ClassMismatch {
+                split: dir,
+                expected: format!("{} classes", expected.len()),
+                found: format!("{} classes", classes.len()),
+            });
+        }
+        let mut samples = Vec::new();
+        for (label, class_dir) in class_dirs.iter().enumerate() {
+            for file in sorted_entries(class_dir)? {
+                let is_image = file
+                    .extension()
+                    .and_then(|e| e.to_str())
+                    .is_some_and(|e| EXTENSIONS.contains(&e));
+                if is_image && file.is_file() {
+                    samples.push((file, label));
+                }
+            }
+        }
+        if samples.is_empty() {
+            return Err(FolderError::NoImages(dir));
+        }
+        Ok(Self {
+            classes,
+            samples,
+            image_size,
+        })
+    }
+
+    /// Decodes, resizes and center-crops sample `index`. A corrupt image is an error naming its path.
+    pub fn load(&self, index: usize) -> Result<ClassificationItem, String> {
+        let (path, label) = &self.samples[index];
+        let image = image::open(path)
+            .map_err(|e| format!("cannot decode image {}: {e}", path.display()))?
+            .to_rgb8();
+        let size = self.image_size as u32;
+        let short = (size as f32 * 8.0 / 7.0).round() as u32;
+        let (w, h) = image.dimensions();
+        let scale = short as f32 / w.min(h) as f32;
+        let (nw, nh) = (
+            ((w as f32 * scale).round() as u32).max(size),
+            ((h as f32 * scale).round() as u32).max(size),
+        );
+        let resized = image::imageops::resize(&image, nw, nh, FilterType::Triangle);
+        let cropped =
+            image::imageops::crop_imm(&resized, (nw - size) / 2, (nh - size) / 2, size, size)
+                .to_image();
+        Ok(ClassificationItem {
+            pixels: cropped
+                .into_raw()
+                .into_iter()
+                .map(|p| p as f32 / 255.0)
+                .collect(),
+            size: [self.image_size; 2],
+            label: *label,
+        })
+    }
+}
+
+impl burn::data::dataset::Dataset<ClassificationItem> for ImageFolder {
+    fn get(&self, index: usize) -> Option<ClassificationItem> {
+        if index >= self.samples.len() {
+            return None;
+        }
+        // burn's loader has no error channel: a corrupt file stops the run with its path.
+        Some(self.load(index).unwrap_or_else(|e| panic!("{e}")))
+    }
+
+    fn len(&self) -> usize {
+        self.samples.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write_fixture(root: &Path) {
+        for split in ["train", "val"] {
+            for (class, shade) in [("n01440764", 40u8), ("n01443537", 200u8)] {
+                let dir = root.join(split).join(class);
+                std::fs::create_dir_all(&dir).unwrap();
+                for i in 0..2u8 {
+                    let img = image::RgbImage::from_pixel(
+                        12 + i as u32,
+                        10,
+                        image::Rgb([shade, shade, shade]),
+                    );
+                    img.save(dir.join(format!("img{i}.jpg"))).unwrap();
+                }
+                std::fs::write(dir.join("notes.txt"), "not an image").unwrap();
+            }
+        }
+    }
+
+    #[test]
+    fn labels_follow_sorted_folders_and_images_are_cropped() {
+        let dir = tempfile::tempdir().unwrap();
+        write_fixture(dir.path());
+        let train = ImageFolder::scan(dir.path(), "train", 8, None).unwrap();
+        assert_eq!(train.classes, ["n01440764", "n01443537"]);
+        assert_eq!(
+            train.samples.iter().map(|s| s.1).collect::<Vec<_>>(),
+            [0, 0, 1, 1]
+        );
+        let val = ImageFolder::scan(dir.path(), "val", 8, Some(&train.classes)).unwrap();
+        let item = val.load(3).unwrap();
+        assert_eq!(
+            (item.size, item.label, item.pixels.len()),
+            ([8, 8], 1, 8 * 8 * 3)
+        );
+        assert!(
+            item.pixels
+                .iter()
+                .all(|&p| (p - 200.0 / 255.0).abs() < 0.05)
+        );
+    }
+
+    #[test]
+    fn malformed_folders_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = ImageFolder::scan(dir.path(), "train", 8, None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("does not exist") && err.contains("train"),
+            "{err}"
+        );
+        std::fs::create_dir_all(dir.path().join("train")).unwrap();
+        assert!(
+            ImageFolder::scan(dir.path(), "train", 8, None)
+                .unwrap_err()
+                .to_string()
+                .contains("no class folders")
+        );
+        std::fs::create_dir_all(dir.path().join("train/a")).unwrap();
+        assert!(
+            ImageFolder::scan(dir.path(), "train", 8, None)
+                .unwrap_err()
+                .to_string()
+                .contains("no images")
+        );
+        std::fs::write(dir.path().join("train/a/broken.jpg"), b"not a jpeg").unwrap();
+        let folder = ImageFolder::scan(dir.path(), "train", 8, None).unwrap();
+        assert!(folder.load(0).unwrap_err().contains("broken.jpg"));
+    }
+}
