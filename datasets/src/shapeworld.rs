@@ -104,7 +104,7 @@ impl ShapeClass {
             ShapeClass::Ellipse => u * u / 0.9 + v * v / 0.25 <= 1.0,
             ShapeClass::Arrow => {
                 (v.abs() <= 0.22 && (-0.9..=0.1).contains(&u))
-                    || (u >= 0.1 && u <= 0.9 && v.abs() <= (0.9 - u) * 0.9)
+                    || ((0.1..=0.9).contains(&u) && v.abs() <= (0.9 - u) * 0.9)
             }
         }
     }

@@ -83,6 +83,8 @@ pub struct Bottleneck<B: Backend> {
     pub downsample: Option<Downsample<B>>,
 }
 
+// Blocks are built once per network; boxing the larger variant buys nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Module, Debug)]
 pub enum ResidualBlock<B: Backend> {
     Basic(BasicBlock<B>),

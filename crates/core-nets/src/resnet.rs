@@ -180,7 +180,7 @@ impl ResNetConfig {
             positive("model.layers", blocks)?;
             let width = self.width(planes);
             positive("model.planes (bottleneck width)", width)?;
-            if self.block == BlockKind::Bottleneck && width % self.groups != 0 {
+            if self.block == BlockKind::Bottleneck && !width.is_multiple_of(self.groups) {
                 return Err(KindError::Groups {
                     what: "model.groups",
                     channels: width,

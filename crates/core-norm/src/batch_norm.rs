@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 /// Where the statistics that normalise a training batch come from.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum BatchStatistics {
     /// The batch's own mean and biased variance; running estimates updated with `momentum`
     /// (PyTorch: weight of the new statistic) and the unbiased variance.

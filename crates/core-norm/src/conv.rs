@@ -52,7 +52,8 @@ pub struct Conv2d<B: Backend> {
 impl Conv2dConfig {
     pub fn init<B: Backend>(&self, device: &B::Device) -> Conv2d<B> {
         assert!(
-            self.in_channels % self.groups == 0 && self.out_channels % self.groups == 0,
+            self.in_channels.is_multiple_of(self.groups)
+                && self.out_channels.is_multiple_of(self.groups),
             "conv channels {}→{} are not divisible by groups {}",
             self.in_channels,
             self.out_channels,

@@ -35,7 +35,8 @@ pub fn draw_curves(rows: &[EpochRow], title: &str, path: &Path) -> Result<()> {
                 .filter(|(_, v)| v.is_finite())
                 .collect()
         };
-        let panel_specs: [(&str, fn(&EpochRow) -> f64, fn(&EpochRow) -> f64); 2] = [
+        type Pick = fn(&EpochRow) -> f64;
+        let panel_specs: [(&str, Pick, Pick); 2] = [
             ("loss", |r| r.train_loss, |r| r.valid_loss),
             ("top-1 accuracy (%)", |r| r.train_top1, |r| r.valid_top1),
         ];

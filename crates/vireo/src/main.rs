@@ -72,9 +72,9 @@ pub struct TrainArgs {
     /// Where run directories go: <out>/<paper>/<time>/.
     #[arg(long, default_value = "runs")]
     pub out: PathBuf,
-    /// Continue a killed run from its last complete checkpoint: the given run directory, or the
-    /// newest run of this paper under --out.
-    #[arg(long, num_args = 0..=1, default_missing_value = "")]
+    /// Continue a killed run from its last complete checkpoint: the given run directory, or (no
+    /// value, or `latest`) the newest run of this paper under --out.
+    #[arg(long, num_args = 0..=1, default_missing_value = "latest", value_name = "RUN_DIR")]
     pub resume: Option<PathBuf>,
     /// Where `--preset mini` writes its table.
     #[arg(long, default_value = "docs/results.md")]
@@ -149,7 +149,7 @@ fn group_thousands(n: usize) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);

@@ -90,7 +90,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
                 args,
                 "mini",
                 &out.join(format!("{slug}-s{seed}")),
-            )?;
+            );
             job.verbose = false;
             let rows = on_backend(&args.backend, job)?;
             let last = rows
@@ -124,7 +124,7 @@ fn render_table(
     let _ = writeln!(md, "### {} (ShapeWorld miniature)\n", header.name);
     let _ = writeln!(
         md,
-        "Produced by `cargo xtask train {} --preset mini{}` on {} ({}), {} in {}; runs in `{}`.\n",
+        "Produced by `cargo xtask train {} --preset mini{}` on {} ({}), git {} in {}; runs in `{}`.\n",
         args.paper,
         if args.backend.backend == crate::BackendKind::Cpu {
             String::new()
@@ -133,7 +133,7 @@ fn render_table(
         },
         chrono::Local::now().format("%Y-%m-%d"),
         machine(),
-        format!("git {}", core_train::run_dir::git_revision()),
+        core_train::run_dir::git_revision(),
         format_duration(seconds),
         out.display()
     );

@@ -67,10 +67,18 @@ fn command_line() -> String {
     std::env::args().collect::<Vec<_>>().join(" ")
 }
 
+/// Where a run's files go.
+pub enum Destination {
+    /// A new run directory under `<out>/<paper>/`, made once the data is found.
+    New { out: PathBuf },
+    /// The existing directory of a run being resumed.
+    Resume(RunDir),
+}
+
 /// One classification run: fresh, or resumed from its last complete checkpoint.
 pub struct SingleRun {
     pub experiment: ClassificationExperiment,
-    pub run: RunDir,
+    pub destination: Destination,
     pub meta: RunMeta,
     pub resume_epoch: Option<usize>,
     pub previous_rows: Vec<EpochRow>,
@@ -85,8 +93,7 @@ impl SingleRun {
         args: &TrainArgs,
         preset: &str,
         out: &std::path::Path,
-    ) -> Result<Self> {
-        let run = RunDir::create(out, &args.paper)?;
+    ) -> Self {
         let meta = RunMeta {
             paper: args.paper.clone(),
             preset: preset.to_string(),
@@ -97,14 +104,16 @@ impl SingleRun {
             command: command_line(),
             vireo_version: env!("CARGO_PKG_VERSION").into(),
         };
-        Ok(Self {
+        Self {
             experiment,
-            run,
+            destination: Destination::New {
+                out: out.to_path_buf(),
+            },
             meta,
             resume_epoch: None,
             previous_rows: Vec::new(),
             verbose: true,
-        })
+        }
     }
 }
 
@@ -115,7 +124,7 @@ pub fn dispatch(args: TrainArgs) -> Result<()> {
                 "--resume continues a run with its stored config: --preset, --config and --set cannot change it"
             );
         }
-        let run = if resume.as_os_str().is_empty() {
+        let run = if resume.as_os_str() == "latest" {
             RunDir::latest(&args.out, &args.paper)?
         } else {
             RunDir::open(resume)?
@@ -154,7 +163,7 @@ pub fn dispatch(args: TrainArgs) -> Result<()> {
         println!("resuming {} after epoch {epoch}", run.path.display());
         let job = SingleRun {
             experiment,
-            run,
+            destination: Destination::Resume(run),
             meta,
             resume_epoch: Some(epoch),
             previous_rows,
@@ -179,7 +188,7 @@ pub fn dispatch(args: TrainArgs) -> Result<()> {
         .as_ref()
         .map(|p| p.display().to_string())
         .unwrap_or_else(|| args.preset.clone());
-    let job = SingleRun::fresh(experiment, &args, &preset, &args.out)?;
+    let job = SingleRun::fresh(experiment, &args, &preset, &args.out);
     on_backend(&args.backend, job).map(|_| ())
 }
 
@@ -237,7 +246,7 @@ impl OnBackend for SingleRun {
     fn run<B: AutodiffBackend>(self, device: B::Device, backend: &str) -> Result<Vec<EpochRow>> {
         let SingleRun {
             experiment,
-            run,
+            destination,
             mut meta,
             resume_epoch,
             previous_rows,
@@ -245,11 +254,17 @@ impl OnBackend for SingleRun {
         } = self;
         let train = &experiment.train;
         B::seed(&device, train.seed);
+        // Data first: a missing or malformed dataset leaves no run directory behind.
         let (train_set, valid_set) = datasets_of(&experiment)?;
-        if resume_epoch.is_none() {
-            meta.device = format!("{device:?}");
-            run.write_config(&meta, &experiment)?;
-        }
+        let run = match destination {
+            Destination::Resume(run) => run,
+            Destination::New { out } => {
+                let run = RunDir::create(&out, &meta.paper)?;
+                meta.device = format!("{device:?}");
+                run.write_config(&meta, &experiment)?;
+                run
+            }
+        };
         let model = experiment.model.init::<B>(&device);
         let parameters = core_nets::count_parameters::<B, _>(&model);
         let (train_images, iters_per_epoch) =
@@ -311,16 +326,14 @@ impl OnBackend for SingleRun {
             .model
             .save_file(run.file("model"), &AtomicRecorder)
             .with_context(|| format!("writing {}", run.file("model.mpk").display()))?;
-        if verbose {
-            if let Some(last) = rows.last() {
-                println!(
-                    "done: valid top-1 {:.2} %, top-5 {:.2} % after {} epochs; report: {}",
-                    last.valid_top1,
-                    last.valid_top5,
-                    last.epoch,
-                    run.file("report.md").display()
-                );
-            }
+        if verbose && let Some(last) = rows.last() {
+            println!(
+                "done: valid top-1 {:.2} %, top-5 {:.2} % after {} epochs; report: {}",
+                last.valid_top1,
+                last.valid_top5,
+                last.epoch,
+                run.file("report.md").display()
+            );
         }
         Ok(rows)
     }

@@ -1,0 +1,292 @@
+//! The `vireo` binary end to end on tiny settings: a run leaves its files, a killed run resumes,
+//! bad input fails with one clear message and leaves existing runs untouched.
+
+use std::{
+    fs,
+    path::{Path, PathBuf},
+    process::{Command, Output, Stdio},
+    time::{Duration, Instant},
+};
+
+const TINY: &[&str] = &[
+    "--set",
+    "data.train_size=48",
+    "--set",
+    "data.valid_size=16",
+    "--set",
+    "data.world.image_size=16",
+    "--set",
+    "train.batch_size=16",
+    "--set",
+    "train.num_workers=1",
+];
+
+fn vireo(args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_vireo"));
+    command.args(args);
+    command
+}
+
+fn run_ok(args: &[&str]) -> Output {
+    let output = vireo(args).output().unwrap();
+    assert!(
+        output.status.success(),
+        "vireo {args:?} failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
+fn run_err(args: &[&str]) -> String {
+    let output = vireo(args).output().unwrap();
+    assert!(
+        !output.status.success(),
+        "vireo {args:?} should have failed"
+    );
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// The only run directory of `paper` under `out`.
+fn single_run(out: &Path, paper: &str) -> PathBuf {
+    let runs: Vec<_> = fs::read_dir(out.join(paper))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    runs[0].clone()
+}
+
+fn csv_epochs(run: &Path) -> Vec<usize> {
+    let text = fs::read_to_string(run.join("metrics.csv")).unwrap();
+    text.lines()
+        .skip(1)
+        .map(|l| l.split(',').next().unwrap().parse().unwrap())
+        .collect()
+}
+
+#[test]
+fn smoke_runs_leave_config_metrics_plot_report_and_checkpoints() {
+    for paper in ["ws", "bcn"] {
+        let out = tempfile::tempdir().unwrap();
+        let mut args = vec![
+            "train",
+            paper,
+            "--out",
+            out.path().to_str().unwrap(),
+            "--set",
+            "train.epochs=2",
+        ];
+        args.extend(TINY);
+        run_ok(&args);
+        let run = single_run(out.path(), paper);
+        for file in [
+            "config.json",
+            "metrics.csv",
+            "curves.png",
+            "report.md",
+            "model.mpk",
+            "checkpoint/model-2.mpk",
+        ] {
+            assert!(run.join(file).is_file(), "{paper}: missing {file}");
+        }
+        assert_eq!(csv_epochs(&run), [1, 2]);
+        let report = fs::read_to_string(run.join("report.md")).unwrap();
+        assert!(
+            report.contains("valid top-1") && report.contains("curves.png"),
+            "{report}"
+        );
+        let eval = run_ok(&["eval", paper, "--run", run.to_str().unwrap()]);
+        assert!(String::from_utf8_lossy(&eval.stdout).contains("top-1"));
+    }
+}
+
+#[test]
+fn a_killed_run_resumes_from_its_last_checkpoint() {
+    let out = tempfile::tempdir().unwrap();
+    let mut args = vec![
+        "train",
+        "ws",
+        "--out",
+        out.path().to_str().unwrap(),
+        "--set",
+        "train.epochs=30",
+    ];
+    args.extend(TINY);
+    let mut child = vireo(&args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait for the first complete checkpoint, then kill -9.
+    let started = Instant::now();
+    let run = loop {
+        let runs = fs::read_dir(out.path().join("ws"))
+            .map(|d| d.count())
+            .unwrap_or(0);
+        if runs == 1 {
+            let run = single_run(out.path(), "ws");
+            let parts = ["model-1.mpk", "optim-1.mpk", "scheduler-1.mpk"];
+            if parts
+                .iter()
+                .all(|p| run.join("checkpoint").join(p).is_file())
+            {
+                break run;
+            }
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "no checkpoint appeared"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let done_before = csv_epochs(&run).len();
+    assert!(
+        done_before < 30,
+        "the run finished before it could be killed"
+    );
+
+    let output = run_ok(&[
+        "train",
+        "ws",
+        "--out",
+        out.path().to_str().unwrap(),
+        "--resume",
+    ]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("resuming"), "{stdout}");
+    assert_eq!(csv_epochs(&run), (1..=30).collect::<Vec<_>>());
+    assert!(
+        fs::read_to_string(run.join("report.md"))
+            .unwrap()
+            .contains("Resumed after epoch")
+    );
+    // Finished runs cannot be resumed again.
+    let err = run_err(&[
+        "train",
+        "ws",
+        "--out",
+        out.path().to_str().unwrap(),
+        "--resume",
+    ]);
+    assert!(err.contains("finished all 30 epochs"), "{err}");
+}
+
+#[test]
+fn bad_input_fails_clearly_and_touches_nothing() {
+    let out = tempfile::tempdir().unwrap();
+    let out_str = out.path().to_str().unwrap();
+    assert!(
+        run_err(&["train", "ws", "--preset", "huge", "--out", out_str])
+            .contains("unknown preset 'huge'")
+    );
+    assert!(
+        run_err(&["train", "ws", "--set", "train.epochz=2", "--out", out_str]).contains("epochz")
+    );
+    assert!(
+        run_err(&[
+            "train",
+            "ws",
+            "--set",
+            "train.optimizer.momentum=1.5",
+            "--out",
+            out_str
+        ])
+        .contains("train.optimizer.momentum")
+    );
+    assert!(
+        run_err(&[
+            "train",
+            "ws",
+            "--config",
+            "/nonexistent/cfg.toml",
+            "--out",
+            out_str
+        ])
+        .contains("/nonexistent/cfg.toml")
+    );
+    let err = run_err(&[
+        "train",
+        "ws",
+        "--preset",
+        "paper",
+        "--set",
+        "data.root=/nonexistent/imagenet",
+        "--out",
+        out_str,
+    ]);
+    assert!(
+        err.contains("/nonexistent/imagenet/train") && err.contains("does not exist"),
+        "{err}"
+    );
+    assert!(
+        !out.path().join("ws").exists(),
+        "a failed start must not leave a run directory"
+    );
+    assert!(run_err(&["train", "ws", "--resume", out_str]).contains("not a vireo run directory"));
+
+    // A run whose newest checkpoint is truncated: resume names the file; the run's files stay as they were.
+    let mut args = vec!["train", "ws", "--out", out_str, "--set", "train.epochs=1"];
+    args.extend(TINY);
+    run_ok(&args);
+    let run = single_run(out.path(), "ws");
+    let mut config: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(run.join("config.json")).unwrap()).unwrap();
+    config["config"]["train"]["epochs"] = 3.into();
+    fs::write(
+        run.join("config.json"),
+        serde_json::to_string(&config).unwrap(),
+    )
+    .unwrap();
+    let model = run.join("checkpoint/model-1.mpk");
+    let bytes = fs::read(&model).unwrap();
+    fs::write(&model, &bytes[..bytes.len() / 3]).unwrap();
+    let before: Vec<_> = ["config.json", "metrics.csv", "report.md"]
+        .iter()
+        .map(|f| fs::read(run.join(f)).unwrap())
+        .collect();
+    let err = run_err(&["train", "ws", "--resume", run.to_str().unwrap()]);
+    assert!(err.contains("model-1.mpk"), "{err}");
+    let after: Vec<_> = ["config.json", "metrics.csv", "report.md"]
+        .iter()
+        .map(|f| fs::read(run.join(f)).unwrap())
+        .collect();
+    assert_eq!(before, after);
+}
+
+#[test]
+fn a_diverging_run_stops_with_the_reason() {
+    let out = tempfile::tempdir().unwrap();
+    let mut args = vec![
+        "train",
+        "ws",
+        "--out",
+        out.path().to_str().unwrap(),
+        "--set",
+        "train.epochs=3",
+        "--set",
+        "train.optimizer.lr=1e30",
+    ];
+    args.extend(TINY);
+    let err = run_err(&args);
+    assert!(
+        err.contains("loss became") && err.contains("checkpoint"),
+        "{err}"
+    );
+}
+
+#[test]
+fn models_lists_the_exact_parameter_counts() {
+    let stdout = String::from_utf8(run_ok(&["models"]).stdout).unwrap();
+    for line in [
+        "resnet50_gn_ws",
+        "25,557,032",
+        "resnet50_bcn_ws",
+        "25,560,424",
+        "resnext101_bcn_ws",
+        "44,184,360",
+    ] {
+        assert!(stdout.contains(line), "{line} missing from:\n{stdout}");
+    }
+}
