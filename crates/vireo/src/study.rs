@@ -58,6 +58,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     let stamp = chrono::Local::now().format("%Y%m%d-%H%M%S");
     let out = args.out.join(&args.paper).join(format!("{stamp}-mini"));
     let started = Instant::now();
+    let revision = core_train::run_dir::git_revision();
     let total = file.variant.len() * file.study.seeds.len();
     let mut results: Vec<(String, Vec<f64>)> = Vec::new();
     let base_text = toml::to_string(&file.base)?;
@@ -102,7 +103,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         results.push((variant.name.clone(), finals));
     }
     let elapsed = started.elapsed().as_secs_f64();
-    let table = render_table(&file.study, &results, args, elapsed, &out);
+    let table = render_table(&file.study, &results, args, &revision, elapsed, &out);
     println!("\n{table}");
     write_section(&args.results, &file.study.section, &table)?;
     println!(
@@ -117,6 +118,7 @@ fn render_table(
     header: &StudyHeader,
     results: &[(String, Vec<f64>)],
     args: &TrainArgs,
+    revision: &str,
     seconds: f64,
     out: &Path,
 ) -> String {
@@ -133,7 +135,7 @@ fn render_table(
         },
         chrono::Local::now().format("%Y-%m-%d"),
         machine(),
-        core_train::run_dir::git_revision(),
+        revision,
         format_duration(seconds),
         out.display()
     );
