@@ -20,6 +20,14 @@ impl<B: Backend> Downsample<B> {
     }
 }
 
+/// The residual path: the projection when the block has one, the input itself otherwise.
+fn shortcut<B: Backend>(downsample: Option<&Downsample<B>>, x: &Tensor<B, 4>) -> Tensor<B, 4> {
+    match downsample {
+        Some(down) => down.forward(x.clone()),
+        None => x.clone(),
+    }
+}
+
 /// What one block is made of: its kinds and its place in the network.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct BlockSpec {
@@ -115,10 +123,7 @@ impl<B: Backend> BasicBlock<B> {
     }
 
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
-        let shortcut = match &self.downsample {
-            Some(down) => down.forward(x.clone()),
-            None => x.clone(),
-        };
+        let shortcut = shortcut(self.downsample.as_ref(), &x);
         let out = relu(self.bn1.forward(self.conv1.forward(x)));
         let out = self.bn2.forward(self.conv2.forward(out));
         relu(out + shortcut)
@@ -148,10 +153,7 @@ impl<B: Backend> Bottleneck<B> {
     }
 
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
-        let shortcut = match &self.downsample {
-            Some(down) => down.forward(x.clone()),
-            None => x.clone(),
-        };
+        let shortcut = shortcut(self.downsample.as_ref(), &x);
         let out = relu(self.bn1.forward(self.conv1.forward(x))); // [B, w, H, W]
         let out = relu(self.bn2.forward(self.conv2.forward(out))); // [B, w, H/s, W/s]
         let out = self.bn3.forward(self.conv3.forward(out)); // [B, 4p, H/s, W/s]

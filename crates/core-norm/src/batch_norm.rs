@@ -18,8 +18,16 @@ pub enum BatchStatistics {
     /// (PyTorch: weight of the new statistic) and the unbiased variance.
     Batch { momentum: f64 },
     /// EstBN: the running estimates, first moved towards the batch moments at `rate`, then used as
-    /// constants (no gradient through them).
-    Estimated { rate: f64 },
+    /// constants (no gradient through them). The official code never sets the rate; 0.01 is the
+    /// default here (`bcn.md` §2.2), and 0 logs a warning.
+    Estimated {
+        #[serde(default = "default_estbn_rate")]
+        rate: f64,
+    },
+}
+
+fn default_estbn_rate() -> f64 {
+    0.01
 }
 
 /// Per-channel normalisation of `[N, C, H, W]` with a per-channel affine. Field names match

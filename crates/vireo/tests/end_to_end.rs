@@ -21,13 +21,30 @@ const TINY: &[&str] = &[
     "train.num_workers=1",
 ];
 
-fn vireo(args: &[&str]) -> Command {
+/// `VIREO_TEST_BACKEND=wgpu|cuda` runs the training commands on that backend (the binary must be
+/// built with its feature), e.g. on Mesa's software Vulkan: see docs/backends.md.
+fn vireo<S: AsRef<str>>(args: &[S]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_vireo"));
-    command.args(args);
+    command.args(args.iter().map(AsRef::as_ref));
+    if let Ok(backend) = std::env::var("VIREO_TEST_BACKEND")
+        && matches!(args.first().map(AsRef::as_ref), Some("train" | "eval"))
+    {
+        command.args(["--backend", &backend]);
+    }
     command
 }
 
-fn run_ok(args: &[&str]) -> Output {
+/// `train <paper> --out <out> --set train.epochs=<epochs>` on the tiny settings, plus `extra`.
+fn tiny_train(paper: &str, out: &Path, epochs: &str, extra: &[&str]) -> Vec<String> {
+    let mut args: Vec<String> = ["train", paper, "--out", out.to_str().unwrap(), "--set"]
+        .map(String::from)
+        .to_vec();
+    args.push(format!("train.epochs={epochs}"));
+    args.extend(TINY.iter().chain(extra).map(|s| s.to_string()));
+    args
+}
+
+fn run_ok<S: AsRef<str> + std::fmt::Debug>(args: &[S]) -> Output {
     let output = vireo(args).output().unwrap();
     assert!(
         output.status.success(),
@@ -37,7 +54,7 @@ fn run_ok(args: &[&str]) -> Output {
     output
 }
 
-fn run_err(args: &[&str]) -> String {
+fn run_err<S: AsRef<str> + std::fmt::Debug>(args: &[S]) -> String {
     let output = vireo(args).output().unwrap();
     assert!(
         !output.status.success(),
@@ -68,16 +85,7 @@ fn csv_epochs(run: &Path) -> Vec<usize> {
 fn smoke_runs_leave_config_metrics_plot_report_and_checkpoints() {
     for paper in ["ws", "bcn"] {
         let out = tempfile::tempdir().unwrap();
-        let mut args = vec![
-            "train",
-            paper,
-            "--out",
-            out.path().to_str().unwrap(),
-            "--set",
-            "train.epochs=2",
-        ];
-        args.extend(TINY);
-        run_ok(&args);
+        run_ok(&tiny_train(paper, out.path(), "2", &[]));
         let run = single_run(out.path(), paper);
         for file in [
             "config.json",
@@ -103,16 +111,7 @@ fn smoke_runs_leave_config_metrics_plot_report_and_checkpoints() {
 #[test]
 fn a_killed_run_resumes_from_its_last_checkpoint() {
     let out = tempfile::tempdir().unwrap();
-    let mut args = vec![
-        "train",
-        "ws",
-        "--out",
-        out.path().to_str().unwrap(),
-        "--set",
-        "train.epochs=30",
-    ];
-    args.extend(TINY);
-    let mut child = vireo(&args)
+    let mut child = vireo(&tiny_train("ws", out.path(), "30", &[]))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -227,9 +226,7 @@ fn bad_input_fails_clearly_and_touches_nothing() {
     assert!(run_err(&["train", "ws", "--resume", out_str]).contains("not a vireo run directory"));
 
     // A run whose newest checkpoint is truncated: resume names the file; the run's files stay as they were.
-    let mut args = vec!["train", "ws", "--out", out_str, "--set", "train.epochs=1"];
-    args.extend(TINY);
-    run_ok(&args);
+    run_ok(&tiny_train("ws", out.path(), "1", &[]));
     let run = single_run(out.path(), "ws");
     let mut config: serde_json::Value =
         serde_json::from_str(&fs::read_to_string(run.join("config.json")).unwrap()).unwrap();
@@ -258,18 +255,12 @@ fn bad_input_fails_clearly_and_touches_nothing() {
 #[test]
 fn a_diverging_run_stops_with_the_reason() {
     let out = tempfile::tempdir().unwrap();
-    let mut args = vec![
-        "train",
+    let err = run_err(&tiny_train(
         "ws",
-        "--out",
-        out.path().to_str().unwrap(),
-        "--set",
-        "train.epochs=3",
-        "--set",
-        "train.optimizer.lr=1e30",
-    ];
-    args.extend(TINY);
-    let err = run_err(&args);
+        out.path(),
+        "3",
+        &["--set", "train.optimizer.lr=1e30"],
+    ));
     assert!(
         err.contains("loss became") && err.contains("checkpoint"),
         "{err}"
