@@ -8,10 +8,12 @@
 
 pub mod classification;
 pub mod image_folder;
+pub mod loader;
 pub mod shapeworld;
 
 pub use classification::{
     ClassificationBatch, ClassificationBatcher, ClassificationItem, Normalization,
 };
 pub use image_folder::{FolderError, ImageFolder};
+pub use loader::EpochLoader;
 pub use shapeworld::{ShapeClass, ShapeWorld, ShapeWorldClassification, Split};

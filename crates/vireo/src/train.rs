@@ -5,7 +5,7 @@ use std::{fs, path::PathBuf, sync::Arc};
 use anyhow::{Context, Result, bail};
 use burn::{
     backend::{Autodiff, Flex},
-    data::{dataloader::DataLoaderBuilder, dataset::Dataset},
+    data::{dataloader::DataLoader, dataset::Dataset},
     module::Module,
     record::Recorder,
     tensor::backend::AutodiffBackend,
@@ -15,7 +15,8 @@ use core_train::{
     latest_checkpoint, plot::draw_curves, render_report, run_dir::git_revision,
 };
 use datasets::{
-    ClassificationBatcher, ClassificationItem, ImageFolder, ShapeWorldClassification, Split,
+    ClassificationBatcher, ClassificationItem, EpochLoader, ImageFolder, ShapeWorldClassification,
+    Split,
 };
 
 use crate::{
@@ -281,22 +282,28 @@ impl OnBackend for SingleRun {
             );
         }
         let batcher = batcher_of(&experiment);
-        let train_loader = DataLoaderBuilder::new(batcher.clone())
-            .batch_size(train.batch_size)
-            .shuffle(train.seed)
-            .num_workers(train.num_workers)
-            .set_device(device.clone())
-            .build(train_set);
-        let valid_loader = DataLoaderBuilder::<B::InnerBackend, _, _>::new(batcher)
-            .batch_size(train.batch_size)
-            .num_workers(train.num_workers)
-            .set_device(device.clone())
-            .build(valid_set);
+        // Batches are a function of (seed, epoch, index): a resumed run continues the same sequence.
+        let train_loader = EpochLoader::<B, _, _>::new(
+            train_set,
+            batcher.clone(),
+            train.batch_size,
+            device.clone(),
+        )
+        .shuffle(train.seed)
+        .workers(train.num_workers)
+        .starting_at_epoch(resume_epoch.unwrap_or(0));
+        let valid_loader = EpochLoader::<B::InnerBackend, _, _>::new(
+            valid_set,
+            batcher,
+            train.batch_size,
+            device.clone(),
+        )
+        .workers(train.num_workers);
         let log = EpochLog::resumed(previous_rows);
         let outcome = core_train::fit_classifier(
             model,
-            train_loader,
-            valid_loader,
+            Arc::new(train_loader),
+            Arc::new(valid_loader),
             FitOptions {
                 run: &run,
                 train,
@@ -404,11 +411,13 @@ impl OnBackend for Evaluation {
             .init::<B::InnerBackend>(&device)
             .load_record(record);
         let (_, valid_set) = datasets_of(&experiment)?;
-        let loader = DataLoaderBuilder::<B::InnerBackend, _, _>::new(batcher_of(&experiment))
-            .batch_size(experiment.train.batch_size)
-            .num_workers(experiment.train.num_workers)
-            .set_device(device.clone())
-            .build(valid_set);
+        let loader = EpochLoader::<B::InnerBackend, _, _>::new(
+            valid_set,
+            batcher_of(&experiment),
+            experiment.train.batch_size,
+            device.clone(),
+        )
+        .workers(experiment.train.num_workers);
         let (mut top1, mut top5, mut loss_sum, mut count) = (0usize, 0usize, 0.0f64, 0usize);
         for batch in loader.iter() {
             let n = batch.targets.dims()[0];

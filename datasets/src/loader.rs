@@ -1,0 +1,263 @@
+//! A data loader whose batches are a function of (seed, epoch, index): the permutation of epoch `e`
+//! is drawn from `(seed, e)` alone and batches arrive in order, however many threads render them.
+//! A resumed run that starts the loader at its next epoch therefore sees exactly the batches an
+//! uninterrupted run would have seen. (burn's multi-threaded loader delivers batches in completion
+//! order and draws every epoch's permutation from one generator that restarts with the process.)
+
+use std::sync::{
+    Arc,
+    atomic::{AtomicUsize, Ordering},
+    mpsc,
+};
+
+use burn::{
+    data::{
+        dataloader::{DataLoader, DataLoaderIterator, Progress, batcher::Batcher},
+        dataset::Dataset,
+    },
+    tensor::backend::Backend,
+};
+use rand::{SeedableRng, rngs::Xoshiro256PlusPlus, seq::SliceRandom};
+
+/// Batches prepared ahead of the consumer.
+const PREFETCH: usize = 2;
+
+pub struct EpochLoader<B: Backend, I, O> {
+    dataset: Arc<dyn Dataset<I>>,
+    batcher: Arc<dyn Batcher<B, I, O>>,
+    batch_size: usize,
+    /// `Some(seed)`: a fresh permutation every epoch; `None`: dataset order.
+    shuffle: Option<u64>,
+    device: B::Device,
+    /// Threads that render the items of one batch.
+    workers: usize,
+    /// The epoch the next `iter()` serves (0-based).
+    next_epoch: Arc<AtomicUsize>,
+    /// The part of the (permuted) index range this loader serves, for `slice`.
+    range: (usize, usize),
+}
+
+impl<B: Backend, I: Send + Sync + 'static, O: Send + 'static> EpochLoader<B, I, O> {
+    pub fn new(
+        dataset: Arc<dyn Dataset<I>>,
+        batcher: impl Batcher<B, I, O> + 'static,
+        batch_size: usize,
+        device: B::Device,
+    ) -> Self {
+        let len = dataset.len();
+        Self {
+            dataset,
+            batcher: Arc::new(batcher),
+            batch_size: batch_size.max(1),
+            shuffle: None,
+            device,
+            workers: 1,
+            next_epoch: Arc::new(AtomicUsize::new(0)),
+            range: (0, len),
+        }
+    }
+
+    pub fn shuffle(mut self, seed: u64) -> Self {
+        self.shuffle = Some(seed);
+        self
+    }
+
+    pub fn workers(mut self, workers: usize) -> Self {
+        self.workers = workers.max(1);
+        self
+    }
+
+    /// Serve epoch `epoch` (0-based) next: a run resumed after `k` completed epochs starts at `k`.
+    pub fn starting_at_epoch(self, epoch: usize) -> Self {
+        self.next_epoch.store(epoch, Ordering::SeqCst);
+        self
+    }
+
+    /// The dataset indices of `epoch`, in the order they are served.
+    pub fn order(&self, epoch: usize) -> Vec<usize> {
+        let mut order: Vec<usize> = (0..self.dataset.len()).collect();
+        if let Some(seed) = self.shuffle {
+            let stream = seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+            order.shuffle(&mut Xoshiro256PlusPlus::seed_from_u64(stream));
+        }
+        order[self.range.0..self.range.1].to_vec()
+    }
+}
+
+/// Renders `indices` on `workers` threads, in order.
+fn load_items<I: Send>(dataset: &dyn Dataset<I>, indices: &[usize], workers: usize) -> Vec<I> {
+    let get = |i: &usize| {
+        dataset
+            .get(*i)
+            .expect("the loader only asks for indices below the dataset length")
+    };
+    if workers <= 1 || indices.len() <= 1 {
+        return indices.iter().map(get).collect();
+    }
+    let chunk = indices.len().div_ceil(workers);
+    std::thread::scope(|scope| {
+        let parts: Vec<_> = indices
+            .chunks(chunk)
+            .map(|part| scope.spawn(move || part.iter().map(get).collect::<Vec<_>>()))
+            .collect();
+        parts
+            .into_iter()
+            .flat_map(|h| h.join().expect("a data-loading thread panicked"))
+            .collect()
+    })
+}
+
+struct EpochIterator<O> {
+    receiver: mpsc::Receiver<O>,
+    progress: Progress,
+    batch_size: usize,
+}
+
+impl<O> Iterator for EpochIterator<O> {
+    type Item = O;
+
+    fn next(&mut self) -> Option<O> {
+        let batch = self.receiver.recv().ok()?;
+        self.progress.items_processed =
+            (self.progress.items_processed + self.batch_size).min(self.progress.items_total);
+        Some(batch)
+    }
+}
+
+impl<O> DataLoaderIterator<O> for EpochIterator<O> {
+    fn progress(&self) -> Progress {
+        self.progress.clone()
+    }
+}
+
+impl<B, I, O> DataLoader<B, O> for EpochLoader<B, I, O>
+where
+    B: Backend,
+    I: Send + Sync + 'static,
+    O: Send + 'static,
+{
+    fn iter<'a>(&'a self) -> Box<dyn DataLoaderIterator<O> + 'a> {
+        let epoch = self.next_epoch.fetch_add(1, Ordering::SeqCst);
+        let order = self.order(epoch);
+        let total = order.len();
+        let (sender, receiver) = mpsc::sync_channel(PREFETCH);
+        let (dataset, batcher, device) = (
+            self.dataset.clone(),
+            self.batcher.clone(),
+            self.device.clone(),
+        );
+        let (batch_size, workers) = (self.batch_size, self.workers);
+        // The producer stops when the iterator (and so the receiver) is dropped.
+        std::thread::spawn(move || {
+            for indices in order.chunks(batch_size) {
+                let items = load_items(dataset.as_ref(), indices, workers);
+                if sender.send(batcher.batch(items, &device)).is_err() {
+                    break;
+                }
+            }
+        });
+        Box::new(EpochIterator {
+            receiver,
+            progress: Progress::new(0, total),
+            batch_size,
+        })
+    }
+
+    fn num_items(&self) -> usize {
+        self.range.1 - self.range.0
+    }
+
+    fn to_device(&self, device: &B::Device) -> Arc<dyn DataLoader<B, O>> {
+        Arc::new(Self {
+            device: device.clone(),
+            ..self.share()
+        })
+    }
+
+    fn slice(&self, start: usize, end: usize) -> Arc<dyn DataLoader<B, O>> {
+        let base = self.range.0;
+        // A slice (one device's share) counts its own epochs, from the same starting point.
+        let next_epoch = Arc::new(AtomicUsize::new(self.next_epoch.load(Ordering::SeqCst)));
+        Arc::new(Self {
+            range: (base + start, (base + end).min(self.range.1)),
+            next_epoch,
+            ..self.share()
+        })
+    }
+}
+
+impl<B: Backend, I, O> EpochLoader<B, I, O> {
+    /// A loader over the same data and epoch counter.
+    fn share(&self) -> Self {
+        Self {
+            dataset: self.dataset.clone(),
+            batcher: self.batcher.clone(),
+            batch_size: self.batch_size,
+            shuffle: self.shuffle,
+            device: self.device.clone(),
+            workers: self.workers,
+            next_epoch: self.next_epoch.clone(),
+            range: self.range,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::{backend::Flex, data::dataset::InMemDataset};
+
+    /// Batches of the raw indices, to see the order.
+    #[derive(Clone)]
+    struct Identity;
+
+    impl Batcher<Flex, usize, Vec<usize>> for Identity {
+        fn batch(&self, items: Vec<usize>, _device: &burn::tensor::Device<Flex>) -> Vec<usize> {
+            items
+        }
+    }
+
+    fn loader(workers: usize) -> EpochLoader<Flex, usize, Vec<usize>> {
+        let data: Arc<dyn Dataset<usize>> = Arc::new(InMemDataset::new((0..23).collect()));
+        EpochLoader::new(data, Identity, 5, Default::default())
+            .shuffle(7)
+            .workers(workers)
+    }
+
+    fn epoch(loader: &EpochLoader<Flex, usize, Vec<usize>>) -> Vec<Vec<usize>> {
+        DataLoader::iter(loader).collect()
+    }
+
+    #[test]
+    fn every_epoch_is_a_permutation_in_order_whatever_the_threads() {
+        let (one, four) = (loader(1), loader(4));
+        let (a1, a2) = (epoch(&one), epoch(&one));
+        assert_eq!(a1, epoch(&four));
+        assert_eq!(a2, epoch(&four));
+        assert_ne!(a1, a2, "each epoch draws its own permutation");
+        let mut seen: Vec<usize> = a1.concat();
+        seen.sort();
+        assert_eq!(seen, (0..23).collect::<Vec<_>>());
+        assert_eq!(a1.iter().map(Vec::len).collect::<Vec<_>>(), [5, 5, 5, 5, 3]);
+    }
+
+    #[test]
+    fn a_resumed_loader_serves_the_epochs_an_uninterrupted_one_would() {
+        let full = loader(2);
+        let epochs: Vec<_> = (0..3).map(|_| epoch(&full)).collect();
+        let resumed = loader(2).starting_at_epoch(2);
+        assert_eq!(epoch(&resumed), epochs[2]);
+    }
+
+    #[test]
+    fn progress_counts_items_and_slices_split_the_range() {
+        let l = loader(1);
+        let mut it = DataLoader::iter(&l);
+        it.next();
+        assert_eq!(
+            (it.progress().items_processed, it.progress().items_total),
+            (5, 23)
+        );
+        assert_eq!(l.slice(5, 15).num_items(), 10);
+    }
+}
