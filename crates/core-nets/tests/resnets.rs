@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use burn::{
-    backend::{Autodiff, Flex},
+    backend::Autodiff,
     module::AutodiffModule,
     store::{ModuleStore, SafetensorsStore},
     tensor::{Distribution, Tensor, TensorData, Tolerance},
@@ -15,8 +15,12 @@ use core_nets::{
 };
 use core_norm::{BatchStatistics, ConvKind, NormKind, WsVariant};
 
-type B = Flex;
-type AD = Autodiff<Flex>;
+/// The CPU backend; `--features test-wgpu` runs the same tests on wgpu (docs/backends.md).
+#[cfg(not(feature = "test-wgpu"))]
+type B = burn::backend::Flex;
+#[cfg(feature = "test-wgpu")]
+type B = burn::backend::Wgpu;
+type AD = Autodiff<B>;
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

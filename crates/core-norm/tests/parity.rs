@@ -2,7 +2,7 @@
 //! official code). f32 tolerance per the specs: 1e-5 relative, 1e-6 absolute near zero.
 
 use burn::{
-    backend::{Autodiff, Flex},
+    backend::Autodiff,
     module::AutodiffModule,
     tensor::{Distribution, Tensor, TensorData, Tolerance},
 };
@@ -11,8 +11,12 @@ use core_norm::{
     standardize_weight,
 };
 
-type B = Flex;
-type AD = Autodiff<Flex>;
+/// The CPU backend; `--features test-wgpu` runs the same tests on wgpu (docs/backends.md).
+#[cfg(not(feature = "test-wgpu"))]
+type B = burn::backend::Flex;
+#[cfg(feature = "test-wgpu")]
+type B = burn::backend::Wgpu;
+type AD = Autodiff<B>;
 
 fn tol() -> Tolerance<f32> {
     Tolerance::rel_abs(1e-5, 1e-6)
