@@ -2,19 +2,21 @@
 //! binary in release mode with the cargo features the chosen backend needs.
 //!
 //! * `cargo xtask train <paper> [vireo train options]` → `cargo run --release -p vireo -- train …`
-//! * `cargo xtask eval <paper> --run DIR`, `cargo xtask models`, `cargo xtask import …`
+//! * `cargo xtask eval <paper> --run DIR`, `cargo xtask models`, `cargo xtask import …`,
+//!   `cargo xtask dataset preview shapeworld --task …`
 //! * `cargo xtask test` → the README's test command; `cargo xtask ci` → `.ci/run`
 
 use std::process::{Command, ExitCode};
 
 use anyhow::{Context, Result, bail};
 
-const USAGE: &str = "usage: cargo xtask <train|eval|models|import|test|ci> [args…]
+const USAGE: &str = "usage: cargo xtask <train|eval|models|import|dataset|test|ci> [args…]
   train <paper> [--preset smoke|mini|paper] [--config FILE] [--set key=value]… [--backend cpu|wgpu|cuda]
                 [--device N] [--out DIR] [--resume [RUN_DIR]]
   eval <paper> --run RUN_DIR [--backend …]
   models                      every model preset with its exact parameter count
   import --model NAME --checkpoint FILE.pth
+  dataset preview shapeworld --task classification|panoptic|occlusion|scale|sketch [--rows N] [--out PNG]
   test                        the test suite (cargo test --release --workspace)
   ci                          what CI runs (.ci/run)";
 
@@ -35,7 +37,7 @@ fn run() -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     };
     match task.as_str() {
-        "train" | "eval" | "models" | "import" => vireo(task, rest),
+        "train" | "eval" | "models" | "import" | "dataset" => vireo(task, rest),
         "test" => cargo(&["test", "--release", "--workspace"], rest),
         "ci" => status(Command::new("bash").arg(".ci/run")),
         "help" | "--help" | "-h" => {

@@ -83,6 +83,62 @@ pub fn draw_curves(rows: &[EpochRow], title: &str, path: &Path) -> Result<()> {
         .with_context(|| format!("writing {}", path.display()))
 }
 
+/// A grid of captioned pictures (dataset previews, predictions next to ground truth) as one PNG.
+/// Tiles keep their pixels (no resampling); each cell is as large as the largest tile.
+pub fn draw_tile_grid(
+    tiles: &[(&image::RgbImage, &str)],
+    columns: usize,
+    title: &str,
+    path: &Path,
+) -> Result<()> {
+    register_font();
+    let columns = columns.clamp(1, tiles.len().max(1));
+    let rows = tiles.len().div_ceil(columns).max(1);
+    let cell_w = tiles.iter().map(|t| t.0.width()).max().unwrap_or(64);
+    let cell_h = tiles.iter().map(|t| t.0.height()).max().unwrap_or(64);
+    let (pad, caption_h, title_h) = (8u32, 20u32, 34u32);
+    let width = columns as u32 * (cell_w + pad) + pad;
+    let height = title_h + rows as u32 * (cell_h + caption_h + pad) + pad;
+    let mut canvas = image::RgbImage::from_pixel(width, height, image::Rgb([255, 255, 255]));
+    let origin = |k: usize| {
+        let (r, c) = ((k / columns) as u32, (k % columns) as u32);
+        (
+            pad + c * (cell_w + pad),
+            title_h + r * (cell_h + caption_h + pad),
+        )
+    };
+    for (k, (tile, _)) in tiles.iter().enumerate() {
+        let (x, y) = origin(k);
+        image::imageops::replace(&mut canvas, *tile, x as i64, y as i64);
+    }
+    let mut buffer = canvas.into_raw();
+    {
+        let root = BitMapBackend::with_buffer(&mut buffer, (width, height)).into_drawing_area();
+        root.draw_text(
+            title,
+            &("sans-serif", 22).into_text_style(&root),
+            (pad as i32, 6),
+        )?;
+        let style = ("sans-serif", 13).into_text_style(&root);
+        for (k, (tile, caption)) in tiles.iter().enumerate() {
+            let (x, y) = origin(k);
+            // Captions are cut to the cell width (about 7 px per character at this size).
+            let fit = (cell_w as usize / 7).max(4);
+            let text: String = if caption.chars().count() > fit {
+                caption.chars().take(fit - 1).chain(['…']).collect()
+            } else {
+                caption.to_string()
+            };
+            root.draw_text(&text, &style, (x as i32, (y + tile.height() + 3) as i32))?;
+        }
+        root.present()?;
+    }
+    image::RgbImage::from_raw(width, height, buffer)
+        .context("grid buffer size")?
+        .save(path)
+        .with_context(|| format!("writing {}", path.display()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -106,5 +162,25 @@ mod tests {
         assert_eq!(img.dimensions(), (1200, 480));
         // Something other than the white background was drawn.
         assert!(img.pixels().filter(|p| p.0 != [255, 255, 255]).count() > 5000);
+    }
+
+    #[test]
+    fn grids_keep_tile_pixels_and_captions() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("grid.png");
+        let red = image::RgbImage::from_pixel(40, 30, image::Rgb([255, 0, 0]));
+        let blue = image::RgbImage::from_pixel(40, 30, image::Rgb([0, 0, 255]));
+        let tiles = [(&red, "red"), (&blue, "blue"), (&red, "red again")];
+        draw_tile_grid(&tiles, 2, "grid", &path).unwrap();
+        let img = image::open(&path).unwrap().to_rgb8();
+        // 2 columns x 2 rows of 40x30 cells plus padding, captions and title.
+        assert_eq!(img.dimensions(), (2 * 48 + 8, 34 + 2 * (30 + 20 + 8) + 8));
+        assert_eq!(img.get_pixel(8 + 20, 34 + 15).0, [255, 0, 0]);
+        assert_eq!(img.get_pixel(8 + 48 + 20, 34 + 15).0, [0, 0, 255]);
+        let caption_ink = (34 + 30..34 + 50)
+            .flat_map(|y| (8..48).map(move |x| (x, y)))
+            .filter(|&(x, y)| img.get_pixel(x, y).0 != [255, 255, 255])
+            .count();
+        assert!(caption_ink > 10, "the caption was drawn");
     }
 }

@@ -3,6 +3,7 @@
 //! One binary serves every backend compiled into it (`--backend cpu|wgpu|cuda`); library code is
 //! generic over `B: Backend` and instantiated here, once per backend.
 
+mod dataset;
 mod experiment;
 mod study;
 mod train;
@@ -33,6 +34,9 @@ enum Command {
     Models,
     /// Load an official PyTorch checkpoint into a model preset and report what matched.
     Import(ImportArgs),
+    /// Look at the data: `vireo dataset preview shapeworld --task panoptic`.
+    #[command(subcommand)]
+    Dataset(dataset::DatasetCommand),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -126,6 +130,7 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Import(args) => import(args),
+        Command::Dataset(command) => dataset::dispatch(command),
     }
 }
 

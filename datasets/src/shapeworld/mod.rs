@@ -6,6 +6,18 @@
 //! scales, sketches) add annotations to [`Scene`] without changing what classification sees.
 //! Everything is a pure function of `(seed, split, index)`: no files, no shared state, thread-safe.
 
+mod occlusion;
+mod panoptic;
+mod preview;
+mod scale;
+mod sketch;
+
+pub use occlusion::{Occluder, OccluderKind, OcclusionLevel, OcclusionSample};
+pub use panoptic::{PanopticInstance, PanopticSample};
+pub use preview::{PreviewTask, Tile, preview_tiles};
+pub use scale::ScaleSample;
+pub use sketch::{Hierarchy, SketchSample};
+
 use std::f32::consts::{PI, TAU};
 
 use rand::{RngExt, SeedableRng, rngs::Xoshiro256PlusPlus};
@@ -28,10 +40,15 @@ pub enum ShapeClass {
     Heart,
     Ellipse,
     Arrow,
+    // Pretraining-only classes (the teacher's superset for SAKE, see `sketch`).
+    Pentagon,
+    Octagon,
+    Semicircle,
+    Chevron,
 }
 
 impl ShapeClass {
-    pub const ALL: [ShapeClass; 12] = [
+    pub const ALL: [ShapeClass; 16] = [
         ShapeClass::Disk,
         ShapeClass::Square,
         ShapeClass::Triangle,
@@ -44,7 +61,14 @@ impl ShapeClass {
         ShapeClass::Heart,
         ShapeClass::Ellipse,
         ShapeClass::Arrow,
+        ShapeClass::Pentagon,
+        ShapeClass::Octagon,
+        ShapeClass::Semicircle,
+        ShapeClass::Chevron,
     ];
+
+    /// The classes of ShapeWorld's tasks; the rest of [`Self::ALL`] only serves pretraining.
+    pub const TASK_CLASSES: usize = 12;
 
     pub fn name(self) -> &'static str {
         match self {
@@ -60,10 +84,14 @@ impl ShapeClass {
             ShapeClass::Heart => "heart",
             ShapeClass::Ellipse => "ellipse",
             ShapeClass::Arrow => "arrow",
+            ShapeClass::Pentagon => "pentagon",
+            ShapeClass::Octagon => "octagon",
+            ShapeClass::Semicircle => "semicircle",
+            ShapeClass::Chevron => "chevron",
         }
     }
 
-    fn index(self) -> usize {
+    pub fn index(self) -> usize {
         Self::ALL
             .iter()
             .position(|&c| c == self)
@@ -106,6 +134,15 @@ impl ShapeClass {
                 (v.abs() <= 0.22 && (-0.9..=0.1).contains(&u))
                     || ((0.1..=0.9).contains(&u) && v.abs() <= (0.9 - u) * 0.9)
             }
+            ShapeClass::Pentagon => (0..5).all(|k| {
+                let a = PI / 2.0 + k as f32 * TAU / 5.0 + TAU / 10.0;
+                u * a.cos() + v * a.sin() <= 0.9 * (PI / 5.0).cos()
+            }),
+            ShapeClass::Octagon => {
+                u.abs().max(v.abs()).max((u.abs() + v.abs()) / 2f32.sqrt()) <= 0.78
+            }
+            ShapeClass::Semicircle => r2 <= 0.81 && v <= 0.2,
+            ShapeClass::Chevron => u.abs() <= 0.85 && (v - (0.6 * u.abs() - 0.3)).abs() <= 0.24,
         }
     }
 
@@ -113,7 +150,8 @@ impl ShapeClass {
     fn appearance(self) -> (f32, TextureKind) {
         let i = self.index();
         (
-            i as f32 * 360.0 / 12.0,
+            // The 12 task classes spread over the hue circle; the 4 extra ones fall between them.
+            (i % 12) as f32 * 30.0 + (i / 12) as f32 * 15.0,
             TextureKind::ALL[i % TextureKind::ALL.len()],
         )
     }
@@ -201,6 +239,9 @@ pub struct StuffRegion {
     pub texture: Texture,
 }
 
+/// Names of the stuff classes, in the order of `STUFF`.
+const STUFF_NAMES: [&str; 3] = ["grass", "sky", "wall"];
+
 /// The stuff classes: grass-like noise, sky-like smooth, wall-like checker.
 const STUFF: [(f32, TextureKind); 3] = [
     (100.0, TextureKind::Noise),
@@ -244,13 +285,42 @@ pub struct Scene {
     pub split_angle: f32,
     /// Objects in painting order (later ones in front).
     pub objects: Vec<ShapeInstance>,
+    /// Occluders, painted in front of every object (the occlusion task).
+    pub occluders: Vec<Occluder>,
+}
+
+/// What a pixel shows: the front-most thing that covers it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Layer {
+    Occluder(usize),
+    Object(usize),
+    /// Index into [`Scene::stuff`].
+    Stuff(usize),
 }
 
 impl Scene {
-    fn stuff_at(&self, x: f32, y: f32) -> &StuffRegion {
+    fn stuff_region_at(&self, x: f32, y: f32) -> usize {
         let (s, c) = self.split_angle.sin_cos();
         let side = (x - self.split_point[0]) * s - (y - self.split_point[1]) * c;
-        &self.stuff[(side > 0.0) as usize]
+        (side > 0.0) as usize
+    }
+
+    /// The layer seen at the centre of pixel `(row, col)`.
+    pub fn layer_at(&self, row: usize, col: usize) -> Layer {
+        let (x, y) = (col as f32 + 0.5, row as f32 + 0.5);
+        if let Some(k) = self.occluders.iter().rposition(|o| o.covers(x, y)) {
+            return Layer::Occluder(k);
+        }
+        match self.objects.iter().rposition(|o| o.covers(x, y)) {
+            Some(k) => Layer::Object(k),
+            None => Layer::Stuff(self.stuff_region_at(x, y)),
+        }
+    }
+
+    /// The layer of every pixel, row-major `[H, W]`.
+    pub fn layers(&self) -> Vec<Layer> {
+        let n = self.size;
+        (0..n * n).map(|p| self.layer_at(p / n, p % n)).collect()
     }
 
     /// RGB, row-major `[H, W, 3]`, values in `[0, 1]`.
@@ -261,11 +331,14 @@ impl Scene {
         for row in 0..n {
             for col in 0..n {
                 let (x, y) = (col as f32 + 0.5, row as f32 + 0.5);
-                let colour = match self.objects.iter().rev().find(|o| o.covers(x, y)) {
-                    Some(o) => o
-                        .texture
-                        .colour((x - o.center[0]) / o.radius, (y - o.center[1]) / o.radius),
-                    None => self.stuff_at(x, y).texture.colour(x * scale, y * scale),
+                let colour = match self.layer_at(row, col) {
+                    Layer::Occluder(k) => self.occluders[k].colour(x, y),
+                    Layer::Object(k) => {
+                        let o = &self.objects[k];
+                        o.texture
+                            .colour((x - o.center[0]) / o.radius, (y - o.center[1]) / o.radius)
+                    }
+                    Layer::Stuff(r) => self.stuff[r].texture.colour(x * scale, y * scale),
                 };
                 pixels.extend_from_slice(&colour);
             }
@@ -299,12 +372,14 @@ pub struct ShapeWorld {
     pub seed: u64,
     /// Side of the square images, in pixels.
     pub image_size: usize,
-    /// How many of the 12 shape classes are used (the first `num_classes`).
+    /// How many shape classes are used (the first `num_classes` of [`ShapeClass::ALL`]).
     pub num_classes: usize,
     /// Object radius range as a fraction of the image side.
     pub scale_range: [f32; 2],
     /// Probability that an object's texture is not its class-typical one.
     pub texture_swap: f32,
+    /// Range of the number of objects in a multi-object scene (panoptic and scale tasks).
+    pub objects_per_image: [usize; 2],
 }
 
 impl Default for ShapeWorld {
@@ -315,6 +390,7 @@ impl Default for ShapeWorld {
             num_classes: 10,
             scale_range: [0.25, 0.45],
             texture_swap: 0.3,
+            objects_per_image: [2, 4],
         }
     }
 }
@@ -349,6 +425,12 @@ impl ShapeWorld {
                 self.texture_swap
             ));
         }
+        let [lo, hi] = self.objects_per_image;
+        if !(1 <= lo && lo <= hi && hi <= 16) {
+            return Err(format!(
+                "data.objects_per_image = [{lo}, {hi}]: expected 1 <= min <= max <= 16"
+            ));
+        }
         Ok(())
     }
 
@@ -358,6 +440,14 @@ impl ShapeWorld {
         let mixed = splitmix64(self.seed ^ split.stream())
             ^ splitmix64(index.wrapping_add(0x9E37_79B9_7F4A_7C15));
         Xoshiro256PlusPlus::seed_from_u64(splitmix64(mixed))
+    }
+
+    /// A generator for task-specific draws of image `index` (occluders, extra objects, sketches):
+    /// a stream of its own, so that adding them leaves the image's shared part unchanged.
+    fn task_rng(&self, split: Split, index: u64, task: u64) -> Xoshiro256PlusPlus {
+        let mixed = splitmix64(self.seed ^ split.stream() ^ splitmix64(task))
+            ^ splitmix64(index.wrapping_add(0x9E37_79B9_7F4A_7C15));
+        Xoshiro256PlusPlus::seed_from_u64(splitmix64(mixed ^ 0xA5A5_A5A5_A5A5_A5A5))
     }
 
     fn background(&self, rng: &mut Xoshiro256PlusPlus) -> ([StuffRegion; 2], [f32; 2], f32) {
@@ -410,6 +500,7 @@ impl ShapeWorld {
             split_point,
             split_angle,
             objects: vec![object],
+            occluders: Vec::new(),
         };
         (scene, label)
     }
@@ -576,7 +667,7 @@ mod tests {
     #[test]
     fn validation_names_the_setting() {
         let bad = ShapeWorld {
-            num_classes: 13,
+            num_classes: 17,
             ..ShapeWorld::default()
         };
         assert!(bad.validate().unwrap_err().contains("data.num_classes"));
