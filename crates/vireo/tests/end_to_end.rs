@@ -307,3 +307,31 @@ fn models_lists_the_exact_parameter_counts() {
         assert!(stdout.contains(line), "{line} missing from:\n{stdout}");
     }
 }
+
+#[test]
+fn dataset_previews_are_pngs_and_bad_tasks_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    for task in ["classification", "panoptic", "occlusion", "scale", "sketch"] {
+        let out = dir.path().join(format!("{task}.png"));
+        let args = [
+            "dataset",
+            "preview",
+            "shapeworld",
+            "--task",
+            task,
+            "--rows",
+            "1",
+            "--image-size",
+            "32",
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        run_ok(&args);
+        let png = std::fs::read(&out).unwrap();
+        assert_eq!(&png[1..4], b"PNG", "{task}");
+    }
+    let err = run_err(&["dataset", "preview", "shapeworld", "--task", "depth"]);
+    assert!(err.contains("depth") && err.contains("panoptic"), "{err}");
+    let err = run_err(&["dataset", "preview", "imagenet"]);
+    assert!(err.contains("imagenet") && err.contains("shapeworld"), "{err}");
+}
