@@ -505,6 +505,19 @@ impl ShapeWorld {
         (scene, label)
     }
 
+    /// The settings of instance discrimination (CO2 / MoCo, `co2-moco.md` §4): classification scenes
+    /// of all task classes with wide pose, scale and appearance variety, so that invariance to
+    /// augmentation is learnable and a linear probe on the labels is meaningful.
+    pub fn instance_discrimination() -> ShapeWorld {
+        ShapeWorld {
+            image_size: 64,
+            num_classes: ShapeClass::TASK_CLASSES,
+            scale_range: [0.2, 0.45],
+            texture_swap: 0.5,
+            ..ShapeWorld::default()
+        }
+    }
+
     pub fn class_names(&self) -> Vec<&'static str> {
         ShapeClass::ALL[..self.num_classes]
             .iter()
@@ -654,6 +667,32 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn instances_of_a_class_vary_as_much_as_classes_do() {
+        // Instance discrimination needs images of one class to differ: compare mean pixel distances
+        // within and across classes.
+        let world = ShapeWorld {
+            image_size: 24,
+            ..ShapeWorld::instance_discrimination()
+        };
+        let images: Vec<(Vec<f32>, usize)> = (0..120)
+            .map(|i| {
+                let (scene, label) = world.classification_scene(Split::Train, i);
+                (scene.render(), label)
+            })
+            .collect();
+        let (mut within, mut across) = ((0.0, 0), (0.0, 0));
+        for (i, (a, la)) in images.iter().enumerate() {
+            for (b, lb) in &images[i + 1..] {
+                let d = a.iter().zip(b).map(|(x, y)| (x - y).abs()).sum::<f32>() / a.len() as f32;
+                let acc = if la == lb { &mut within } else { &mut across };
+                *acc = (acc.0 + d, acc.1 + 1);
+            }
+        }
+        let (within, across) = (within.0 / within.1 as f32, across.0 / across.1 as f32);
+        assert!(within > 0.7 * across, "within {within}, across {across}");
     }
 
     #[test]
