@@ -19,6 +19,4 @@ pub use classification::{
 pub use image_folder::{FolderError, ImageFolder};
 pub use loader::EpochLoader;
 pub use shapeworld::{ShapeClass, ShapeWorld, ShapeWorldClassification, Split};
-pub use transforms::{
-    Augmented, Pipeline, Transform, TransformError, TwoCrops, augmentation_rng,
-};
+pub use transforms::{Augmented, Pipeline, Transform, TransformError, TwoCrops, augmentation_rng};

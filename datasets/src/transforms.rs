@@ -317,12 +317,7 @@ pub fn resized_crop(image: &Image, crop: CropBox, [height, width]: [usize; 2]) -
         crop.height as u32,
     )
     .to_image();
-    imageops::resize(
-        &cropped,
-        width as u32,
-        height as u32,
-        FilterType::Triangle,
-    )
+    imageops::resize(&cropped, width as u32, height as u32, FilterType::Triangle)
 }
 
 /// `F.resize(img, short, antialias=True)`: the short side becomes `short`, the long side
@@ -341,14 +336,7 @@ pub fn resize_short_side(image: &Image, short: usize) -> Image {
 pub fn center_crop(image: &Image, size: usize) -> Image {
     let [h, w] = dims(image);
     let offset = |side: usize| (side.saturating_sub(size) as f64 / 2.0).round_ties_even() as u32;
-    imageops::crop_imm(
-        image,
-        offset(w),
-        offset(h),
-        size as u32,
-        size as u32,
-    )
-    .to_image()
+    imageops::crop_imm(image, offset(w), offset(h), size as u32, size as u32).to_image()
 }
 
 /// `F.normalize(img, mean, std)`: `(x - mean_c) / std_c`, returned CHW (what
@@ -356,11 +344,7 @@ pub fn center_crop(image: &Image, size: usize) -> Image {
 pub fn normalize(image: &Image, normalization: &Normalization) -> Vec<f32> {
     let Normalization { mean, std } = *normalization;
     (0..3)
-        .flat_map(|c| {
-            image
-                .pixels()
-                .map(move |p| (p.0[c] - mean[c]) / std[c])
-        })
+        .flat_map(|c| image.pixels().map(move |p| (p.0[c] - mean[c]) / std[c]))
         .collect()
 }
 
@@ -633,9 +617,26 @@ impl ColorJitter {
         let mut image = image.clone();
         for step in params.order {
             image = match (step, params) {
-                (0, JitterParams { brightness: Some(f), .. }) => adjust_brightness(&image, *f),
-                (1, JitterParams { contrast: Some(f), .. }) => adjust_contrast(&image, *f),
-                (2, JitterParams { saturation: Some(f), .. }) => adjust_saturation(&image, *f),
+                (
+                    0,
+                    JitterParams {
+                        brightness: Some(f),
+                        ..
+                    },
+                ) => adjust_brightness(&image, *f),
+                (
+                    1,
+                    JitterParams {
+                        contrast: Some(f), ..
+                    },
+                ) => adjust_contrast(&image, *f),
+                (
+                    2,
+                    JitterParams {
+                        saturation: Some(f),
+                        ..
+                    },
+                ) => adjust_saturation(&image, *f),
                 (3, JitterParams { hue: Some(f), .. }) => adjust_hue(&image, *f),
                 _ => image,
             };
@@ -806,13 +807,21 @@ impl Transform {
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum Pipeline {
     /// `ws.md` §4.1 train: RandomResizedCrop(size) → flip.
-    ImagenetTrain { size: usize },
+    ImagenetTrain {
+        size: usize,
+    },
     /// `ws.md` §4.1 eval: resize short side to `round(size · 8/7)` → center crop `size`.
-    ImagenetEval { size: usize },
+    ImagenetEval {
+        size: usize,
+    },
     /// `co2-moco.md` §4.1 v1.
-    MocoV1 { size: usize },
+    MocoV1 {
+        size: usize,
+    },
     /// `co2-moco.md` §4.1 v2 (`aug_plus`).
-    MocoV2 { size: usize },
+    MocoV2 {
+        size: usize,
+    },
     Custom(Vec<Transform>),
 }
 
@@ -859,9 +868,7 @@ impl Pipeline {
                 Transform::RandomResizedCrop(moco_crop(size)),
                 Transform::RandomApply(RandomApply {
                     p: 0.8,
-                    transforms: vec![Transform::ColorJitter(ColorJitter::new(
-                        0.4, 0.4, 0.4, 0.1,
-                    ))],
+                    transforms: vec![Transform::ColorJitter(ColorJitter::new(0.4, 0.4, 0.4, 0.1))],
                 }),
                 grayscale,
                 Transform::RandomApply(RandomApply {
@@ -969,13 +976,308 @@ impl<D: Dataset<ClassificationItem>> Dataset<ClassificationItem> for Augmented<D
         let image = item_image(&item).unwrap_or_else(|e| panic!("item {index}: {e}"));
         let epoch = self.epoch.load(Ordering::SeqCst) as u64;
         let mut rng = augmentation_rng(self.seed, epoch, index as u64);
-        Some(image_item(
-            self.pipeline.apply(image, &mut rng),
-            item.label,
-        ))
+        Some(image_item(self.pipeline.apply(image, &mut rng), item.label))
     }
 
     fn len(&self) -> usize {
         self.dataset.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::data::dataset::InMemDataset;
+
+    fn gradient(h: u32, w: u32) -> Image {
+        Image::from_fn(w, h, |x, y| {
+            image::Rgb([
+                x as f32 / w as f32,
+                y as f32 / h as f32,
+                ((x + 2 * y) % 7) as f32 / 7.0,
+            ])
+        })
+    }
+
+    #[test]
+    fn crops_lie_inside_the_image_with_area_and_ratio_in_range() {
+        let crop = RandomResizedCrop::new(32);
+        let (h, w) = (1000usize, 1200usize);
+        let mut rng = augmentation_rng(1, 2, 3);
+        for _ in 0..2000 {
+            let b = crop.sample(&mut rng, [h, w]);
+            assert!(b.height > 0 && b.width > 0, "{b:?}");
+            assert!(b.top + b.height <= h && b.left + b.width <= w, "{b:?}");
+            // Rounding w and h to pixels moves area and ratio by well under 1% at this size.
+            let area = (b.height * b.width) as f64 / (h * w) as f64;
+            assert!((0.08 * 0.99..=1.0).contains(&area), "area {area}");
+            let ratio = b.width as f64 / b.height as f64;
+            assert!(
+                (0.75 * 0.99..=4.0 / 3.0 * 1.01).contains(&ratio),
+                "ratio {ratio}"
+            );
+        }
+        // Small images too: always inside.
+        for dims in [[1, 1], [3, 17], [9, 12], [17, 3]] {
+            for _ in 0..200 {
+                let b = crop.sample(&mut rng, dims);
+                assert!(b.top + b.height <= dims[0] && b.left + b.width <= dims[1]);
+                assert!(b.height > 0 && b.width > 0, "{dims:?}: {b:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn impossible_ranges_fall_back_to_the_clamped_central_crop() {
+        let mut rng = augmentation_rng(0, 0, 0);
+        let crop = |scale, ratio| RandomResizedCrop {
+            size: 8,
+            scale,
+            ratio,
+        };
+        // Image wider (12/9) than any ratio allows: full width, h = round(12 / 10).
+        let b = crop([0.5, 1.0], [10.0, 20.0]).sample(&mut rng, [9, 12]);
+        assert_eq!(
+            b,
+            CropBox {
+                top: 4,
+                left: 0,
+                height: 1,
+                width: 12
+            }
+        );
+        // Taller than allowed: full height, w = round(9 · 0.2) = 2.
+        let b = crop([0.5, 1.0], [0.1, 0.2]).sample(&mut rng, [9, 12]);
+        assert_eq!(
+            b,
+            CropBox {
+                top: 0,
+                left: 5,
+                height: 9,
+                width: 2
+            }
+        );
+        // Areas above the image's: the whole image.
+        let b = crop([1.5, 2.0], [1.0, 2.0]).sample(&mut rng, [9, 12]);
+        assert_eq!(
+            b,
+            CropBox {
+                top: 0,
+                left: 0,
+                height: 9,
+                width: 12
+            }
+        );
+        assert_eq!(
+            fallback_crop([0, 5], [0.75, 4.0 / 3.0]),
+            CropBox {
+                top: 0,
+                left: 0,
+                height: 0,
+                width: 5
+            }
+        );
+    }
+
+    #[test]
+    fn jitter_draws_a_permutation_and_factors_in_range() {
+        let jitter = ColorJitter::new(0.4, 1.5, 0.0, 0.1);
+        let mut rng = augmentation_rng(5, 0, 0);
+        let mut orders = std::collections::HashSet::new();
+        for _ in 0..500 {
+            let p = jitter.sample(&mut rng);
+            let mut sorted = p.order;
+            sorted.sort();
+            assert_eq!(sorted, [0, 1, 2, 3]);
+            orders.insert(p.order);
+            assert!((0.6..1.4).contains(&p.brightness.unwrap()));
+            // max(0, 1 - 1.5) = 0.
+            assert!((0.0..2.5).contains(&p.contrast.unwrap()));
+            assert_eq!(p.saturation, None, "zero strength turns it off");
+            assert!((-0.1..0.1).contains(&p.hue.unwrap()));
+        }
+        assert_eq!(orders.len(), 24, "every order occurs");
+    }
+
+    #[test]
+    fn gaussian_kernels_are_normalised_and_three_sigma_wide() {
+        assert_eq!(gaussian_kernel_size(0.1), 3);
+        assert_eq!(gaussian_kernel_size(1.0), 7);
+        assert_eq!(gaussian_kernel_size(2.0), 13);
+        let k = gaussian_kernel(13, 2.0);
+        assert!((k.iter().sum::<f32>() - 1.0).abs() < 1e-6);
+        assert_eq!(k[0], k[12]);
+        assert!(k[6] > k[5] && k[5] > k[0]);
+        // A kernel wider than the image still blurs (repeated reflection), and keeps constants.
+        let flat = Image::from_pixel(3, 2, image::Rgb([0.25, 0.5, 0.75]));
+        let blurred = gaussian_blur(&flat, 13, 2.0);
+        for (a, b) in blurred.as_raw().iter().zip(flat.as_raw()) {
+            assert!((a - b).abs() < 1e-6);
+        }
+        assert_eq!(reflect(-1, 4), 1);
+        assert_eq!(reflect(4, 4), 2);
+        assert_eq!(reflect(-7, 4), 1);
+    }
+
+    #[test]
+    fn probabilities_zero_and_one_are_never_and_always() {
+        let image = gradient(6, 8);
+        let mut rng = augmentation_rng(0, 0, 0);
+        let never = Pipeline::Custom(vec![
+            Transform::RandomHorizontalFlip(RandomHorizontalFlip { p: 0.0 }),
+            Transform::RandomGrayscale(RandomGrayscale { p: 0.0 }),
+            Transform::RandomApply(RandomApply {
+                p: 0.0,
+                transforms: vec![Transform::GaussianBlur(GaussianBlur::default())],
+            }),
+        ]);
+        assert_eq!(never.apply(image.clone(), &mut rng), image);
+        let flip = Transform::RandomHorizontalFlip(RandomHorizontalFlip { p: 1.0 });
+        assert_eq!(flip.apply(image.clone(), &mut rng), hflip(&image));
+        let grey = Transform::RandomGrayscale(RandomGrayscale { p: 1.0 });
+        assert_eq!(
+            grey.apply(image.clone(), &mut rng),
+            rgb_to_grayscale(&image)
+        );
+    }
+
+    #[test]
+    fn presets_give_their_sizes_and_stay_in_range() {
+        let image = gradient(40, 50);
+        for (pipeline, size) in [
+            (Pipeline::imagenet_train(16), [16, 16]),
+            (Pipeline::imagenet_eval(16), [16, 16]),
+            (Pipeline::moco_v1(16), [16, 16]),
+            (Pipeline::moco_v2(16), [16, 16]),
+        ] {
+            pipeline.validate().unwrap();
+            for index in 0..20 {
+                let out = pipeline.apply(image.clone(), &mut augmentation_rng(3, 0, index));
+                assert_eq!(dims(&out), size, "{pipeline:?}");
+                assert!(out.as_raw().iter().all(|x| (0.0..=1.0).contains(x)));
+            }
+        }
+        assert_eq!(ResizeCenterCrop { size: 224 }.resize(), 256);
+        // torchvision Resize: the long side truncated, int(256 · 500 / 375) = 341.
+        let resized = resize_short_side(&gradient(375, 500), 256);
+        assert_eq!(dims(&resized), [256, 341]);
+    }
+
+    #[test]
+    fn augmentations_are_a_function_of_seed_epoch_and_index() {
+        let image = gradient(24, 30);
+        let pipeline = Pipeline::moco_v2(12);
+        let view = |seed, epoch, index| {
+            pipeline.apply(image.clone(), &mut augmentation_rng(seed, epoch, index))
+        };
+        assert_eq!(view(7, 3, 11), view(7, 3, 11));
+        assert_ne!(view(7, 3, 11), view(7, 4, 11));
+        assert_ne!(view(7, 3, 11), view(7, 3, 12));
+        assert_ne!(view(7, 3, 11), view(8, 3, 11));
+        let [query, key] = TwoCrops { pipeline }.apply(&image, &mut augmentation_rng(7, 3, 11));
+        assert_ne!(query, key, "query and key are drawn independently");
+    }
+
+    #[test]
+    fn the_augmented_dataset_follows_the_epoch_counter() {
+        let image = gradient(20, 20);
+        let items = vec![image_item(image, 4); 3];
+        let data =
+            Augmented::new(InMemDataset::new(items), Pipeline::imagenet_train(8), 9).unwrap();
+        assert_eq!(data.len(), 3);
+        let first = data.get(1).unwrap();
+        assert_eq!(
+            (first.size, first.label, first.pixels.len()),
+            ([8, 8], 4, 8 * 8 * 3)
+        );
+        assert_eq!(data.get(1), Some(first.clone()));
+        data.epoch().store(1, Ordering::SeqCst);
+        assert_ne!(data.get(1), Some(first.clone()));
+        data.epoch().store(0, Ordering::SeqCst);
+        assert_eq!(data.get(1), Some(first));
+        assert_eq!(data.get(3), None);
+    }
+
+    #[test]
+    fn invalid_settings_name_the_field_and_the_range() {
+        let cases: Vec<(Transform, &str)> = vec![
+            (
+                Transform::ColorJitter(ColorJitter::new(-0.1, 0.0, 0.0, 0.0)),
+                "color_jitter.brightness",
+            ),
+            (
+                Transform::ColorJitter(ColorJitter::new(0.0, 0.0, 0.0, 0.6)),
+                "color_jitter.hue",
+            ),
+            (
+                Transform::RandomResizedCrop(RandomResizedCrop {
+                    scale: [0.9, 0.2],
+                    ..RandomResizedCrop::new(8)
+                }),
+                "random_resized_crop.scale",
+            ),
+            (
+                Transform::RandomResizedCrop(RandomResizedCrop::new(0)),
+                "random_resized_crop.size",
+            ),
+            (
+                Transform::RandomGrayscale(RandomGrayscale { p: 1.5 }),
+                "random_grayscale.p",
+            ),
+            (
+                Transform::RandomApply(RandomApply {
+                    p: 0.5,
+                    transforms: vec![Transform::GaussianBlur(GaussianBlur { sigma: [0.0, 1.0] })],
+                }),
+                "gaussian_blur.sigma",
+            ),
+            (
+                Transform::ResizeCenterCrop(ResizeCenterCrop { size: 0 }),
+                "resize_center_crop.size",
+            ),
+        ];
+        for (transform, field) in cases {
+            let err = transform.validate().unwrap_err().to_string();
+            assert!(err.contains(field) && err.contains("expected"), "{err}");
+        }
+        let bad = Pipeline::Custom(vec![Transform::RandomHorizontalFlip(
+            RandomHorizontalFlip { p: f64::NAN },
+        )]);
+        let data: Vec<ClassificationItem> = vec![];
+        assert!(Augmented::new(InMemDataset::new(data), bad, 0).is_err());
+        let item = ClassificationItem {
+            pixels: vec![0.0; 5],
+            size: [2, 2],
+            label: 0,
+        };
+        assert!(item_image(&item).unwrap_err().to_string().contains("12"));
+    }
+
+    #[test]
+    fn configs_name_presets_and_transforms_with_torchvision_defaults() {
+        let preset: Pipeline = serde_json::from_str(r#"{"moco_v2": {"size": 224}}"#).unwrap();
+        assert_eq!(preset, Pipeline::moco_v2(224));
+        let custom: Pipeline = serde_json::from_str(
+            r#"{"custom": [{"random_resized_crop": {"size": 32}}, {"random_horizontal_flip": {}},
+                {"random_apply": {"p": 0.8, "transforms": [{"color_jitter": {"hue": 0.1}}]}}]}"#,
+        )
+        .unwrap();
+        let transforms = custom.transforms();
+        assert_eq!(
+            transforms[0],
+            Transform::RandomResizedCrop(RandomResizedCrop::new(32))
+        );
+        assert_eq!(
+            transforms[1],
+            Transform::RandomHorizontalFlip(RandomHorizontalFlip { p: 0.5 })
+        );
+        for pipeline in [Pipeline::moco_v1(8), custom] {
+            let json = serde_json::to_string(&pipeline).unwrap();
+            assert_eq!(serde_json::from_str::<Pipeline>(&json).unwrap(), pipeline);
+        }
+        let typo = serde_json::from_str::<Pipeline>(
+            r#"{"custom": [{"random_grayscale": {"prob": 0.2}}]}"#,
+        );
+        assert!(typo.unwrap_err().to_string().contains("prob"));
     }
 }
