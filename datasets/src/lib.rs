@@ -3,13 +3,15 @@
 //! * [`shapeworld`]: the embedded default, a procedural world of textured shape classes on
 //!   textured background "stuff", rendered on the fly and deterministic from (seed, split, index).
 //! * [`classification`]: burn datasets and the batcher that turns labelled images into tensors.
+//! * [`transforms`]: the augmentations of the ImageNet and MoCo recipes, torchvision's definitions.
 //!
-//! Real-format loaders and augmentation pipelines grow here (datasets issue).
+//! Real-format loaders grow here (datasets issue).
 
 pub mod classification;
 pub mod image_folder;
 pub mod loader;
 pub mod shapeworld;
+pub mod transforms;
 
 pub use classification::{
     ClassificationBatch, ClassificationBatcher, ClassificationItem, Normalization,
@@ -17,3 +19,4 @@ pub use classification::{
 pub use image_folder::{FolderError, ImageFolder};
 pub use loader::EpochLoader;
 pub use shapeworld::{ShapeClass, ShapeWorld, ShapeWorldClassification, Split};
+pub use transforms::{Augmented, Pipeline, Transform, TransformError, TwoCrops, augmentation_rng};
