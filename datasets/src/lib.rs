@@ -7,6 +7,7 @@
 //! Real-format loaders and augmentation pipelines grow here (datasets issue).
 
 pub mod classification;
+pub mod formats;
 pub mod image_folder;
 pub mod loader;
 pub mod shapeworld;
