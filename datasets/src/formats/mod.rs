@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 pub mod cifar;
 pub mod coco;
 pub mod imagenet;
+pub mod sketch;
 pub mod voc;
 
 /// What went wrong reading a dataset file; every message names the file and what was expected.
