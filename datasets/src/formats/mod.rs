@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 pub mod cifar;
 pub mod coco;
 pub mod imagenet;
+pub mod occluded;
 pub mod sketch;
 pub mod voc;
 
