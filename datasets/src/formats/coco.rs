@@ -9,7 +9,8 @@
 //!   the canonical DeepLab2 map `semantic · divisor + instance`, as DL2's `build_{coco,cityscapes}_data.py`
 //!   builds it: pixels start at `ignore · divisor` (void, PNG id 0); each listed segment writes its
 //!   train id; non-crowd thing segments get instance ids counted from 1 per class in `segments_info`
-//!   order, crowd and stuff segments instance 0.
+//!   order, crowd and stuff segments instance 0. As in DL2, a segment whose pixel count differs from
+//!   its `area` is an error; so, here, is a PNG id that `segments_info` does not list.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -341,6 +342,26 @@ pub fn segment_id_of_rgb([r, g, b]: [u8; 3]) -> u32 {
     r as u32 + 256 * g as u32 + 256 * 256 * b as u32
 }
 
+/// DL2's consistency check: each segment covers exactly its `area` pixels of the PNG.
+fn checked_segment_areas(
+    png_path: &Path,
+    segments: &[PanopticSegment],
+    pixel_count: &HashMap<u32, u64>,
+) -> Result<(), FormatError> {
+    for s in segments {
+        let count = pixel_count.get(&s.id).copied().unwrap_or(0);
+        if count != s.area {
+            return Err(FormatError::malformed(
+                png_path,
+                None,
+                format!("segment {} to cover its area of {} pixels", s.id, s.area),
+                format!("{count} pixels"),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Builds the canonical DL2 label of one image from its segment-id PNG and `segments_info`.
 pub fn canonical_panoptic(
     png_path: &Path,
@@ -394,6 +415,7 @@ pub fn canonical_panoptic(
     let void = (mapping.ignore_label, 0);
     let mut semantic = Vec::with_capacity(ids.len() / 3);
     let mut panoptic = Vec::with_capacity(ids.len() / 3);
+    let mut pixel_count: HashMap<u32, u64> = HashMap::new();
     for (x, y, pixel) in ids.enumerate_pixels() {
         let id = segment_id_of_rgb(pixel.0);
         let (class, instance) = match (id, by_id.get(&id)) {
@@ -409,9 +431,11 @@ pub fn canonical_panoptic(
                 ));
             }
         };
+        *pixel_count.entry(id).or_default() += 1;
         semantic.push(class);
         panoptic.push((class * mapping.divisor + instance) as i32);
     }
+    checked_segment_areas(png_path, &segments, &pixel_count)?;
     Ok(PanopticLabel {
         width: ids.width(),
         height: ids.height(),
@@ -712,6 +736,17 @@ mod tests {
         mapping.crowd_as_ignore = true;
         let label = canonical_panoptic(Path::new("p.png"), &ids, &segments, &mapping).unwrap();
         assert_eq!(label.panoptic, [0, 257, 768, 0]);
+        let mut wrong_area = segments.clone();
+        wrong_area[2].area = 3;
+        let err = canonical_panoptic(Path::new("p.png"), &ids, &wrong_area, &mapping)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("p.png")
+                && err.contains("segment 7 to cover its area of 3")
+                && err.contains("found 1 pixels"),
+            "{err}"
+        );
     }
 
     #[test]
