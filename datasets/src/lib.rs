@@ -8,6 +8,7 @@
 //! Real-format loaders grow here (datasets issue).
 
 pub mod classification;
+pub mod formats;
 pub mod image_folder;
 pub mod loader;
 pub mod shapeworld;
