@@ -1,10 +1,10 @@
 //! ImageNet-style class folders (`ws.md` §7, `resnet-family.md` §7): `root/<split>/<class>/<image>`,
 //! labels by sorted class-folder name, non-image files ignored. Images are decoded with the `image`
-//! crate, their short side resized (bilinear) to `image_size · 8/7` (256 for 224) and center-cropped.
+//! crate at their own size; the crops and resizes of training and evaluation are the
+//! [`crate::transforms`] pipelines (`Pipeline::imagenet_train`, `Pipeline::imagenet_eval`) applied
+//! through [`crate::Augmented`].
 
 use std::path::{Path, PathBuf};
-
-use image::imageops::FilterType;
 
 use crate::ClassificationItem;
 
@@ -35,7 +35,6 @@ const EXTENSIONS: [&str; 4] = ["jpg", "jpeg", "png", "JPEG"];
 pub struct ImageFolder {
     pub classes: Vec<String>,
     pub samples: Vec<(PathBuf, usize)>,
-    pub image_size: usize,
 }
 
 fn sorted_entries(path: &Path) -> Result<Vec<PathBuf>, FolderError> {
@@ -60,7 +59,6 @@ impl ImageFolder {
     pub fn scan(
         root: &Path,
         split: &str,
-        image_size: usize,
         expected_classes: Option<&[String]>,
     ) -> Result<Self, FolderError> {
         let dir = root.join(split);
@@ -104,38 +102,19 @@ impl ImageFolder {
         if samples.is_empty() {
             return Err(FolderError::NoImages(dir));
         }
-        Ok(Self {
-            classes,
-            samples,
-            image_size,
-        })
+        Ok(Self { classes, samples })
     }
 
-    /// Decodes, resizes and center-crops sample `index`. A corrupt image is an error naming its path.
+    /// Decodes sample `index` at its own size. A corrupt image is an error naming its path.
     pub fn load(&self, index: usize) -> Result<ClassificationItem, String> {
         let (path, label) = &self.samples[index];
         let image = image::open(path)
             .map_err(|e| format!("cannot decode image {}: {e}", path.display()))?
-            .to_rgb8();
-        let size = self.image_size as u32;
-        let short = (size as f32 * 8.0 / 7.0).round() as u32;
-        let (w, h) = image.dimensions();
-        let scale = short as f32 / w.min(h) as f32;
-        let (nw, nh) = (
-            ((w as f32 * scale).round() as u32).max(size),
-            ((h as f32 * scale).round() as u32).max(size),
-        );
-        let resized = image::imageops::resize(&image, nw, nh, FilterType::Triangle);
-        let cropped =
-            image::imageops::crop_imm(&resized, (nw - size) / 2, (nh - size) / 2, size, size)
-                .to_image();
+            .to_rgb32f();
+        let size = [image.height() as usize, image.width() as usize];
         Ok(ClassificationItem {
-            pixels: cropped
-                .into_raw()
-                .into_iter()
-                .map(|p| p as f32 / 255.0)
-                .collect(),
-            size: [self.image_size; 2],
+            pixels: image.into_raw(),
+            size,
             label: *label,
         })
     }
@@ -181,14 +160,16 @@ mod tests {
     fn labels_follow_sorted_folders_and_images_are_cropped() {
         let dir = tempfile::tempdir().unwrap();
         write_fixture(dir.path());
-        let train = ImageFolder::scan(dir.path(), "train", 8, None).unwrap();
+        let train = ImageFolder::scan(dir.path(), "train", None).unwrap();
         assert_eq!(train.classes, ["n01440764", "n01443537"]);
         assert_eq!(
             train.samples.iter().map(|s| s.1).collect::<Vec<_>>(),
             [0, 0, 1, 1]
         );
-        let val = ImageFolder::scan(dir.path(), "val", 8, Some(&train.classes)).unwrap();
-        let item = val.load(3).unwrap();
+        let val = ImageFolder::scan(dir.path(), "val", Some(&train.classes)).unwrap();
+        assert_eq!(val.load(3).unwrap().size, [10, 13]);
+        let eval = crate::Augmented::new(val, crate::Pipeline::imagenet_eval(8), 0).unwrap();
+        let item = burn::data::dataset::Dataset::get(&eval, 3).unwrap();
         assert_eq!(
             (item.size, item.label, item.pixels.len()),
             ([8, 8], 1, 8 * 8 * 3)
@@ -203,7 +184,7 @@ mod tests {
     #[test]
     fn malformed_folders_are_named() {
         let dir = tempfile::tempdir().unwrap();
-        let err = ImageFolder::scan(dir.path(), "train", 8, None)
+        let err = ImageFolder::scan(dir.path(), "train", None)
             .unwrap_err()
             .to_string();
         assert!(
@@ -212,20 +193,20 @@ mod tests {
         );
         std::fs::create_dir_all(dir.path().join("train")).unwrap();
         assert!(
-            ImageFolder::scan(dir.path(), "train", 8, None)
+            ImageFolder::scan(dir.path(), "train", None)
                 .unwrap_err()
                 .to_string()
                 .contains("no class folders")
         );
         std::fs::create_dir_all(dir.path().join("train/a")).unwrap();
         assert!(
-            ImageFolder::scan(dir.path(), "train", 8, None)
+            ImageFolder::scan(dir.path(), "train", None)
                 .unwrap_err()
                 .to_string()
                 .contains("no images")
         );
         std::fs::write(dir.path().join("train/a/broken.jpg"), b"not a jpeg").unwrap();
-        let folder = ImageFolder::scan(dir.path(), "train", 8, None).unwrap();
+        let folder = ImageFolder::scan(dir.path(), "train", None).unwrap();
         assert!(folder.load(0).unwrap_err().contains("broken.jpg"));
     }
 }

@@ -35,6 +35,9 @@ pub struct EpochLoader<B: Backend, I, O> {
     next_epoch: Arc<AtomicUsize>,
     /// The part of the (permuted) index range this loader serves, for `slice`.
     range: (usize, usize),
+    /// Set to the epoch each `iter()` serves, for datasets whose items depend on it
+    /// ([`crate::Augmented`]).
+    epoch_sink: Option<Arc<AtomicUsize>>,
 }
 
 impl<B: Backend, I: Send + Sync + 'static, O: Send + 'static> EpochLoader<B, I, O> {
@@ -54,7 +57,16 @@ impl<B: Backend, I: Send + Sync + 'static, O: Send + 'static> EpochLoader<B, I, 
             workers: 1,
             next_epoch: Arc::new(AtomicUsize::new(0)),
             range: (0, len),
+            epoch_sink: None,
         }
+    }
+
+    /// Publishes the epoch of each `iter()` to `epoch` before any of its items is rendered: pass
+    /// [`crate::Augmented::epoch`] so that augmentations are a function of (seed, epoch, index).
+    /// Items are only rendered within the `iter()` of their epoch, so the value is never stale.
+    pub fn sharing_epoch(mut self, epoch: Arc<AtomicUsize>) -> Self {
+        self.epoch_sink = Some(epoch);
+        self
     }
 
     pub fn shuffle(mut self, seed: u64) -> Self {
@@ -138,6 +150,9 @@ where
 {
     fn iter<'a>(&'a self) -> Box<dyn DataLoaderIterator<O> + 'a> {
         let epoch = self.next_epoch.fetch_add(1, Ordering::SeqCst);
+        if let Some(sink) = &self.epoch_sink {
+            sink.store(epoch, Ordering::SeqCst);
+        }
         let order = self.order(epoch);
         let total = order.len();
         let (sender, receiver) = mpsc::sync_channel(PREFETCH);
@@ -198,6 +213,7 @@ impl<B: Backend, I, O> EpochLoader<B, I, O> {
             workers: self.workers,
             next_epoch: self.next_epoch.clone(),
             range: self.range,
+            epoch_sink: self.epoch_sink.clone(),
         }
     }
 }
@@ -247,6 +263,43 @@ mod tests {
         let epochs: Vec<_> = (0..3).map(|_| epoch(&full)).collect();
         let resumed = loader(2).starting_at_epoch(2);
         assert_eq!(epoch(&resumed), epochs[2]);
+    }
+
+    #[test]
+    fn augmented_items_follow_the_epoch_of_the_loader() {
+        use crate::{Augmented, ClassificationItem, Pipeline};
+        #[derive(Clone)]
+        struct Pixels;
+        impl Batcher<Flex, ClassificationItem, Vec<f32>> for Pixels {
+            fn batch(
+                &self,
+                items: Vec<ClassificationItem>,
+                _: &burn::tensor::Device<Flex>,
+            ) -> Vec<f32> {
+                items.into_iter().flat_map(|i| i.pixels).collect()
+            }
+        }
+        let item = |k: usize| ClassificationItem {
+            pixels: (0..12 * 12 * 3)
+                .map(|p| ((p * 7 + k) % 13) as f32 / 13.0)
+                .collect(),
+            size: [12, 12],
+            label: 0,
+        };
+        let make = |start: usize| {
+            let images = InMemDataset::new((0..4).map(item).collect());
+            let augmented = Augmented::new(images, Pipeline::imagenet_train(6), 3).unwrap();
+            let epoch = augmented.epoch();
+            EpochLoader::new(Arc::new(augmented), Pixels, 4, Default::default())
+                .sharing_epoch(epoch)
+                .starting_at_epoch(start)
+        };
+        let full = make(0);
+        let epochs: Vec<Vec<Vec<f32>>> =
+            (0..3).map(|_| DataLoader::iter(&full).collect()).collect();
+        assert_ne!(epochs[0], epochs[1], "each epoch augments anew");
+        let resumed: Vec<Vec<f32>> = DataLoader::iter(&make(2)).collect();
+        assert_eq!(resumed, epochs[2]);
     }
 
     #[test]

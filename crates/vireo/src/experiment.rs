@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use core_nets::ResNetConfig;
 use core_train::TrainConfig;
-use datasets::{Normalization, ShapeWorld};
+use datasets::{Normalization, Pipeline, ShapeWorld};
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -31,12 +31,20 @@ pub enum DataConfig {
         world: ShapeWorld,
         #[serde(default = "shapeworld_normalization")]
         normalization: Normalization,
+        /// Train-split augmentation (datasets::transforms), e.g.
+        /// `{ imagenet_train = { size = 32 } }`; none by default (ShapeWorld varies on its own).
+        #[serde(default)]
+        augmentation: Option<Pipeline>,
     },
     /// An ImageNet-style folder: `root/train/<class>/*`, `root/val/<class>/*`.
     ImageFolder {
         root: PathBuf,
-        /// Square side the images are resized and center-cropped to.
+        /// Square side of the training crops and of the evaluation center crop.
         image_size: usize,
+        /// Train-split augmentation; default the ImageNet recipe's RandomResizedCrop + flip
+        /// (`ws.md` §4.1). Validation always resizes to `image_size · 8/7` and center-crops.
+        #[serde(default)]
+        augmentation: Option<Pipeline>,
         #[serde(default = "imagenet_normalization")]
         normalization: Normalization,
     },
@@ -157,9 +165,15 @@ impl ClassificationExperiment {
                 train_size,
                 valid_size,
                 world,
+                augmentation,
                 ..
             } => {
                 world.validate().map_err(anyhow::Error::msg)?;
+                if let Some(pipeline) = augmentation {
+                    pipeline
+                        .validate()
+                        .map_err(|e| anyhow::anyhow!("data.augmentation: {e}"))?;
+                }
                 if *train_size == 0 || *valid_size == 0 {
                     bail!("data.train_size and data.valid_size must be positive");
                 }
@@ -170,9 +184,18 @@ impl ClassificationExperiment {
                     );
                 }
             }
-            DataConfig::ImageFolder { image_size, .. } => {
+            DataConfig::ImageFolder {
+                image_size,
+                augmentation,
+                ..
+            } => {
                 if *image_size < 8 {
                     bail!("data.image_size = {image_size}: expected at least 8 pixels");
+                }
+                if let Some(pipeline) = augmentation {
+                    pipeline
+                        .validate()
+                        .map_err(|e| anyhow::anyhow!("data.augmentation: {e}"))?;
                 }
             }
         }

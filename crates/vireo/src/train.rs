@@ -1,6 +1,10 @@
 //! `vireo train|eval` for the classification papers (WS, BCN): one run on the chosen backend.
 
-use std::{fs, path::PathBuf, sync::Arc};
+use std::{
+    fs,
+    path::PathBuf,
+    sync::{Arc, atomic::AtomicUsize},
+};
 
 use anyhow::{Context, Result, bail};
 use burn::{
@@ -15,8 +19,8 @@ use core_train::{
     latest_checkpoint, plot::draw_curves, render_report, run_dir::git_revision,
 };
 use datasets::{
-    ClassificationBatcher, ClassificationItem, EpochLoader, ImageFolder, ShapeWorldClassification,
-    Split,
+    Augmented, ClassificationBatcher, ClassificationItem, EpochLoader, ImageFolder, Pipeline,
+    ShapeWorldClassification, Split,
 };
 
 use crate::{
@@ -195,31 +199,57 @@ pub fn dispatch(args: TrainArgs) -> Result<()> {
 
 type ItemDataset = Arc<dyn Dataset<ClassificationItem>>;
 
-/// The train and validation datasets an experiment names.
-pub fn datasets_of(experiment: &ClassificationExperiment) -> Result<(ItemDataset, ItemDataset)> {
-    Ok(match &experiment.data {
+/// The datasets an experiment names, and the epoch counter its augmentations read.
+pub struct ExperimentData {
+    pub train: ItemDataset,
+    pub valid: ItemDataset,
+    /// Shared with the train loader (`EpochLoader::sharing_epoch`).
+    pub epoch: Arc<AtomicUsize>,
+}
+
+/// The train and validation datasets an experiment names, train augmentation applied.
+pub fn datasets_of(experiment: &ClassificationExperiment) -> Result<ExperimentData> {
+    let seed = experiment.train.seed;
+    let epoch = Arc::new(AtomicUsize::new(0));
+    let augmented = |data: ItemDataset, pipeline: Pipeline| -> Result<ItemDataset> {
+        Ok(Arc::new(
+            Augmented::new(data, pipeline, seed)
+                .map_err(|e| anyhow::anyhow!("data.augmentation: {e}"))?
+                .with_epoch(epoch.clone()),
+        ))
+    };
+    let (train, valid): (ItemDataset, ItemDataset) = match &experiment.data {
         DataConfig::Shapeworld {
             train_size,
             valid_size,
             world,
+            augmentation,
             ..
-        } => (
-            Arc::new(ShapeWorldClassification {
+        } => {
+            let train: ItemDataset = Arc::new(ShapeWorldClassification {
                 world: world.clone(),
                 split: Split::Train,
                 len: *train_size,
-            }),
-            Arc::new(ShapeWorldClassification {
+            });
+            let valid = Arc::new(ShapeWorldClassification {
                 world: world.clone(),
                 split: Split::Val,
                 len: *valid_size,
-            }),
-        ),
+            });
+            let train = match augmentation {
+                Some(pipeline) => augmented(train, pipeline.clone())?,
+                None => train,
+            };
+            (train, valid)
+        }
         DataConfig::ImageFolder {
-            root, image_size, ..
+            root,
+            image_size,
+            augmentation,
+            ..
         } => {
-            let train = ImageFolder::scan(root, "train", *image_size, None)?;
-            let valid = ImageFolder::scan(root, "val", *image_size, Some(&train.classes))?;
+            let train = ImageFolder::scan(root, "train", None)?;
+            let valid = ImageFolder::scan(root, "val", Some(&train.classes))?;
             if train.classes.len() != experiment.num_classes() {
                 bail!(
                     "{} has {} class folders but model.num_classes = {}",
@@ -228,8 +258,19 @@ pub fn datasets_of(experiment: &ClassificationExperiment) -> Result<(ItemDataset
                     experiment.num_classes()
                 );
             }
-            (Arc::new(train), Arc::new(valid))
+            let pipeline = augmentation
+                .clone()
+                .unwrap_or_else(|| Pipeline::imagenet_train(*image_size));
+            (
+                augmented(Arc::new(train), pipeline)?,
+                augmented(Arc::new(valid), Pipeline::imagenet_eval(*image_size))?,
+            )
         }
+    };
+    Ok(ExperimentData {
+        train,
+        valid,
+        epoch,
     })
 }
 
@@ -256,7 +297,11 @@ impl OnBackend for SingleRun {
         let train = &experiment.train;
         B::seed(&device, train.seed);
         // Data first: a missing or malformed dataset leaves no run directory behind.
-        let (train_set, valid_set) = datasets_of(&experiment)?;
+        let ExperimentData {
+            train: train_set,
+            valid: valid_set,
+            epoch,
+        } = datasets_of(&experiment)?;
         let run = match destination {
             Destination::Resume(run) => run,
             Destination::New { out } => {
@@ -291,6 +336,7 @@ impl OnBackend for SingleRun {
         )
         .shuffle(train.seed)
         .workers(train.num_workers)
+        .sharing_epoch(epoch)
         .starting_at_epoch(resume_epoch.unwrap_or(0));
         let valid_loader = EpochLoader::<B::InnerBackend, _, _>::new(
             valid_set,
@@ -410,7 +456,7 @@ impl OnBackend for Evaluation {
             .model
             .init::<B::InnerBackend>(&device)
             .load_record(record);
-        let (_, valid_set) = datasets_of(&experiment)?;
+        let valid_set = datasets_of(&experiment)?.valid;
         let loader = EpochLoader::<B::InnerBackend, _, _>::new(
             valid_set,
             batcher_of(&experiment),

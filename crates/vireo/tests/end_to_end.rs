@@ -333,5 +333,80 @@ fn dataset_previews_are_pngs_and_bad_tasks_are_named() {
     let err = run_err(&["dataset", "preview", "shapeworld", "--task", "depth"]);
     assert!(err.contains("depth") && err.contains("panoptic"), "{err}");
     let err = run_err(&["dataset", "preview", "imagenet"]);
-    assert!(err.contains("imagenet") && err.contains("shapeworld"), "{err}");
+    assert!(
+        err.contains("imagenet") && err.contains("shapeworld"),
+        "{err}"
+    );
+}
+
+#[test]
+fn image_folders_train_with_the_imagenet_augmentation() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("folder");
+    for split in ["train", "val"] {
+        for (class, shade) in [("n01", 30u8), ("n02", 220u8)] {
+            let class_dir = root.join(split).join(class);
+            fs::create_dir_all(&class_dir).unwrap();
+            for i in 0..4u32 {
+                let img = image_of(20 + i, 18, shade);
+                img.save(class_dir.join(format!("{i}.png"))).unwrap();
+            }
+        }
+    }
+    let config = dir.path().join("folder.toml");
+    fs::write(
+        &config,
+        format!(
+            r#"
+[train]
+epochs = 2
+batch_size = 4
+num_workers = 1
+[train.optimizer]
+lr = 0.05
+[train.schedule]
+kind = "constant"
+[model]
+block = "basic"
+layers = [1, 1, 1, 1]
+planes = [8, 8, 8, 8]
+stem_width = 8
+small_stem = true
+num_classes = 2
+norm = {{ kind = "group", groups = 4 }}
+[data]
+source = "image_folder"
+root = "{}"
+image_size = 12
+"#,
+            root.display()
+        ),
+    )
+    .unwrap();
+    let out = dir.path().join("runs");
+    let args = [
+        "train",
+        "ws",
+        "--config",
+        config.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    run_ok(&args);
+    let run = single_run(&out, "ws");
+    assert_eq!(csv_epochs(&run), [1, 2]);
+    let config_json = fs::read_to_string(run.join("config.json")).unwrap();
+    assert!(config_json.contains("image_folder"), "{config_json}");
+}
+
+/// A `w`×`h` grey image with a darker square, so random crops differ.
+fn image_of(w: u32, h: u32, shade: u8) -> image::RgbImage {
+    image::RgbImage::from_fn(w, h, |x, y| {
+        let v = if x < w / 2 && y < h / 2 {
+            shade / 2
+        } else {
+            shade
+        };
+        image::Rgb([v, v, v])
+    })
 }
