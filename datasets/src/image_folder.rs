@@ -108,13 +108,10 @@ impl ImageFolder {
     /// Decodes sample `index` at its own size. A corrupt image is an error naming its path.
     pub fn load(&self, index: usize) -> Result<ClassificationItem, String> {
         let (path, label) = &self.samples[index];
-        let image = image::open(path)
-            .map_err(|e| format!("cannot decode image {}: {e}", path.display()))?
-            .to_rgb32f();
-        let size = [image.height() as usize, image.width() as usize];
+        let image = crate::formats::decode_rgb(path).map_err(|e| e.to_string())?;
         Ok(ClassificationItem {
-            pixels: image.into_raw(),
-            size,
+            pixels: crate::formats::unit_rgb_hwc(&image),
+            size: [image.height() as usize, image.width() as usize],
             label: *label,
         })
     }

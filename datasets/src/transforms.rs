@@ -322,8 +322,12 @@ pub fn resized_crop(image: &Image, crop: CropBox, [height, width]: [usize; 2]) -
 
 /// `F.resize(img, short, antialias=True)`: the short side becomes `short`, the long side
 /// `int(short · long / short_side)` (truncated, as torchvision's `_compute_resized_output_size`).
-pub fn resize_short_side(image: &Image, short: usize) -> Image {
-    let [h, w] = dims(image);
+pub fn resize_short_side<P: image::Pixel + 'static>(
+    image: &image::ImageBuffer<P, Vec<P::Subpixel>>,
+    short: usize,
+) -> image::ImageBuffer<P, Vec<P::Subpixel>> {
+    let (w, h) = image.dimensions();
+    let (w, h) = (w as usize, h as usize);
     let (short_side, long_side) = if w <= h { (w, h) } else { (h, w) };
     let long = (short as f64 * long_side as f64 / short_side.max(1) as f64) as usize;
     let (new_h, new_w) = if w <= h { (long, short) } else { (short, long) };

@@ -11,11 +11,11 @@
 //!
 //! Label = index in the 12-class training list ([`COMPNET_CLASSES`]). Missing list files are skipped,
 //! as `getImg` does; a listed image that is missing is an error naming the list and line. Images are
-//! resized so that their short side is 224 ([`resize_short_side`]).
+//! resized so that their short side is 224 ([`crate::transforms::resize_short_side`]).
 
 use std::path::{Path, PathBuf};
 
-use image::imageops::FilterType;
+use crate::transforms::resize_short_side;
 
 use super::{FormatError, checked_index, decode_rgb, numbered_lines, read_text};
 
@@ -40,7 +40,7 @@ pub const COMPNET_TEST_CLASSES: [&str; 6] =
     ["aeroplane", "bicycle", "bus", "car", "motorbike", "train"];
 
 /// The side images are resized to.
-pub const SHORT_SIDE: u32 = 224;
+pub const SHORT_SIDE: usize = 224;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum OcclusionLevel {
@@ -104,20 +104,6 @@ pub fn compnet_label(root: &Path, category: &str) -> Result<usize, FormatError> 
                 format!("`{category}`"),
             )
         })
-}
-
-/// Scales `image` so that its short side is `short` and its long side `⌊long · short / short_in⌋`.
-pub fn resize_short_side<P: image::Pixel + 'static>(
-    image: &image::ImageBuffer<P, Vec<P::Subpixel>>,
-    short: u32,
-) -> image::ImageBuffer<P, Vec<P::Subpixel>> {
-    let (w, h) = image.dimensions();
-    let scaled = |side: u32| (side as u64 * short as u64 / w.min(h).max(1) as u64) as u32;
-    let (nw, nh) = match w <= h {
-        true => (short, scaled(h)),
-        false => (scaled(w), short),
-    };
-    image::imageops::resize(image, nw, nh, FilterType::Triangle)
 }
 
 fn decode_mask(path: &Path) -> Result<image::GrayImage, FormatError> {
