@@ -3,20 +3,22 @@
 //!
 //! * `cargo xtask train <paper> [vireo train options]` → `cargo run --release -p vireo -- train …`
 //! * `cargo xtask eval <paper> --run DIR`, `cargo xtask models`, `cargo xtask import …`,
-//!   `cargo xtask dataset preview shapeworld --task …`
+//!   `cargo xtask dataset preview shapeworld --task …`, `cargo xtask bench …`
 //! * `cargo xtask test` → the README's test command; `cargo xtask ci` → `.ci/run`
 
 use std::process::{Command, ExitCode};
 
 use anyhow::{Context, Result, bail};
 
-const USAGE: &str = "usage: cargo xtask <train|eval|models|import|dataset|test|ci> [args…]
+const USAGE: &str = "usage: cargo xtask <train|eval|models|import|dataset|bench|test|ci> [args…]
   train <paper> [--preset smoke|mini|paper] [--config FILE] [--set key=value]… [--backend cpu|wgpu|cuda]
                 [--device N] [--out DIR] [--resume [RUN_DIR]]
   eval <paper> --run RUN_DIR [--backend …]
   models                      every model preset with its exact parameter count
   import --model NAME --checkpoint FILE.pth
   dataset preview shapeworld --task classification|panoptic|occlusion|scale|sketch [--rows N] [--out PNG]
+  bench [--backend cpu|wgpu|cuda] [--suite layers|models|data|all] [--quick] [--torch PYTHON] [--case NAME]…
+                              speed next to PyTorch (bench/pytorch/bench.py) as ratios; docs/benchmarks.md
   test                        the test suite (cargo test --release --workspace)
   ci                          what CI runs (.ci/run)";
 
@@ -37,7 +39,7 @@ fn run() -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     };
     match task.as_str() {
-        "train" | "eval" | "models" | "import" | "dataset" => vireo(task, rest),
+        "train" | "eval" | "models" | "import" | "dataset" | "bench" => vireo(task, rest),
         "test" => cargo(&["test", "--release", "--workspace"], rest),
         "ci" => status(Command::new("bash").arg(".ci/run")),
         "help" | "--help" | "-h" => {

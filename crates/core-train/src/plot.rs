@@ -139,6 +139,62 @@ pub fn draw_tile_grid(
         .with_context(|| format!("writing {}", path.display()))
 }
 
+/// Horizontal bars of `(label, ratio)` with the parity line at 1 (benchmark ratios).
+pub fn draw_ratio_bars(bars: &[(String, f64)], title: &str, path: &Path) -> Result<()> {
+    register_font();
+    let (width, height) = (1000u32, 120 + 34 * bars.len().max(1) as u32);
+    let mut buffer = vec![0u8; (width * height * 3) as usize];
+    {
+        let root = BitMapBackend::with_buffer(&mut buffer, (width, height)).into_drawing_area();
+        root.fill(&WHITE)?;
+        let top = bars.iter().map(|b| b.1).fold(1.0f64, f64::max) * 1.15;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 20))
+            .margin(14)
+            .x_label_area_size(34)
+            .y_label_area_size(260)
+            .build_cartesian_2d(0.0..top, (0..bars.len()).into_segmented())?;
+        let label = |v: &SegmentValue<usize>| match v {
+            SegmentValue::CenterOf(i) | SegmentValue::Exact(i) => {
+                bars.get(*i).map(|b| b.0.clone()).unwrap_or_default()
+            }
+            SegmentValue::Last => String::new(),
+        };
+        chart
+            .configure_mesh()
+            .y_label_formatter(&label)
+            .y_labels(bars.len())
+            .x_desc("vireo / PyTorch (throughput; > 1: vireo faster)")
+            .label_style(("sans-serif", 13))
+            .draw()?;
+        chart.draw_series(bars.iter().enumerate().map(|(i, (_, ratio))| {
+            let colour = if *ratio >= 1.0 {
+                GREEN.mix(0.7)
+            } else {
+                RED.mix(0.6)
+            };
+            let mut bar = Rectangle::new(
+                [
+                    (0.0, SegmentValue::Exact(i)),
+                    (*ratio, SegmentValue::Exact(i + 1)),
+                ],
+                colour.filled(),
+            );
+            bar.set_margin(4, 4, 0, 0);
+            bar
+        }))?;
+        chart.draw_series(std::iter::once(PathElement::new(
+            vec![(1.0, SegmentValue::Exact(0)), (1.0, SegmentValue::Last)],
+            BLACK.stroke_width(2),
+        )))?;
+        root.present()?;
+    }
+    image::RgbImage::from_raw(width, height, buffer)
+        .context("plot buffer size")?
+        .save(path)
+        .with_context(|| format!("writing {}", path.display()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -162,6 +218,21 @@ mod tests {
         assert_eq!(img.dimensions(), (1200, 480));
         // Something other than the white background was drawn.
         assert!(img.pixels().filter(|p| p.0 != [255, 255, 255]).count() > 5000);
+    }
+
+    #[test]
+    fn ratio_bars_draw_a_png() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ratios.png");
+        let bars = vec![("conv".to_string(), 0.4), ("data".to_string(), 1.6)];
+        draw_ratio_bars(&bars, "ratios", &path).unwrap();
+        let img = image::open(&path).unwrap().to_rgb8();
+        assert_eq!(img.dimensions(), (1000, 120 + 34 * 2));
+        let coloured = img
+            .pixels()
+            .filter(|p| p.0[0] != p.0[1] || p.0[1] != p.0[2])
+            .count();
+        assert!(coloured > 2000, "bars were drawn: {coloured}");
     }
 
     #[test]

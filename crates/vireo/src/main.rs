@@ -3,6 +3,7 @@
 //! One binary serves every backend compiled into it (`--backend cpu|wgpu|cuda`); library code is
 //! generic over `B: Backend` and instantiated here, once per backend.
 
+mod bench;
 mod dataset;
 mod experiment;
 mod study;
@@ -34,6 +35,8 @@ enum Command {
     Models,
     /// Load an official PyTorch checkpoint into a model preset and report what matched.
     Import(ImportArgs),
+    /// Speed next to PyTorch on this machine, as throughput ratios (`cargo xtask bench`).
+    Bench(bench::BenchArgs),
     /// Look at the data: `vireo dataset preview shapeworld --task panoptic`.
     #[command(subcommand)]
     Dataset(dataset::DatasetCommand),
@@ -131,6 +134,7 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Import(args) => import(args),
         Command::Dataset(command) => dataset::dispatch(command),
+        Command::Bench(args) => bench::dispatch(args),
     }
 }
 

@@ -1,0 +1,276 @@
+#!/usr/bin/env python3
+"""The PyTorch side of `cargo xtask bench`: the same cases, shapes and timing method as vireo's
+registry (crates/vireo/src/bench/cases.rs), served one command at a time so that the two sides can
+alternate in one run.
+
+Protocol: one JSON object per line on stdin, one JSON reply per line on stdout.
+  {"cmd": "info"}                                    -> {"torch": ..., "threads": ..., "device": ...}
+  {"cmd": "prepare", "case": NAME, "warmup_s": S, "data_dir": DIR?}
+                                                     -> {"items": ITEMS_PER_ITERATION} | {"error": ...}
+  {"cmd": "measure", "case": NAME, "reps": R, "min_rep_s": T}
+                                                     -> {"seconds": [per-iteration seconds, ...]}
+  {"cmd": "release", "case": NAME}                   -> {"ok": true}
+A case this script does not have answers {"error": "unknown case ..."}; vireo then reports it alone.
+
+Run by hand: python3 bench/pytorch/bench.py --threads 2 --device cpu --list
+"""
+
+import argparse
+import json
+import math
+import sys
+import time
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+# ---------------------------------------------------------------------------------------------
+# Layers, written as the official code bases write them (ws.md §2.1, bcn.md §2.1).
+
+
+class WSConv2d(nn.Conv2d):
+    """Weight Standardization, the official PyTorch formula: unbiased std, `std + 1e-5`."""
+
+    def forward(self, x):
+        w = self.weight
+        w = w - w.mean(dim=(1, 2, 3), keepdim=True)
+        std = w.view(w.size(0), -1).std(dim=1).view(-1, 1, 1, 1) + 1e-5
+        return F.conv2d(x, w / std, self.bias, self.stride, self.padding, self.dilation, self.groups)
+
+
+class BCN(nn.Module):
+    """Batch-Channel Normalization: BatchNorm2d, then per-sample group standardisation with a
+    per-group affine [1, G, 1] (bcn.md §2.1)."""
+
+    def __init__(self, channels, groups=32, eps=1e-5):
+        super().__init__()
+        self.pbn = nn.BatchNorm2d(channels)
+        self.groups, self.eps = groups, eps
+        self.weight = nn.Parameter(torch.ones(1, groups, 1))
+        self.bias = nn.Parameter(torch.zeros(1, groups, 1))
+
+    def forward(self, x):
+        shape = x.shape
+        x = self.pbn(x).reshape(shape[0], self.groups, -1)
+        mean = x.mean(dim=2, keepdim=True)
+        var = x.var(dim=2, unbiased=False, keepdim=True)
+        x = (x - mean) / torch.sqrt(var + self.eps)
+        return (x * self.weight + self.bias).reshape(shape)
+
+
+def to_ws(module):
+    """Every nn.Conv2d of `module` becomes a WSConv2d with the same weights."""
+    for name, child in module.named_children():
+        if type(child) is nn.Conv2d:
+            ws = WSConv2d(child.in_channels, child.out_channels, child.kernel_size, child.stride,
+                          child.padding, child.dilation, child.groups, child.bias is not None)
+            ws.weight = child.weight
+            ws.bias = child.bias
+            setattr(module, name, ws)
+        else:
+            to_ws(child)
+    return module
+
+
+def resnet(depth, norm):
+    import torchvision.models as tvm
+    norm_layer = {"bn": nn.BatchNorm2d, "gn": lambda c: nn.GroupNorm(32, c)}[norm]
+    model = {18: tvm.resnet18, 50: tvm.resnet50}[depth](num_classes=1000, norm_layer=norm_layer)
+    return to_ws(model) if norm == "gn" else model
+
+
+def smoke_net():
+    """The WS smoke preset's network (crates/vireo/presets/ws/smoke.toml): GN(8)+WS basic ResNet,
+    blocks [1,1,1,1], widths 16-128, small 3x3 stem, 10 classes."""
+    import torchvision.models.resnet as tvr
+    model = tvr.ResNet(tvr.BasicBlock, [1, 1, 1, 1], num_classes=10,
+                       norm_layer=lambda c: nn.GroupNorm(8, c))
+    widths = [16, 32, 64, 128]
+    # Rebuild the stages at the smoke widths (torchvision fixes 64-512).
+    model.inplanes = 16
+    model.conv1 = nn.Conv2d(3, 16, 3, 1, 1, bias=False)
+    model.bn1 = nn.GroupNorm(8, 16)
+    model.maxpool = nn.Identity()
+    model.layer1 = model._make_layer(tvr.BasicBlock, widths[0], 1)
+    model.layer2 = model._make_layer(tvr.BasicBlock, widths[1], 1, stride=2)
+    model.layer3 = model._make_layer(tvr.BasicBlock, widths[2], 1, stride=2)
+    model.layer4 = model._make_layer(tvr.BasicBlock, widths[3], 1, stride=2)
+    model.fc = nn.Linear(128, 10)
+    return to_ws(model)
+
+
+# ---------------------------------------------------------------------------------------------
+# Cases: each returns (items per iteration, one iteration as a function).
+
+
+def layer_case(device, layer, backward):
+    x = torch.randn(8, 64, 56, 56, device=device, requires_grad=backward)
+    layer = layer.to(device).train()
+    if backward:
+        def step():
+            layer.zero_grad(set_to_none=True)
+            x.grad = None
+            layer(x).sum().backward()
+    else:
+        def step():
+            with torch.no_grad():
+                layer(x)
+    return 8, step
+
+
+def train_case(device, model, batch, size, classes=1000):
+    model = model.to(device).train()
+    x = torch.randn(batch, 3, size, size, device=device)
+    y = torch.randint(0, classes, (batch,), device=device)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4)
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        F.cross_entropy(model(x), y).backward()
+        opt.step()
+    return batch, step
+
+
+def infer_case(device, model, batch, size):
+    model = model.to(device).eval()
+    x = torch.randn(batch, 3, size, size, device=device)
+
+    def step():
+        with torch.no_grad():
+            model(x)
+    return batch, step
+
+
+def image_folder_case(device, data_dir, threads):
+    """JPEG decode + RandomResizedCrop(224) + flip + normalise through a DataLoader with as many
+    workers as threads; one iteration is one pass over the folder."""
+    import torchvision.datasets as tvd
+    import torchvision.transforms as T
+    transform = T.Compose([T.RandomResizedCrop(224), T.RandomHorizontalFlip(), T.ToTensor(),
+                           T.Normalize([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])])
+    dataset = tvd.ImageFolder(f"{data_dir}/train", transform)
+    loader = torch.utils.data.DataLoader(dataset, batch_size=32, shuffle=True,
+                                         num_workers=threads, persistent_workers=True)
+
+    def step():
+        for _ in loader:
+            pass
+    return len(dataset), step
+
+
+def make_case(name, device, threads, data_dir):
+    conv = lambda ws: (WSConv2d if ws else nn.Conv2d)(64, 64, 3, padding=1, bias=False)
+    cases = {
+        "conv3x3_fwd": lambda: layer_case(device, conv(False), False),
+        "conv3x3_fwd_bwd": lambda: layer_case(device, conv(False), True),
+        "ws_conv3x3_fwd": lambda: layer_case(device, conv(True), False),
+        "ws_conv3x3_fwd_bwd": lambda: layer_case(device, conv(True), True),
+        "gn32_fwd_bwd": lambda: layer_case(device, nn.GroupNorm(32, 64), True),
+        "bcn32_fwd_bwd": lambda: layer_case(device, BCN(64, 32), True),
+        "resnet50_gnws_train_b8_224": lambda: train_case(device, resnet(50, "gn"), 8, 224),
+        "resnet50_gnws_infer_b8_224": lambda: infer_case(device, resnet(50, "gn"), 8, 224),
+        "resnet50_gnws_train_b32_64": lambda: train_case(device, resnet(50, "gn"), 32, 64),
+        "resnet50_gnws_infer_b32_64": lambda: infer_case(device, resnet(50, "gn"), 32, 64),
+        "resnet18_bn_train_b32_32": lambda: train_case(device, resnet(18, "bn"), 32, 32),
+        "resnet18_bn_infer_b32_32": lambda: infer_case(device, resnet(18, "bn"), 32, 32),
+        "ws_smoke_train_b32_32": lambda: train_case(device, smoke_net(), 32, 32, classes=10),
+        "imagefolder_rrc_224": lambda: image_folder_case(device, data_dir, threads),
+    }
+    if name not in cases:
+        return None
+    return cases[name]()
+
+
+# ---------------------------------------------------------------------------------------------
+# Timing: the same method as crates/vireo/src/bench/measure.rs.
+
+
+def sync(device):
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def warm_up(step, device, seconds):
+    """Runs `step` for at least `seconds` (and at least twice); returns seconds per iteration."""
+    start, n = time.perf_counter(), 0
+    while n < 2 or time.perf_counter() - start < seconds:
+        step()
+        sync(device)
+        n += 1
+    return (time.perf_counter() - start) / n
+
+
+def measure(step, device, reps, min_rep_s, per_iteration):
+    """`reps` samples of seconds per iteration, each sample timing enough iterations to last
+    `min_rep_s`."""
+    inner = max(1, math.ceil(min_rep_s / max(per_iteration, 1e-9)))
+    samples = []
+    for _ in range(reps):
+        start = time.perf_counter()
+        for _ in range(inner):
+            step()
+        sync(device)
+        samples.append((time.perf_counter() - start) / inner)
+    return samples
+
+
+def serve(args):
+    torch.set_num_threads(args.threads)
+    prepared = {}
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        request = json.loads(line)
+        cmd = request.get("cmd")
+        try:
+            if cmd == "info":
+                name = (torch.cuda.get_device_name(0) if args.device.startswith("cuda")
+                        else "cpu")
+                reply = {"torch": torch.__version__, "threads": torch.get_num_threads(),
+                         "device": name}
+            elif cmd == "prepare":
+                case = make_case(request["case"], args.device, args.threads,
+                                 request.get("data_dir"))
+                if case is None:
+                    reply = {"error": f"unknown case {request['case']}"}
+                else:
+                    items, step = case
+                    per_iteration = warm_up(step, args.device, request.get("warmup_s", 1.0))
+                    prepared[request["case"]] = (items, step, per_iteration)
+                    reply = {"items": items}
+            elif cmd == "measure":
+                items, step, per_iteration = prepared[request["case"]]
+                reply = {"seconds": measure(step, args.device, request["reps"],
+                                            request.get("min_rep_s", 0.2), per_iteration)}
+            elif cmd == "release":
+                prepared.pop(request["case"], None)
+                reply = {"ok": True}
+            else:
+                reply = {"error": f"unknown command {cmd}"}
+        except Exception as e:  # reported to vireo, which names the case
+            reply = {"error": f"{type(e).__name__}: {e}"}
+        print(json.dumps(reply), flush=True)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--list", action="store_true", help="print the case names and exit")
+    args = parser.parse_args()
+    if args.list:
+        for name in ["conv3x3_fwd", "conv3x3_fwd_bwd", "ws_conv3x3_fwd", "ws_conv3x3_fwd_bwd",
+                     "gn32_fwd_bwd", "bcn32_fwd_bwd", "resnet50_gnws_train_b8_224",
+                     "resnet50_gnws_infer_b8_224", "resnet50_gnws_train_b32_64",
+                     "resnet50_gnws_infer_b32_64", "resnet18_bn_train_b32_32",
+                     "resnet18_bn_infer_b32_32", "ws_smoke_train_b32_32", "imagefolder_rrc_224"]:
+            print(name)
+        return
+    serve(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,377 @@
+//! The benchmark registry: every case is one function that builds its inputs on the device and
+//! returns one iteration as a closure; `bench/pytorch/bench.py` has a case of the same name and
+//! shapes. To add a case: write the function, add one line to [`registry`], and the same case to
+//! the PyTorch script.
+
+use std::{path::PathBuf, sync::Arc};
+
+use anyhow::{Context as _, Result};
+use burn::{
+    data::{dataloader::DataLoader, dataset::Dataset},
+    module::AutodiffModule,
+    optim::{GradientsParams, Optimizer},
+    tensor::{Distribution, Int, Tensor, backend::AutodiffBackend},
+};
+use core_nets::ResNetConfig;
+use core_norm::{
+    BatchChannelNorm, BatchStatistics, Conv2dConfig, ConvKind, GroupNorm2d, WsVariant,
+};
+use datasets::{
+    Augmented, ClassificationBatcher, ClassificationItem, EpochLoader, ImageFolder, Normalization,
+    Pipeline, ShapeWorld, ShapeWorldClassification, Split,
+};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Suite {
+    Layers,
+    Models,
+    Data,
+}
+
+/// What a case needs besides the device.
+pub struct Context<B: AutodiffBackend> {
+    pub device: B::Device,
+    pub threads: usize,
+    /// The JPEG folder of the image-folder case (`<dir>/train/<class>/*.jpg`).
+    pub jpeg_folder: PathBuf,
+}
+
+/// A prepared case: items (images) per iteration and one iteration, device work finished.
+pub struct Prepared {
+    pub items: usize,
+    pub step: Box<dyn FnMut() -> Result<()>>,
+}
+
+pub struct Case<B: AutodiffBackend> {
+    pub name: &'static str,
+    pub suite: Suite,
+    /// One line for the report.
+    pub what: &'static str,
+    pub build: fn(&Context<B>) -> Result<Prepared>,
+}
+
+pub fn registry<B: AutodiffBackend>() -> Vec<Case<B>> {
+    use Suite::*;
+    let case = |name, suite, what, build| Case {
+        name,
+        suite,
+        what,
+        build,
+    };
+    vec![
+        case(
+            "conv3x3_fwd",
+            Layers,
+            "conv 3×3 64→64, B8 56², forward",
+            conv_fwd::<B, false>,
+        ),
+        case(
+            "conv3x3_fwd_bwd",
+            Layers,
+            "conv 3×3 64→64, B8 56², forward+backward",
+            conv_fwd_bwd::<B, false>,
+        ),
+        case(
+            "ws_conv3x3_fwd",
+            Layers,
+            "WS conv 3×3 64→64, B8 56², forward",
+            conv_fwd::<B, true>,
+        ),
+        case(
+            "ws_conv3x3_fwd_bwd",
+            Layers,
+            "WS conv 3×3 64→64, B8 56², forward+backward",
+            conv_fwd_bwd::<B, true>,
+        ),
+        case(
+            "gn32_fwd_bwd",
+            Layers,
+            "GroupNorm(32) on B8 64×56², forward+backward",
+            gn_fwd_bwd::<B>,
+        ),
+        case(
+            "bcn32_fwd_bwd",
+            Layers,
+            "BCN(32) on B8 64×56², forward+backward",
+            bcn_fwd_bwd::<B>,
+        ),
+        case(
+            "resnet50_gnws_train_b8_224",
+            Models,
+            "ResNet-50 GN+WS train step, B8 224²",
+            |c| train_step(c, ResNetConfig::resnet50().gn_ws(), 8, 224),
+        ),
+        case(
+            "resnet50_gnws_infer_b8_224",
+            Models,
+            "ResNet-50 GN+WS inference, B8 224²",
+            |c| inference(c, ResNetConfig::resnet50().gn_ws(), 8, 224),
+        ),
+        case(
+            "resnet50_gnws_train_b32_64",
+            Models,
+            "ResNet-50 GN+WS train step, B32 64²",
+            |c| train_step(c, ResNetConfig::resnet50().gn_ws(), 32, 64),
+        ),
+        case(
+            "resnet50_gnws_infer_b32_64",
+            Models,
+            "ResNet-50 GN+WS inference, B32 64²",
+            |c| inference(c, ResNetConfig::resnet50().gn_ws(), 32, 64),
+        ),
+        case(
+            "resnet18_bn_train_b32_32",
+            Models,
+            "ResNet-18 BN train step, B32 32²",
+            |c| train_step(c, ResNetConfig::resnet18(), 32, 32),
+        ),
+        case(
+            "resnet18_bn_infer_b32_32",
+            Models,
+            "ResNet-18 BN inference, B32 32²",
+            |c| inference(c, ResNetConfig::resnet18(), 32, 32),
+        ),
+        case(
+            "ws_smoke_train_b32_32",
+            Models,
+            "the WS smoke preset's net, train step, B32 32²",
+            |c| train_step(c, smoke_model()?, 32, 32),
+        ),
+        case(
+            "shapeworld_64_loader",
+            Data,
+            "ShapeWorld 64² classification through the loader, batch 64",
+            shapeworld_loader::<B>,
+        ),
+        case(
+            "ws_smoke_loader",
+            Data,
+            "the WS smoke preset's data (ShapeWorld 32²) through its loader",
+            smoke_loader::<B>,
+        ),
+        case(
+            "imagefolder_rrc_224",
+            Data,
+            "JPEG decode + RandomResizedCrop(224) + flip through the loader, batch 32",
+            image_folder_loader::<B>,
+        ),
+    ]
+}
+
+/// The layer cases' input: `[8, 64, 56, 56]`, standard normal.
+fn layer_input<B: burn::tensor::backend::Backend>(device: &B::Device) -> Tensor<B, 4> {
+    Tensor::random([8, 64, 56, 56], Distribution::Normal(0.0, 1.0), device)
+}
+
+fn conv3x3(ws: bool) -> Conv2dConfig {
+    let kind = if ws {
+        ConvKind::Ws {
+            variant: WsVariant::OfficialTorch,
+        }
+    } else {
+        ConvKind::Plain
+    };
+    Conv2dConfig::new(64, 64, 3).with_padding(1).with_kind(kind)
+}
+
+fn sync<B: burn::tensor::backend::Backend>(device: &B::Device) -> Result<()> {
+    B::sync(device).map_err(|e| anyhow::anyhow!("device sync failed: {e:?}"))
+}
+
+/// Forward only, on the inference backend (no autodiff graph), as PyTorch under `no_grad`.
+fn conv_fwd<B: AutodiffBackend, const WS: bool>(c: &Context<B>) -> Result<Prepared> {
+    let conv = conv3x3(WS).init::<B>(&c.device).valid();
+    let x = layer_input::<B::InnerBackend>(&c.device);
+    let device = c.device.clone();
+    Ok(Prepared {
+        items: 8,
+        step: Box::new(move || {
+            let _ = conv.forward(x.clone());
+            sync::<B::InnerBackend>(&device)
+        }),
+    })
+}
+
+/// `layer(x).sum().backward()` with `x` requiring its gradient, as in a network's inner layer.
+fn fwd_bwd<B: AutodiffBackend>(
+    c: &Context<B>,
+    layer: impl Fn(Tensor<B, 4>) -> Tensor<B, 4> + 'static,
+) -> Result<Prepared> {
+    let x = layer_input::<B>(&c.device).require_grad();
+    let device = c.device.clone();
+    Ok(Prepared {
+        items: 8,
+        step: Box::new(move || {
+            let _grads = layer(x.clone()).sum().backward();
+            sync::<B>(&device)
+        }),
+    })
+}
+
+fn conv_fwd_bwd<B: AutodiffBackend, const WS: bool>(c: &Context<B>) -> Result<Prepared> {
+    let conv = conv3x3(WS).init::<B>(&c.device);
+    fwd_bwd(c, move |x| conv.forward(x))
+}
+
+fn gn_fwd_bwd<B: AutodiffBackend>(c: &Context<B>) -> Result<Prepared> {
+    let norm = GroupNorm2d::<B>::new(64, 32, 1e-5, &c.device);
+    fwd_bwd(c, move |x| norm.forward(x))
+}
+
+fn bcn_fwd_bwd<B: AutodiffBackend>(c: &Context<B>) -> Result<Prepared> {
+    let stats = BatchStatistics::Batch { momentum: 0.1 };
+    let norm = BatchChannelNorm::<B>::new(64, 32, 1e-5, stats, &c.device);
+    fwd_bwd(c, move |x| norm.forward(x))
+}
+
+fn classification_batch<B: burn::tensor::backend::Backend>(
+    batch: usize,
+    size: usize,
+    classes: usize,
+    device: &B::Device,
+) -> (Tensor<B, 4>, Tensor<B, 1, Int>) {
+    let images = Tensor::random(
+        [batch, 3, size, size],
+        Distribution::Normal(0.0, 1.0),
+        device,
+    );
+    let targets =
+        Tensor::<B, 1, Int>::random([batch], Distribution::Uniform(0.0, classes as f64), device);
+    (images, targets)
+}
+
+/// Forward, cross-entropy, backward and an SGD step (momentum 0.9, weight decay 1e-4).
+fn train_step<B: AutodiffBackend>(
+    c: &Context<B>,
+    config: ResNetConfig,
+    batch: usize,
+    size: usize,
+) -> Result<Prepared> {
+    let classes = config.num_classes.unwrap_or(1000);
+    let mut model = Some(config.init::<B>(&c.device));
+    let mut optimizer = core_train::OptimizerConfig {
+        lr: 0.01,
+        momentum: 0.9,
+        nesterov: false,
+        weight_decay: 1e-4,
+    }
+    .sgd()
+    .init();
+    let (images, targets) = classification_batch::<B>(batch, size, classes, &c.device);
+    let device = c.device.clone();
+    Ok(Prepared {
+        items: batch,
+        step: Box::new(move || {
+            let current = model
+                .take()
+                .context("the model was lost in a failed step")?;
+            let loss = current
+                .forward_classification(images.clone(), targets.clone())
+                .loss;
+            let grads = GradientsParams::from_grads(loss.backward(), &current);
+            model = Some(optimizer.step(0.01, current, grads));
+            sync::<B>(&device)
+        }),
+    })
+}
+
+/// Forward in evaluation mode on the inference backend.
+fn inference<B: AutodiffBackend>(
+    c: &Context<B>,
+    config: ResNetConfig,
+    batch: usize,
+    size: usize,
+) -> Result<Prepared> {
+    let model = config.init::<B>(&c.device).valid();
+    let (images, _) = classification_batch::<B::InnerBackend>(batch, size, 10, &c.device);
+    let device = c.device.clone();
+    Ok(Prepared {
+        items: batch,
+        step: Box::new(move || {
+            let _ = model.forward(images.clone());
+            sync::<B::InnerBackend>(&device)
+        }),
+    })
+}
+
+fn smoke_experiment() -> Result<crate::experiment::ClassificationExperiment> {
+    let text = crate::experiment::preset_text("ws", "smoke")?;
+    let table = crate::experiment::load_table(text, "the ws smoke preset", &[])?;
+    crate::experiment::ClassificationExperiment::from_table(table, "the ws smoke preset")
+}
+
+fn smoke_model() -> Result<ResNetConfig> {
+    Ok(smoke_experiment()?.model)
+}
+
+/// One epoch of `dataset` through an [`EpochLoader`] into tensors on the device.
+fn loader_pass<B: AutodiffBackend>(
+    c: &Context<B>,
+    dataset: Arc<dyn Dataset<ClassificationItem>>,
+    batch: usize,
+    workers: usize,
+    normalization: Normalization,
+) -> Result<Prepared> {
+    let items = dataset.len();
+    let loader = EpochLoader::<B::InnerBackend, _, _>::new(
+        dataset,
+        ClassificationBatcher { normalization },
+        batch,
+        c.device.clone(),
+    )
+    .shuffle(0)
+    .workers(workers);
+    let device = c.device.clone();
+    Ok(Prepared {
+        items,
+        step: Box::new(move || {
+            for batch in loader.iter() {
+                drop(batch);
+            }
+            sync::<B::InnerBackend>(&device)
+        }),
+    })
+}
+
+fn shapeworld_loader<B: AutodiffBackend>(c: &Context<B>) -> Result<Prepared> {
+    let world = ShapeWorld {
+        image_size: 64,
+        num_classes: 12,
+        ..ShapeWorld::default()
+    };
+    let data = ShapeWorldClassification {
+        world,
+        split: Split::Train,
+        len: 1024,
+    };
+    let normalization = Normalization {
+        mean: [0.5; 3],
+        std: [0.25; 3],
+    };
+    loader_pass(c, Arc::new(data), 64, c.threads, normalization)
+}
+
+fn smoke_loader<B: AutodiffBackend>(c: &Context<B>) -> Result<Prepared> {
+    let experiment = smoke_experiment()?;
+    let data = crate::train::datasets_of(&experiment)?;
+    let normalization = Normalization {
+        mean: [0.5; 3],
+        std: [0.25; 3],
+    };
+    let (batch, workers) = (experiment.train.batch_size, experiment.train.num_workers);
+    loader_pass(c, data.train, batch, workers, normalization)
+}
+
+fn image_folder_loader<B: AutodiffBackend>(c: &Context<B>) -> Result<Prepared> {
+    let folder = ImageFolder::scan(&c.jpeg_folder, "train", None)?;
+    let augmented = Augmented::new(folder, Pipeline::imagenet_train(224), 0)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    loader_pass(
+        c,
+        Arc::new(augmented),
+        32,
+        c.threads,
+        Normalization::IMAGENET,
+    )
+}
