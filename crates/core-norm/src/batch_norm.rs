@@ -108,10 +108,11 @@ impl<B: Backend> BatchNorm2d<B> {
 
     /// `γ (x - mean) / sqrt(var + eps) + β` with per-channel `mean`, `var` of shape `[C]`.
     fn normalize(&self, x: Tensor<B, 4>, mean: Tensor<B, 1>, var: Tensor<B, 1>) -> Tensor<B, 4> {
-        let c = x.dims()[1];
+        let [n, c, _, _] = x.dims();
         let scale = self.weight.val() / var.add_scalar(self.eps).sqrt(); // [C]
         let shift = self.bias.val() - mean * scale.clone();
-        x * scale.reshape([1, c, 1, 1]) + shift.reshape([1, c, 1, 1])
+        let per_sample = |v: Tensor<B, 1>| crate::per_sample(v.reshape([1, c, 1, 1]), n); // [N, C, 1, 1]
+        x * per_sample(scale) + per_sample(shift)
     }
 }
 

@@ -45,6 +45,8 @@ impl<B: Backend> BatchChannelNorm<B> {
         let shape = x.dims();
         let x1 = self.pbn.forward(x);
         let z = group_standardize(x1, self.groups, self.eps); // [N, G, L]
-        (z * self.weight.val() + self.bias.val()).reshape(shape)
+        let n = shape[0];
+        let per_sample = |v| crate::per_sample(v, n); // [1, G, 1] -> [N, G, 1]
+        (z * per_sample(self.weight.val()) + per_sample(self.bias.val())).reshape(shape)
     }
 }

@@ -36,8 +36,9 @@ impl<B: Backend> GroupNorm2d<B> {
     /// `[N, C, H, W] -> [N, C, H, W]`, the same in training and evaluation.
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
         let shape = x.dims();
-        let c = shape[1];
+        let [n, c, _, _] = shape;
         let z = group_standardize(x, self.groups, self.eps).reshape(shape);
-        z * self.weight.val().reshape([1, c, 1, 1]) + self.bias.val().reshape([1, c, 1, 1])
+        let per_sample = |v: Tensor<B, 1>| crate::per_sample(v.reshape([1, c, 1, 1]), n); // [N, C, 1, 1]
+        z * per_sample(self.weight.val()) + per_sample(self.bias.val())
     }
 }

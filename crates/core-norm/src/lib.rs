@@ -15,6 +15,7 @@
 
 mod batch_norm;
 mod bcn;
+mod broadcast;
 mod conv;
 mod group_norm;
 mod kinds;
@@ -22,6 +23,7 @@ mod ws;
 
 pub use batch_norm::{BatchNorm2d, BatchStatistics};
 pub use bcn::BatchChannelNorm;
+pub use broadcast::per_sample;
 pub use conv::{Conv2d, Conv2dConfig};
 pub use group_norm::{GroupNorm2d, group_standardize};
 pub use kinds::{ConvKind, IdentityNorm, KindError, Norm, NormKind};
