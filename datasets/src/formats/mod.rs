@@ -12,11 +12,13 @@
 //!   ground truth as the canonical panoptic map (`axial-deeplab.md` §7).
 //! * [`sketch`]: SAKE's Sketchy / TU-Berlin lists and class masks (`sake.md` §7).
 //! * [`occluded`]: CompNet's occluded PASCAL3D+ (`compnet.md` §7).
+//! * [`coco_occluded`]: CompNet's occluded MS-COCO vehicles (`compnet.md` §7).
 
 use std::path::{Path, PathBuf};
 
 pub mod cifar;
 pub mod coco;
+pub mod coco_occluded;
 pub mod imagenet;
 pub mod occluded;
 pub mod sketch;

@@ -128,7 +128,7 @@ pub struct OccludedPascal3d {
 }
 
 /// Reads the basenames of `list` if it exists (`None` otherwise), with their line numbers.
-fn listed_names(list: &Path) -> Result<Option<Vec<(usize, String)>>, FormatError> {
+pub(super) fn listed_names(list: &Path) -> Result<Option<Vec<(usize, String)>>, FormatError> {
     if !list.is_file() {
         return Ok(None);
     }
@@ -141,7 +141,11 @@ fn listed_names(list: &Path) -> Result<Option<Vec<(usize, String)>>, FormatError
 }
 
 /// Errors unless the image a list line names exists.
-fn checked_listed(list: &Path, line: usize, image: PathBuf) -> Result<PathBuf, FormatError> {
+pub(super) fn checked_listed(
+    list: &Path,
+    line: usize,
+    image: PathBuf,
+) -> Result<PathBuf, FormatError> {
     match image.is_file() {
         true => Ok(image),
         false => Err(FormatError::malformed(
