@@ -183,6 +183,13 @@ def make_case(name, device, threads, data_dir):
     return cases[name]()
 
 
+# Cases with no PyTorch counterpart, and why.
+VIREO_ONLY = {
+    "shapeworld_64_loader": "vireo only: ShapeWorld is vireo's own image generator",
+    "ws_smoke_loader": "vireo only: ShapeWorld is vireo's own image generator",
+}
+
+
 # ---------------------------------------------------------------------------------------------
 # Timing: the same method as crates/vireo/src/bench/measure.rs.
 
@@ -234,7 +241,8 @@ def serve(args):
                 case = make_case(request["case"], args.device, args.threads,
                                  request.get("data_dir"))
                 if case is None:
-                    reply = {"error": f"unknown case {request['case']}"}
+                    reply = {"error": VIREO_ONLY.get(request["case"],
+                                                     f"unknown case {request['case']}")}
                 else:
                     items, step = case
                     per_iteration = warm_up(step, args.device, request.get("warmup_s", 1.0))

@@ -205,6 +205,8 @@ pub struct ExperimentData {
     pub valid: ItemDataset,
     /// Shared with the train loader (`EpochLoader::sharing_epoch`).
     pub epoch: Arc<AtomicUsize>,
+    /// Class folder names in label order, for image folders (written to the run as `classes.txt`).
+    pub classes: Option<Vec<String>>,
 }
 
 /// The train and validation datasets an experiment names, train augmentation applied.
@@ -218,6 +220,7 @@ pub fn datasets_of(experiment: &ClassificationExperiment) -> Result<ExperimentDa
                 .with_epoch(epoch.clone()),
         ))
     };
+    let mut classes = None;
     let (train, valid): (ItemDataset, ItemDataset) = match &experiment.data {
         DataConfig::Shapeworld {
             train_size,
@@ -261,6 +264,7 @@ pub fn datasets_of(experiment: &ClassificationExperiment) -> Result<ExperimentDa
             let pipeline = augmentation
                 .clone()
                 .unwrap_or_else(|| Pipeline::imagenet_train(*image_size));
+            classes = Some(train.classes.clone());
             (
                 augmented(Arc::new(train), pipeline)?,
                 augmented(Arc::new(valid), Pipeline::imagenet_eval(*image_size))?,
@@ -271,6 +275,7 @@ pub fn datasets_of(experiment: &ClassificationExperiment) -> Result<ExperimentDa
         train,
         valid,
         epoch,
+        classes,
     })
 }
 
@@ -301,6 +306,7 @@ impl OnBackend for SingleRun {
             train: train_set,
             valid: valid_set,
             epoch,
+            classes,
         } = datasets_of(&experiment)?;
         let run = match destination {
             Destination::Resume(run) => run,
@@ -308,6 +314,11 @@ impl OnBackend for SingleRun {
                 let run = RunDir::create(&out, &meta.paper)?;
                 meta.device = format!("{device:?}");
                 run.write_config(&meta, &experiment)?;
+                if let Some(classes) = classes {
+                    // The label of each output: line k names class k (ImageNet: its synset).
+                    datasets::formats::imagenet::ClassIndex::from_wnids(classes)
+                        .write(&run.file("classes.txt"))?;
+                }
                 run
             }
         };

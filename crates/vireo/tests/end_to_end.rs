@@ -397,6 +397,10 @@ image_size = 12
     assert_eq!(csv_epochs(&run), [1, 2]);
     let config_json = fs::read_to_string(run.join("config.json")).unwrap();
     assert!(config_json.contains("image_folder"), "{config_json}");
+    assert_eq!(
+        fs::read_to_string(run.join("classes.txt")).unwrap(),
+        "n01\nn02\n"
+    );
 }
 
 /// A `w`×`h` grey image with a darker square, so random crops differ.

@@ -134,6 +134,14 @@ fn markers(backend: BackendKind) -> (String, String) {
     )
 }
 
+fn heading(backend: BackendKind) -> &'static str {
+    match backend {
+        BackendKind::Cpu => "CPU (burn-flex) next to PyTorch on the CPU",
+        BackendKind::Wgpu => "wgpu next to PyTorch",
+        BackendKind::Cuda => "CUDA next to PyTorch on CUDA",
+    }
+}
+
 /// Replaces (or appends) this backend's section of the docs page, leaving the rest as written.
 pub fn update_docs(
     path: &Path,
@@ -159,7 +167,11 @@ pub fn update_docs(
         (Some(a), Some(b)) if a < b => {
             format!("{}{section}{}", &page[..a], &page[b + end.len()..])
         }
-        _ => format!("{}\n## {:?}\n\n{section}\n", page.trim_end(), backend),
+        _ => format!(
+            "{}\n\n## {}\n\n{section}\n",
+            page.trim_end(),
+            heading(backend)
+        ),
     };
     std::fs::write(path, updated).with_context(|| format!("writing {}", path.display()))
 }
