@@ -69,11 +69,9 @@ impl<B: Backend> BatchNorm2d<B> {
     }
 
     fn forward_batch(&self, x: Tensor<B, 4>, momentum: f64) -> Tensor<B, 4> {
-        let [n, c, h, w] = x.dims();
+        let [n, _, h, w] = x.dims();
         let count = n * h * w;
-        let per_channel = x.clone().swap_dims(0, 1).reshape([c, count]); // [C, M]
-        let (var, mean) = per_channel.var_mean_bias(1); // [C, 1] each, biased
-        let (mean, var) = (mean.reshape([c]), var.reshape([c]));
+        let (mean, var) = channel_moments(x.clone());
         let unbiased = var
             .clone()
             .detach()
@@ -93,11 +91,13 @@ impl<B: Backend> BatchNorm2d<B> {
     fn forward_estimated(&self, x: Tensor<B, 4>, rate: f64) -> Tensor<B, 4> {
         let [n, c, h, w] = x.dims();
         let old_mean = self.running_mean.value_sync();
-        let per_channel = x.clone().detach().swap_dims(0, 1).reshape([c, n * h * w]); // [C, M]
-        let batch_mean = per_channel.clone().mean_dim(1).reshape([c]);
-        let drift_var = (per_channel - old_mean.clone().reshape([c, 1]))
+        let per_sample = x.clone().detach().reshape([n, c, h * w]); // [N, C, HW]
+        let batch_mean = per_sample.clone().mean_dim(2).mean_dim(0).reshape([c]);
+        let old = crate::per_sample(old_mean.clone().reshape([1, c, 1]), n); // [N, C, 1]
+        let drift_var = (per_sample - old)
             .square()
-            .mean_dim(1)
+            .mean_dim(2)
+            .mean_dim(0)
             .reshape([c]);
         let mean = ema(old_mean, batch_mean, rate);
         let var = ema(self.running_var.value_sync(), drift_var, rate);
@@ -114,6 +114,20 @@ impl<B: Backend> BatchNorm2d<B> {
         let per_sample = |v: Tensor<B, 1>| crate::per_sample(v.reshape([1, c, 1, 1]), n); // [N, C, 1, 1]
         x * per_sample(scale) + per_sample(shift)
     }
+}
+
+/// Per-channel mean and biased variance over `(N, H, W)`, each `[C]`.
+///
+/// Reduced over `H·W` first, then over the batch (equal-size parts, so the mean of means is the
+/// mean): every reduction runs along the innermost dimension of a contiguous tensor, where
+/// burn-flex vectorises, instead of transposing the whole batch to `[C, N·H·W]`.
+fn channel_moments<B: Backend>(x: Tensor<B, 4>) -> (Tensor<B, 1>, Tensor<B, 1>) {
+    let [n, c, h, w] = x.dims();
+    let grouped = x.reshape([n, c, h * w]); // [N, C, HW]
+    let mean = grouped.clone().mean_dim(2).mean_dim(0); // [1, C, 1]
+    let centred = grouped - crate::per_sample(mean.clone(), n);
+    let var = centred.square().mean_dim(2).mean_dim(0); // [1, C, 1]
+    (mean.reshape([c]), var.reshape([c]))
 }
 
 /// `(1 - rate) · old + rate · new`, PyTorch's running-statistics update.
