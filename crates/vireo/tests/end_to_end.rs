@@ -414,3 +414,41 @@ fn image_of(w: u32, h: u32, shade: u8) -> image::RgbImage {
         image::Rgb([v, v, v])
     })
 }
+
+#[test]
+fn bench_runs_alone_without_pytorch_and_writes_its_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let docs = dir.path().join("benchmarks.md");
+    let args = [
+        "bench",
+        "--quick",
+        "--case",
+        "ws_smoke_loader",
+        "--torch",
+        "/nonexistent/python",
+        "--out",
+        dir.path().to_str().unwrap(),
+        "--docs",
+        docs.to_str().unwrap(),
+    ];
+    let stdout = String::from_utf8(run_ok(&args).stdout).unwrap();
+    assert!(stdout.contains("PyTorch not available"), "{stdout}");
+    let run = fs::read_dir(dir.path().join("bench"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let results = fs::read_to_string(run.join("results.json")).unwrap();
+    assert!(
+        results.contains("ws_smoke_loader") && results.contains("median"),
+        "{results}"
+    );
+    let page = fs::read_to_string(&docs).unwrap();
+    assert!(
+        page.contains("bench:cpu:begin") && page.contains("`ws_smoke_loader`"),
+        "{page}"
+    );
+    let err = run_err(&["bench", "--suite", "everything"]);
+    assert!(err.contains("--suite everything"), "{err}");
+}
