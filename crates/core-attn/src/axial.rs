@@ -1,0 +1,361 @@
+//! Position-sensitive axial attention: H. Wang et al., "Axial-DeepLab: Stand-Alone Axial-Attention
+//! for Panoptic Segmentation", ECCV 2020 (arXiv 2003.07853). Spec: `axial-deeplab.md` §2.1 (the
+//! PyTorch repository's layer, the default), §2.2 (the DeepLab2 index convention, an option),
+//! §2.4 (local span, paper only). Parameter names equal the PyTorch repository's state_dict keys
+//! (`qkv_transform.weight`, `bn_qkv`, `bn_similarity`, `bn_output`, `relative`).
+//!
+//! Departures: a span longer than the axis is allowed (the table's centre is read; with span = axis
+//! length, as in the repository, nothing changes), and `Span::Local` masks keys beyond the window
+//! (the paper's local attention, not in either reference code base: outputs are not reference values).
+
+use burn::{
+    config::Config,
+    module::{Initializer, Module, Param},
+    tensor::{Tensor, activation::softmax, backend::Backend, module::avg_pool2d},
+};
+use core_norm::{BatchNorm2d, BatchStatistics};
+use serde::{Deserialize, Serialize};
+
+use crate::relative::{
+    RpeConvention, embeddings, index_table, positional_logits, positional_values,
+};
+
+/// The axis a layer attends along.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Axis {
+    Height,
+    Width,
+}
+
+/// Which keys a query sees.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Span {
+    /// Every position of the axis; the table has `2K - 1` offsets and the axis may be at most `K`
+    /// long (the repository's `kernel_size`, equal to the axis length there).
+    Global { size: usize },
+    /// Keys within ±(m - 1)/2 of the query (the paper's span m, `axial-deeplab.md` §2.4).
+    Local { size: usize },
+}
+
+impl Span {
+    /// `K`: the table holds offsets `-(K-1)..=K-1`.
+    pub fn size(self) -> usize {
+        match self {
+            Span::Global { size } | Span::Local { size } => size,
+        }
+    }
+}
+
+#[derive(Config, Debug)]
+pub struct AxialAttentionConfig {
+    pub in_planes: usize,
+    pub out_planes: usize,
+    pub span: Span,
+    pub axis: Axis,
+    #[config(default = 8)]
+    pub heads: usize,
+    /// Average pooling `s × s` after the layer (the repository pools after the width layer).
+    #[config(default = 1)]
+    pub stride: usize,
+    #[config(default = "RpeConvention::Axpt")]
+    pub convention: RpeConvention,
+    /// eps of the three batch norms (PyTorch's 1e-5; the spec's test vectors use 0).
+    #[config(default = 1e-5)]
+    pub bn_eps: f64,
+}
+
+#[derive(Module, Debug)]
+pub struct AxialAttention<B: Backend> {
+    /// The repository's `qkv_transform` (a 1×1 conv1d without bias) holds its weight here.
+    pub qkv_transform: QkvTransform<B>,
+    pub bn_qkv: BatchNorm2d<B>,
+    pub bn_similarity: BatchNorm2d<B>,
+    pub bn_output: BatchNorm2d<B>,
+    /// `[2·gp, 2K - 1]`: rows `0..gp/2` r^q, `gp/2..gp` r^k, `gp..2gp` r^v; shared by the heads.
+    pub relative: Param<Tensor<B, 2>>,
+    pub heads: usize,
+    pub out_planes: usize,
+    pub stride: usize,
+    #[module(skip)]
+    pub span: Span,
+    #[module(skip)]
+    pub axis: Axis,
+    #[module(skip)]
+    pub convention: RpeConvention,
+}
+
+/// `qkv_transform.weight` `[2·C_out, C_in, 1]`, output channels grouped per head as
+/// `q (gp/2) | k (gp/2) | v (gp)` (`axial-deeplab.md` §2.1).
+#[derive(Module, Debug)]
+pub struct QkvTransform<B: Backend> {
+    pub weight: Param<Tensor<B, 3>>,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum AxialError {
+    #[error("out_planes {out_planes} must be a positive multiple of 2·heads = {}", 2 * heads)]
+    Heads { out_planes: usize, heads: usize },
+    #[error("span {0} must be at least 1")]
+    Span(usize),
+    #[error("stride {0} must be at least 1")]
+    Stride(usize),
+}
+
+impl AxialAttentionConfig {
+    pub fn validate(&self) -> Result<(), AxialError> {
+        if self.heads == 0
+            || self.out_planes == 0
+            || !self.out_planes.is_multiple_of(2 * self.heads)
+        {
+            return Err(AxialError::Heads {
+                out_planes: self.out_planes,
+                heads: self.heads,
+            });
+        }
+        if self.span.size() == 0 {
+            return Err(AxialError::Span(0));
+        }
+        if self.stride == 0 {
+            return Err(AxialError::Stride(0));
+        }
+        Ok(())
+    }
+
+    /// Initialised as the repository does (`axial-deeplab.md` §2.1): qkv ~ N(0, 1/C_in),
+    /// relative ~ N(0, 1/gp), batch norms γ = 1, β = 0. Panics on an invalid config
+    /// ([`Self::validate`] says why).
+    pub fn init<B: Backend>(&self, device: &B::Device) -> AxialAttention<B> {
+        if let Err(e) = self.validate() {
+            panic!("invalid axial attention config: {e}");
+        }
+        let gp = self.out_planes / self.heads;
+        let k = self.span.size();
+        let normal = |std: f64| Initializer::Normal { mean: 0.0, std };
+        let bn = |channels| {
+            BatchNorm2d::new(
+                channels,
+                self.bn_eps,
+                BatchStatistics::Batch { momentum: 0.1 },
+                device,
+            )
+        };
+        AxialAttention {
+            qkv_transform: QkvTransform {
+                weight: normal((1.0 / self.in_planes as f64).sqrt())
+                    .init([2 * self.out_planes, self.in_planes, 1], device),
+            },
+            bn_qkv: bn(2 * self.out_planes),
+            bn_similarity: bn(3 * self.heads),
+            bn_output: bn(2 * self.out_planes),
+            relative: normal((1.0 / gp as f64).sqrt()).init([2 * gp, 2 * k - 1], device),
+            heads: self.heads,
+            out_planes: self.out_planes,
+            stride: self.stride,
+            span: self.span,
+            axis: self.axis,
+            convention: self.convention,
+        }
+    }
+}
+
+impl<B: Backend> AxialAttention<B> {
+    /// `[N, C_in, H, W] -> [N, C_out, H/s, W/s]`.
+    pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+        let [n, c, h, w] = x.dims();
+        // Fold the other axis into the batch: [N·W, C, H] (height) or [N·H, C, W] (width).
+        let (columns, len) = match self.axis {
+            Axis::Height => (x.permute([0, 3, 1, 2]).reshape([n * w, c, h]), h),
+            Axis::Width => (x.permute([0, 2, 1, 3]).reshape([n * h, c, w]), w),
+        };
+        let out = self.attend(columns); // [B', C_out, L]
+        let out = match self.axis {
+            Axis::Height => out
+                .reshape([n, w, self.out_planes, len])
+                .permute([0, 2, 3, 1]),
+            Axis::Width => out
+                .reshape([n, h, self.out_planes, len])
+                .permute([0, 2, 1, 3]),
+        };
+        if self.stride > 1 {
+            let s = self.stride;
+            avg_pool2d(out, [s, s], [s, s], [0, 0], false, false)
+        } else {
+            out
+        }
+    }
+
+    /// The attention along the last axis of `[B', C_in, L]` columns, `-> [B', C_out, L]`.
+    pub fn attend(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
+        let [b, _, l] = x.dims();
+        let (g, gp) = (self.heads, self.out_planes / self.heads);
+        let device = x.device();
+        let qkv = self.project(x); // [B', 2·C_out, L]
+        let qkv = qkv.reshape([b, g, 2 * gp, l]);
+        let q = qkv.clone().narrow(2, 0, gp / 2);
+        let k = qkv.clone().narrow(2, gp / 2, gp / 2);
+        let v = qkv.narrow(2, gp, gp);
+
+        let span = self.span.size();
+        assert!(
+            l <= span || matches!(self.span, Span::Local { .. }),
+            "axial attention along an axis of {l} positions needs a global span of at least {l} (it has {span})"
+        );
+        let table = self.relative.val();
+        let query_minus_key = index_table::<B>(l, span, true, &device);
+        let key_minus_query = index_table::<B>(l, span, false, &device);
+        let (qv_index, k_index) = match self.convention {
+            RpeConvention::Axpt => (query_minus_key.clone(), query_minus_key),
+            RpeConvention::Dl2 => (key_minus_query.clone(), query_minus_key),
+        };
+        let r_q = embeddings(table.clone().narrow(0, 0, gp / 2), qv_index.clone(), l);
+        // r^k is read at key − query: as a function of (key j, query i) it is the query − key
+        // table, so kr is the transposed "logits" of k.
+        let r_k = embeddings(table.clone().narrow(0, gp / 2, gp / 2), k_index, l);
+        let r_v = embeddings(table.narrow(0, gp, gp), qv_index, l);
+
+        let similarity = self.similarity(q, k, r_q, r_k); // [B', G, L, L]
+        let similarity = match self.span {
+            Span::Local { size } => mask_outside_window(similarity, size),
+            Span::Global { .. } => similarity,
+        };
+        let attention = softmax(similarity, 3);
+        let sv = v.matmul(attention.clone().swap_dims(2, 3)); // [B', G, gp, L]
+        let sve = positional_values(attention, r_v); // [B', G, gp, L]
+        self.combine_outputs(sv, sve)
+    }
+
+    /// `bn_qkv(W · x)`: the 1×1 projection to per-head q, k, v.
+    fn project(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
+        let [b, _, l] = x.dims();
+        let weight = self.qkv_transform.weight.val(); // [2·C_out, C_in, 1]
+        let [out, cin, _] = weight.dims();
+        let qkv = weight.reshape([1, out, cin]).matmul(x); // [B', 2·C_out, L]
+        self.bn_qkv
+            .forward(qkv.reshape([b, out, l, 1]))
+            .reshape([b, out, l])
+    }
+
+    /// `Σ_t BN_sim(stack(qk, qr, kr))_t`, channel `t·G + g` (`axial-deeplab.md` §2.1, pitfall 4).
+    fn similarity(
+        &self,
+        q: Tensor<B, 4>,
+        k: Tensor<B, 4>,
+        r_q: Tensor<B, 3>,
+        r_k: Tensor<B, 3>,
+    ) -> Tensor<B, 4> {
+        let [b, g, _, l] = q.dims();
+        let qk = q.clone().swap_dims(2, 3).matmul(k.clone()); // [B', G, L(i), L(j)]
+        let qr = positional_logits(q, r_q);
+        let kr = positional_logits(k, r_k).swap_dims(2, 3);
+        let stacked = Tensor::cat(vec![qk, qr, kr], 1); // [B', 3G, L, L]
+        self.bn_similarity
+            .forward(stacked)
+            .reshape([b, 3, g, l, l])
+            .sum_dim(1)
+            .reshape([b, g, l, l])
+    }
+
+    /// `Σ_u BN_out(interleave(sv, sve))_u` with channel `2·oc + u` (`axial-deeplab.md` §2.1).
+    fn combine_outputs(&self, sv: Tensor<B, 4>, sve: Tensor<B, 4>) -> Tensor<B, 3> {
+        let [b, g, gp, l] = sv.dims();
+        let c = g * gp;
+        // [B', G, gp, 2, L] -> [B', 2·C_out, L]: content u = 0, positional u = 1, interleaved.
+        let stacked = Tensor::stack::<5>(vec![sv, sve], 3).reshape([b, 2 * c, l, 1]);
+        self.bn_output
+            .forward(stacked)
+            .reshape([b, c, 2, l])
+            .sum_dim(2)
+            .reshape([b, c, l])
+    }
+}
+
+/// Logits of keys farther than `(m - 1)/2` from the query set to −∞ before the softmax.
+fn mask_outside_window<B: Backend>(logits: Tensor<B, 4>, span: usize) -> Tensor<B, 4> {
+    let dims = logits.dims();
+    let l = dims[2];
+    let half = (span.saturating_sub(1) / 2) as i64;
+    let device = logits.device();
+    let outside: Vec<bool> = (0..l * l)
+        .map(|p| ((p / l) as i64 - (p % l) as i64).abs() > half)
+        .collect();
+    let mask = Tensor::<B, 1, burn::tensor::Bool>::from_data(
+        burn::tensor::TensorData::new(outside, [l * l]),
+        &device,
+    )
+    .reshape([1, 1, l, l]);
+    logits.mask_fill(mask.expand(dims), f32::NEG_INFINITY)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::{backend::Flex, tensor::Distribution};
+
+    #[test]
+    fn local_span_ignores_keys_outside_the_window() {
+        let device = Default::default();
+        let layer = AxialAttentionConfig::new(4, 8, Span::Local { size: 3 }, Axis::Height)
+            .with_heads(2)
+            .init::<Flex>(&device);
+        let x = Tensor::<Flex, 4>::random([1, 4, 6, 2], Distribution::Normal(0.0, 1.0), &device);
+        // Change positions 3..6 only: the first query (window 0..=1) must not notice.
+        let far = x.clone().slice([0..1, 0..4, 3..6, 0..2]).mul_scalar(5.0);
+        let changed = x.clone().slice_assign([0..1, 0..4, 3..6, 0..2], far);
+        let first = |t: Tensor<Flex, 4>| layer.forward(t).slice([0..1, 0..8, 0..1, 0..2]);
+        first(x.clone()).to_data().assert_approx_eq::<f32>(
+            &first(changed.clone()).to_data(),
+            burn::tensor::Tolerance::absolute(1e-6),
+        );
+        // A global layer does notice.
+        let global = AxialAttentionConfig::new(4, 8, Span::Global { size: 6 }, Axis::Height)
+            .with_heads(2)
+            .init::<Flex>(&device);
+        let diff = (global.forward(x).slice([0..1, 0..8, 0..1, 0..2])
+            - global.forward(changed).slice([0..1, 0..8, 0..1, 0..2]))
+        .abs()
+        .max()
+        .into_scalar();
+        assert!(diff > 1e-4, "{diff}");
+    }
+
+    #[test]
+    fn shapes_strides_and_parameter_counts() {
+        let device = Default::default();
+        // axial-deeplab.md §3.1 per-layer count: C_in·2C_out + 2·2C_out + 2·3G + 2·2C_out + 2gp·(2K-1).
+        let (cin, cout, g, k) = (64usize, 64usize, 8usize, 56usize);
+        let layer = AxialAttentionConfig::new(cin, cout, Span::Global { size: k }, Axis::Width)
+            .with_stride(2)
+            .init::<Flex>(&device);
+        let gp = cout / g;
+        let expected =
+            cin * 2 * cout + 2 * 2 * cout + 2 * 3 * g + 2 * 2 * cout + 2 * gp * (2 * k - 1);
+        assert_eq!(layer.num_params(), expected + running_stats(cout, g));
+        let x = Tensor::<Flex, 4>::zeros([1, cin, 8, 8], &device);
+        assert_eq!(layer.forward(x).dims(), [1, cout, 4, 4]);
+    }
+
+    /// burn's `num_params` counts the running statistics of the three batch norms too.
+    fn running_stats(cout: usize, g: usize) -> usize {
+        2 * (2 * cout) + 2 * (3 * g) + 2 * (2 * cout)
+    }
+
+    #[test]
+    fn invalid_configs_are_named() {
+        let bad = AxialAttentionConfig::new(4, 12, Span::Global { size: 4 }, Axis::Height);
+        assert_eq!(
+            bad.validate(),
+            Err(AxialError::Heads {
+                out_planes: 12,
+                heads: 8
+            })
+        );
+        assert!(
+            bad.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("multiple of 2·heads = 16")
+        );
+    }
+}
