@@ -36,7 +36,7 @@ fn reference(key: &str) -> TensorData {
 fn load(case: &str, config: AxialAttentionConfig) -> AxialAttention<AD> {
     let mut layer = config.init::<AD>(&Default::default());
     let mut store = SafetensorsStore::from_file(fixture())
-        .with_key_remapping(&format!(r"^{case}\."), "")
+        .with_key_remapping(format!(r"^{case}\."), "")
         .allow_partial(true);
     let result = layer.load_from(&mut store).expect("fixture loads");
     assert!(result.missing.is_empty(), "missing: {:?}", result.missing);
