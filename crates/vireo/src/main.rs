@@ -152,6 +152,16 @@ fn list_models() {
             group_thousands(count)
         );
     }
+    for preset in axial_deeplab::AXIAL_PRESETS {
+        let model = (preset.config)().init::<Flex>(&device);
+        let count = core_nets::count_parameters::<Flex, _>(&model);
+        println!(
+            "{:<20} {:<15} {:>14}",
+            preset.name,
+            "Axial-DeepLab",
+            group_thousands(count)
+        );
+    }
 }
 
 fn group_thousands(n: usize) -> String {

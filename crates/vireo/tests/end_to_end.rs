@@ -303,6 +303,10 @@ fn models_lists_the_exact_parameter_counts() {
         "25,560,424",
         "resnext101_bcn_ws",
         "44,184,360",
+        "axial26s",
+        "5,944,936",
+        "axial50l",
+        "43,973,480",
     ] {
         assert!(stdout.contains(line), "{line} missing from:\n{stdout}");
     }
