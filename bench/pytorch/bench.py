@@ -18,6 +18,7 @@ Run by hand: python3 bench/pytorch/bench.py --threads 2 --device cpu --list
 import argparse
 import json
 import math
+import os
 import sys
 import time
 
@@ -120,6 +121,39 @@ def layer_case(device, layer, backward):
     return 8, step
 
 
+def axial_layer():
+    """The axial-attention layer of Axial-DeepLab (axial.py): 128 -> 128 channels, height axis,
+    span 56, 8 heads."""
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from axial import AxialAttention
+    return AxialAttention(128, 128, 8, 56)
+
+
+def axial_case(device, backward):
+    x = torch.randn(8, 128, 56, 56, device=device, requires_grad=backward)
+    layer = axial_layer().to(device)
+    if backward:
+        layer.train()
+
+        def step():
+            layer.zero_grad(set_to_none=True)
+            x.grad = None
+            layer(x).sum().backward()
+    else:
+        layer.eval()
+
+        def step():
+            with torch.no_grad():
+                layer(x)
+    return 8, step
+
+
+def axial26s():
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from axial import axial26s as build
+    return build()
+
+
 def train_case(device, model, batch, size, classes=1000):
     model = model.to(device).train()
     x = torch.randn(batch, 3, size, size, device=device)
@@ -169,6 +203,9 @@ def make_case(name, device, threads, data_dir):
         "ws_conv3x3_fwd_bwd": lambda: layer_case(device, conv(True), True),
         "gn32_fwd_bwd": lambda: layer_case(device, nn.GroupNorm(32, 64), True),
         "bcn32_fwd_bwd": lambda: layer_case(device, BCN(64, 32), True),
+        "axial_h56_fwd": lambda: axial_case(device, False),
+        "axial_h56_fwd_bwd": lambda: axial_case(device, True),
+        "axial26s_train_b8_224": lambda: train_case(device, axial26s(), 8, 224),
         "resnet50_gnws_train_b8_224": lambda: train_case(device, resnet(50, "gn"), 8, 224),
         "resnet50_gnws_infer_b8_224": lambda: infer_case(device, resnet(50, "gn"), 8, 224),
         "resnet50_gnws_train_b32_64": lambda: train_case(device, resnet(50, "gn"), 32, 64),
@@ -271,7 +308,8 @@ def main():
     args = parser.parse_args()
     if args.list:
         for name in ["conv3x3_fwd", "conv3x3_fwd_bwd", "ws_conv3x3_fwd", "ws_conv3x3_fwd_bwd",
-                     "gn32_fwd_bwd", "bcn32_fwd_bwd", "resnet50_gnws_train_b8_224",
+                     "gn32_fwd_bwd", "bcn32_fwd_bwd", "axial_h56_fwd", "axial_h56_fwd_bwd",
+                     "axial26s_train_b8_224", "resnet50_gnws_train_b8_224",
                      "resnet50_gnws_infer_b8_224", "resnet50_gnws_train_b32_64",
                      "resnet50_gnws_infer_b32_64", "resnet18_bn_train_b32_32",
                      "resnet18_bn_infer_b32_32", "ws_smoke_train_b32_32", "imagefolder_rrc_224"]:

@@ -97,6 +97,18 @@ pub fn registry<B: AutodiffBackend>() -> Vec<Case<B>> {
             bcn_fwd_bwd::<B>,
         ),
         case(
+            "axial_h56_fwd",
+            Layers,
+            "axial attention (height), B8 128 ch 56², forward",
+            axial_fwd::<B>,
+        ),
+        case(
+            "axial_h56_fwd_bwd",
+            Layers,
+            "axial attention (height), B8 128 ch 56², forward+backward",
+            axial_fwd_bwd::<B>,
+        ),
+        case(
             "resnet50_gnws_train_b8_224",
             Models,
             "ResNet-50 GN+WS train step, B8 224²",
@@ -131,6 +143,12 @@ pub fn registry<B: AutodiffBackend>() -> Vec<Case<B>> {
             Models,
             "ResNet-18 BN inference, B32 32²",
             |c| inference(c, ResNetConfig::resnet18(), 32, 32),
+        ),
+        case(
+            "axial26s_train_b8_224",
+            Models,
+            "Axial-ResNet-26-S train step, B8 224²",
+            axial26s_train::<B>,
         ),
         case(
             "ws_smoke_train_b32_32",
@@ -223,6 +241,71 @@ fn bcn_fwd_bwd<B: AutodiffBackend>(c: &Context<B>) -> Result<Prepared> {
     let stats = BatchStatistics::Batch { momentum: 0.1 };
     let norm = BatchChannelNorm::<B>::new(64, 32, 1e-5, stats, &c.device);
     fwd_bwd(c, move |x| norm.forward(x))
+}
+
+fn axial_layer() -> core_attn::AxialAttentionConfig {
+    use core_attn::{AxialAttentionConfig, Axis, Span};
+    AxialAttentionConfig::new(128, 128, Span::Global { size: 56 }, Axis::Height)
+}
+
+fn axial_input<B: burn::tensor::backend::Backend>(device: &B::Device) -> Tensor<B, 4> {
+    Tensor::random([8, 128, 56, 56], Distribution::Normal(0.0, 1.0), device)
+}
+
+/// Evaluation mode (running statistics) on the inference backend, as PyTorch's `eval()` + `no_grad`.
+fn axial_fwd<B: AutodiffBackend>(c: &Context<B>) -> Result<Prepared> {
+    let layer = axial_layer().init::<B>(&c.device).valid();
+    let x = axial_input::<B::InnerBackend>(&c.device);
+    let device = c.device.clone();
+    Ok(Prepared {
+        items: 8,
+        step: Box::new(move || {
+            let _ = layer.forward(x.clone());
+            sync::<B::InnerBackend>(&device)
+        }),
+    })
+}
+
+/// Training mode (batch statistics), `layer(x).sum().backward()`.
+fn axial_fwd_bwd<B: AutodiffBackend>(c: &Context<B>) -> Result<Prepared> {
+    let layer = axial_layer().init::<B>(&c.device);
+    let x = axial_input::<B>(&c.device).require_grad();
+    let device = c.device.clone();
+    Ok(Prepared {
+        items: 8,
+        step: Box::new(move || {
+            let _grads = layer.forward(x.clone()).sum().backward();
+            sync::<B>(&device)
+        }),
+    })
+}
+
+/// Forward, cross-entropy, backward and an SGD step of Axial-ResNet-26-S.
+fn axial26s_train<B: AutodiffBackend>(c: &Context<B>) -> Result<Prepared> {
+    let mut model = Some(axial_deeplab::AxialResNetConfig::axial26s().init::<B>(&c.device));
+    let mut optimizer = core_train::OptimizerConfig {
+        lr: 0.01,
+        momentum: 0.9,
+        nesterov: false,
+        weight_decay: 1e-4,
+    }
+    .sgd()
+    .init();
+    let (images, targets) = classification_batch::<B>(8, 224, 1000, &c.device);
+    let loss = burn::nn::loss::CrossEntropyLossConfig::new().init(&c.device);
+    let device = c.device.clone();
+    Ok(Prepared {
+        items: 8,
+        step: Box::new(move || {
+            let current = model
+                .take()
+                .context("the model was lost in a failed step")?;
+            let value = loss.forward(current.forward(images.clone()), targets.clone());
+            let grads = GradientsParams::from_grads(value.backward(), &current);
+            model = Some(optimizer.step(0.01, current, grads));
+            sync::<B>(&device)
+        }),
+    })
 }
 
 fn classification_batch<B: burn::tensor::backend::Backend>(
