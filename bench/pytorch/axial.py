@@ -70,13 +70,13 @@ class AxialBlock(nn.Module):
 
     expansion = 2
 
-    def __init__(self, in_channels, planes, span, stride=1):
+    def __init__(self, in_channels, planes, span, stride=1, heads=8):
         super().__init__()
         out = planes * self.expansion
         self.conv_down = nn.Conv2d(in_channels, planes, 1, bias=False)
         self.bn1 = nn.BatchNorm2d(planes)
-        self.hight_block = AxialAttention(planes, planes, 8, span)
-        self.width_block = AxialAttention(planes, planes, 8, span, stride=stride, width=True)
+        self.hight_block = AxialAttention(planes, planes, heads, span)
+        self.width_block = AxialAttention(planes, planes, heads, span, stride=stride, width=True)
         self.conv_up = nn.Conv2d(planes, out, 1, bias=False)
         self.bn2 = nn.BatchNorm2d(out)
         self.downsample = None
@@ -95,16 +95,16 @@ class AxialBlock(nn.Module):
 class AxialResNet(nn.Module):
     """axial-deeplab.md §3.1, conv stem, 224 input."""
 
-    def __init__(self, layers, width, num_classes=1000):
+    def __init__(self, layers, width, num_classes=1000, span=56, heads=8):
         super().__init__()
         stem = int(64 * width)
         self.conv1 = nn.Conv2d(3, stem, 7, 2, 3, bias=False)
         self.bn1 = nn.BatchNorm2d(stem)
-        in_channels, span, stages = stem, 56, []
+        in_channels, stages = stem, []
         for stage, planes in enumerate([128, 256, 512, 1024]):
             planes, stride, blocks = int(planes * width), (1 if stage == 0 else 2), []
             for b in range(layers[stage]):
-                blocks.append(AxialBlock(in_channels, planes, span, stride if b == 0 else 1))
+                blocks.append(AxialBlock(in_channels, planes, span, stride if b == 0 else 1, heads))
                 in_channels = planes * 2
                 if b == 0 and stride > 1:
                     span //= stride

@@ -13,4 +13,6 @@ pub mod block;
 pub mod resnet;
 
 pub use block::AxialBlock;
-pub use resnet::{AXIAL_PRESETS, AxialPreset, AxialResNet, AxialResNetConfig};
+pub use resnet::{
+    AXIAL_PRESETS, AxialPreset, AxialResNet, AxialResNetConfig, load_axial_checkpoint,
+};

@@ -128,6 +128,17 @@ impl<B: Backend> AxialResNet<B> {
     }
 }
 
+/// Loads a checkpoint of the PyTorch repository's layout (`axial-deeplab.md` §5: its keys, including
+/// `hight_block`; plain, `{'net': …}` or `{'state_dict': …}`, with or without `module.`;
+/// `flatten_index` and `num_batches_tracked` ignored) into `model`, which must have its shape.
+pub fn load_axial_checkpoint<B: Backend>(
+    model: AxialResNet<B>,
+    path: &std::path::Path,
+    model_name: &str,
+) -> Result<(AxialResNet<B>, core_nets::ImportReport), core_nets::ImportError> {
+    core_nets::load_pytorch_checkpoint(model, path, model_name)
+}
+
 /// A named Axial-ResNet that `vireo models` lists with its exact parameter count.
 pub struct AxialPreset {
     pub name: &'static str,

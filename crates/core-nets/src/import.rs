@@ -25,9 +25,12 @@ const KEY_REMAPPING: &[(&str, &str)] = &[
     ),
 ];
 
-/// Checkpoint entries that carry no information our modules need.
+/// Checkpoint entries that carry no information our modules need (Axial-DeepLab's
+/// `flatten_index` is a gather table the layer recomputes).
 fn ignorable(key: &str) -> bool {
-    key.ends_with("num_batches_tracked") || key.ends_with("estbn_moving_speed")
+    key.ends_with("num_batches_tracked")
+        || key.ends_with("estbn_moving_speed")
+        || key.ends_with("flatten_index")
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -84,10 +87,21 @@ pub struct ImportReport {
 /// `model`, which must have the checkpoint's structure and kinds. The raw conv weights become the
 /// WS parameters unchanged. `model_name` is used in errors.
 pub fn load_pytorch_resnet<B: Backend>(
-    mut model: ResNet<B>,
+    model: ResNet<B>,
     path: &Path,
     model_name: &str,
 ) -> Result<(ResNet<B>, ImportReport), ImportError> {
+    load_pytorch_checkpoint(model, path, model_name)
+}
+
+/// Loads any PyTorch state_dict whose keys (after the wrapper and `downsample` remapping of
+/// `KEY_REMAPPING`) equal `model`'s parameter paths; every tensor of the model must be found with
+/// its shape, and every file key used or ignorable. `model_name` is used in errors.
+pub fn load_pytorch_checkpoint<B: Backend, M: ModuleSnapshot<B>>(
+    mut model: M,
+    path: &Path,
+    model_name: &str,
+) -> Result<(M, ImportReport), ImportError> {
     if !path.is_file() {
         return Err(ImportError::NotFound(path.to_path_buf()));
     }

@@ -178,11 +178,33 @@ fn group_thousands(n: usize) -> String {
 
 fn import(args: ImportArgs) -> Result<()> {
     use burn::backend::Flex;
+    if let Some(preset) = axial_deeplab::AXIAL_PRESETS
+        .iter()
+        .find(|p| p.name == args.model)
+    {
+        let model = (preset.config)()
+            .with_num_classes(args.num_classes)
+            .init::<Flex>(&Default::default());
+        let (_, report) =
+            axial_deeplab::load_axial_checkpoint(model, &args.checkpoint, preset.name)?;
+        println!(
+            "{}: loaded {} tensors into {}; ignored {} bookkeeping entries (num_batches_tracked, flatten_index)",
+            args.checkpoint.display(),
+            report.applied,
+            preset.name,
+            report.ignored.len()
+        );
+        return Ok(());
+    }
     let Some(preset) = core_nets::MODEL_PRESETS
         .iter()
         .find(|p| p.name == args.model)
     else {
-        let names: Vec<_> = core_nets::MODEL_PRESETS.iter().map(|p| p.name).collect();
+        let names: Vec<_> = core_nets::MODEL_PRESETS
+            .iter()
+            .map(|p| p.name)
+            .chain(axial_deeplab::AXIAL_PRESETS.iter().map(|p| p.name))
+            .collect();
         bail!(
             "unknown model '{}': expected one of {}",
             args.model,
