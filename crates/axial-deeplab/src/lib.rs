@@ -7,10 +7,18 @@
 //!   [`core_attn::AxialAttention`] layer; `axial26s`, `axial50s`, `axial50m`, `axial50l` with the
 //!   repository's exact parameter counts.
 //!
-//! The panoptic decoder, targets, losses, post-processing and metrics follow (Axial-DeepLab issue).
+//! * [`targets`]: Panoptic-DeepLab training targets (§4.2): semantic weights, Gaussian centre
+//!   heatmap, centre offsets.
+//! * [`postprocess`]: centres, grouping and the panoptic merge (§4.3).
+//! * [`metrics`]: PQ/SQ/RQ per class, things and stuff, and mIoU (§4.4).
+//!
+//! The panoptic decoder and heads, the losses and the training loop follow (Axial-DeepLab issue).
 
 pub mod block;
+pub mod metrics;
+pub mod postprocess;
 pub mod resnet;
+pub mod targets;
 
 pub use block::AxialBlock;
 pub use resnet::{
