@@ -490,10 +490,20 @@ impl ShapeWorld {
 
     /// A classification scene: one object of a uniformly drawn class on a two-region background.
     pub fn classification_scene(&self, split: Split, index: u64) -> (Scene, usize) {
-        let mut rng = self.rng(split, index);
-        let label = rng.random_range(0..self.num_classes);
-        let (stuff, split_point, split_angle) = self.background(&mut rng);
-        let object = self.object(&mut rng, ShapeClass::ALL[label]);
+        let classes = &ShapeClass::ALL[..self.num_classes];
+        self.single_object_scene(&mut self.rng(split, index), classes)
+    }
+
+    /// One object of a class drawn uniformly from `classes` on a two-region background, and the
+    /// index of its class in `classes`.
+    fn single_object_scene(
+        &self,
+        rng: &mut Xoshiro256PlusPlus,
+        classes: &[ShapeClass],
+    ) -> (Scene, usize) {
+        let label = rng.random_range(0..classes.len());
+        let (stuff, split_point, split_angle) = self.background(rng);
+        let object = self.object(rng, classes[label]);
         let scene = Scene {
             size: self.image_size,
             stuff,

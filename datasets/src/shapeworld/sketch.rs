@@ -95,19 +95,7 @@ impl ShapeWorld {
 
     /// Photo `index` of `split` (a classification scene) of a class drawn uniformly from `classes`.
     pub fn photo(&self, split: Split, index: u64, classes: &[ShapeClass]) -> (Scene, usize) {
-        let mut rng = self.task_rng(split, index, PHOTO_STREAM);
-        let label = rng.random_range(0..classes.len());
-        let (stuff, split_point, split_angle) = self.background(&mut rng);
-        let object = self.object(&mut rng, classes[label]);
-        let scene = Scene {
-            size: self.image_size,
-            stuff,
-            split_point,
-            split_angle,
-            objects: vec![object],
-            occluders: Vec::new(),
-        };
-        (scene, label)
+        self.single_object_scene(&mut self.task_rng(split, index, PHOTO_STREAM), classes)
     }
 }
 

@@ -282,30 +282,8 @@ fn axial_fwd_bwd<B: AutodiffBackend>(c: &Context<B>) -> Result<Prepared> {
 
 /// Forward, cross-entropy, backward and an SGD step of Axial-ResNet-26-S.
 fn axial26s_train<B: AutodiffBackend>(c: &Context<B>) -> Result<Prepared> {
-    let mut model = Some(axial_deeplab::AxialResNetConfig::axial26s().init::<B>(&c.device));
-    let mut optimizer = core_train::OptimizerConfig {
-        lr: 0.01,
-        momentum: 0.9,
-        nesterov: false,
-        weight_decay: 1e-4,
-    }
-    .sgd()
-    .init();
-    let (images, targets) = classification_batch::<B>(8, 224, 1000, &c.device);
-    let loss = burn::nn::loss::CrossEntropyLossConfig::new().init(&c.device);
-    let device = c.device.clone();
-    Ok(Prepared {
-        items: 8,
-        step: Box::new(move || {
-            let current = model
-                .take()
-                .context("the model was lost in a failed step")?;
-            let value = loss.forward(current.forward(images.clone()), targets.clone());
-            let grads = GradientsParams::from_grads(value.backward(), &current);
-            model = Some(optimizer.step(0.01, current, grads));
-            sync::<B>(&device)
-        }),
-    })
+    let model = axial_deeplab::AxialResNetConfig::axial26s().init::<B>(&c.device);
+    sgd_classification_step(c, model, 8, 224, 1000, |m, x| m.forward(x))
 }
 
 fn classification_batch<B: burn::tensor::backend::Backend>(
@@ -324,7 +302,7 @@ fn classification_batch<B: burn::tensor::backend::Backend>(
     (images, targets)
 }
 
-/// Forward, cross-entropy, backward and an SGD step (momentum 0.9, weight decay 1e-4).
+/// Forward, cross-entropy, backward and an SGD step (momentum 0.9, weight decay 1e-4) of a ResNet.
 fn train_step<B: AutodiffBackend>(
     c: &Context<B>,
     config: ResNetConfig,
@@ -332,7 +310,25 @@ fn train_step<B: AutodiffBackend>(
     size: usize,
 ) -> Result<Prepared> {
     let classes = config.num_classes.unwrap_or(1000);
-    let mut model = Some(config.init::<B>(&c.device));
+    let model = config.init::<B>(&c.device);
+    sgd_classification_step(c, model, batch, size, classes, |m, x| m.forward(x))
+}
+
+/// One training step of any classifier `forward` on a fixed random batch: forward, cross-entropy,
+/// backward and an SGD step (momentum 0.9, weight decay 1e-4, the WS/BCN recipes' optimiser).
+fn sgd_classification_step<B, M>(
+    c: &Context<B>,
+    model: M,
+    batch: usize,
+    size: usize,
+    classes: usize,
+    forward: fn(&M, Tensor<B, 4>) -> Tensor<B, 2>,
+) -> Result<Prepared>
+where
+    B: AutodiffBackend,
+    M: burn::module::AutodiffModule<B> + 'static,
+{
+    let mut model = Some(model);
     let mut optimizer = core_train::OptimizerConfig {
         lr: 0.01,
         momentum: 0.9,
@@ -340,8 +336,9 @@ fn train_step<B: AutodiffBackend>(
         weight_decay: 1e-4,
     }
     .sgd()
-    .init();
+    .init::<B, M>();
     let (images, targets) = classification_batch::<B>(batch, size, classes, &c.device);
+    let loss = burn::nn::loss::CrossEntropyLossConfig::new().init(&c.device);
     let device = c.device.clone();
     Ok(Prepared {
         items: batch,
@@ -349,10 +346,8 @@ fn train_step<B: AutodiffBackend>(
             let current = model
                 .take()
                 .context("the model was lost in a failed step")?;
-            let loss = current
-                .forward_classification(images.clone(), targets.clone())
-                .loss;
-            let grads = GradientsParams::from_grads(loss.backward(), &current);
+            let value = loss.forward(forward(&current, images.clone()), targets.clone());
+            let grads = GradientsParams::from_grads(value.backward(), &current);
             model = Some(optimizer.step(0.01, current, grads));
             sync::<B>(&device)
         }),
