@@ -203,11 +203,11 @@ impl<B: Backend> AxialAttention<B> {
             "axial attention along an axis of {l} positions needs a global span of at least {l} (it has {span})"
         );
         let table = self.relative.val();
-        let query_minus_key = index_table::<B>(l, span, true, &device);
-        let key_minus_query = index_table::<B>(l, span, false, &device);
-        let (qv_index, k_index) = match self.convention {
-            RpeConvention::Axpt => (query_minus_key.clone(), query_minus_key),
-            RpeConvention::Dl2 => (key_minus_query.clone(), query_minus_key),
+        // r^k is always read at key − query, i.e. the query − key table seen from the key.
+        let k_index = index_table::<B>(l, span, true, &device);
+        let qv_index = match self.convention {
+            RpeConvention::Axpt => k_index.clone(),
+            RpeConvention::Dl2 => index_table::<B>(l, span, false, &device),
         };
         let r_q = embeddings(table.clone().narrow(0, 0, gp / 2), qv_index.clone(), l);
         // r^k is read at key − query: as a function of (key j, query i) it is the query − key

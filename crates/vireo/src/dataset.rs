@@ -73,7 +73,7 @@ fn preview(args: PreviewArgs) -> Result<()> {
         world.image_size,
         world.image_size
     );
-    core_train::plot::draw_tile_grid(&cells, task.columns(), &title, &out)?;
+    core_train::plot::draw_tile_grid(&cells, PreviewTask::COLUMNS, &title, &out)?;
     println!("wrote {}", out.display());
     Ok(())
 }

@@ -279,7 +279,7 @@ pub fn datasets_of(experiment: &ClassificationExperiment) -> Result<ExperimentDa
     })
 }
 
-fn batcher_of(experiment: &ClassificationExperiment) -> ClassificationBatcher {
+pub fn batcher_of(experiment: &ClassificationExperiment) -> ClassificationBatcher {
     let normalization = match &experiment.data {
         DataConfig::Shapeworld { normalization, .. }
         | DataConfig::ImageFolder { normalization, .. } => *normalization,

@@ -365,6 +365,9 @@ impl Split {
     }
 }
 
+/// Two stuff regions, a point on their border line and its direction.
+type Background = ([StuffRegion; 2], [f32; 2], f32);
+
 /// The world's fixed settings: the seed and what varies between its images.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -450,7 +453,7 @@ impl ShapeWorld {
         Xoshiro256PlusPlus::seed_from_u64(splitmix64(mixed ^ 0xA5A5_A5A5_A5A5_A5A5))
     }
 
-    fn background(&self, rng: &mut Xoshiro256PlusPlus) -> ([StuffRegion; 2], [f32; 2], f32) {
+    fn background(&self, rng: &mut Xoshiro256PlusPlus) -> Background {
         let n = self.image_size as f32;
         let region = |rng: &mut Xoshiro256PlusPlus| {
             let class = rng.random_range(0..STUFF.len());
@@ -502,17 +505,22 @@ impl ShapeWorld {
         classes: &[ShapeClass],
     ) -> (Scene, usize) {
         let label = rng.random_range(0..classes.len());
-        let (stuff, split_point, split_angle) = self.background(rng);
+        let background = self.background(rng);
         let object = self.object(rng, classes[label]);
-        let scene = Scene {
+        (self.scene(background, vec![object]), label)
+    }
+
+    /// A scene of `objects` (painting order) on `background`, without occluders.
+    fn scene(&self, background: Background, objects: Vec<ShapeInstance>) -> Scene {
+        let (stuff, split_point, split_angle) = background;
+        Scene {
             size: self.image_size,
             stuff,
             split_point,
             split_angle,
-            objects: vec![object],
+            objects,
             occluders: Vec::new(),
-        };
-        (scene, label)
+        }
     }
 
     /// The settings of instance discrimination (CO2 / MoCo, `co2-moco.md` §4): classification scenes

@@ -68,7 +68,7 @@ impl ShapeWorld {
     /// Panoptic image `index` of `split`: `objects_per_image` objects of random classes.
     pub fn panoptic_scene(&self, split: Split, index: u64) -> PanopticSample {
         let mut rng = self.task_rng(split, index, PANOPTIC_STREAM);
-        let (stuff, split_point, split_angle) = self.background(&mut rng);
+        let background = self.background(&mut rng);
         let [min, max] = self.objects_per_image;
         let count = rng.random_range(min..=max);
         let mut objects: Vec<ShapeInstance> = Vec::with_capacity(count);
@@ -91,15 +91,7 @@ impl ShapeWorld {
             }
             objects.push(candidate);
         }
-        let scene = Scene {
-            size: self.image_size,
-            stuff,
-            split_point,
-            split_angle,
-            objects,
-            occluders: Vec::new(),
-        };
-        annotate(scene)
+        annotate(self.scene(background, objects))
     }
 }
 

@@ -35,15 +35,9 @@ impl PreviewTask {
         }
     }
 
-    /// Tiles per row of the preview grid: one example's views side by side.
-    pub fn columns(self) -> usize {
-        match self {
-            Self::Panoptic => 4,
-            Self::Occlusion => 4,
-            Self::Sketch => 4,
-            Self::Classification | Self::Scale => 4,
-        }
-    }
+    /// Tiles per row of the preview grid: a panoptic example's four views, occlusion's four levels,
+    /// two sketch/photo pairs, or four single-view examples.
+    pub const COLUMNS: usize = 4;
 
     /// The world a task is previewed in when the user gives none.
     pub fn default_world(self) -> ShapeWorld {
@@ -95,7 +89,7 @@ pub fn preview_tiles(world: &ShapeWorld, task: PreviewTask, rows: usize) -> Vec<
     let names = world.semantic_classes();
     match task {
         PreviewTask::Classification => {
-            for index in 0..(rows * task.columns()) as u64 {
+            for index in 0..(rows * PreviewTask::COLUMNS) as u64 {
                 let (scene, label) = world.classification_scene(Split::Train, index);
                 tiles.push(tile(
                     to_image(&scene.render(), scene.size),
@@ -135,16 +129,12 @@ pub fn preview_tiles(world: &ShapeWorld, task: PreviewTask, rows: usize) -> Vec<
             }
         }
         PreviewTask::Scale => {
-            for index in 0..(rows * task.columns()) as u64 {
+            for index in 0..(rows * PreviewTask::COLUMNS) as u64 {
                 let s = world.scale_scene(Split::Train, index);
                 let mut picture = to_image(&s.scene.render(), s.scene.size);
+                let layers = s.scene.layers();
                 for (k, object) in s.scene.objects.iter().enumerate() {
-                    let mask: Vec<bool> = s
-                        .scene
-                        .layers()
-                        .iter()
-                        .map(|l| *l == Layer::Object(k))
-                        .collect();
+                    let mask: Vec<bool> = layers.iter().map(|l| *l == Layer::Object(k)).collect();
                     outline(&mut picture, &mask, palette(object.class.index() + 3));
                 }
                 let labels: Vec<_> = s

@@ -42,7 +42,7 @@ impl ShapeWorld {
     /// Multi-scale image `index` of `split`.
     pub fn scale_scene(&self, split: Split, index: u64) -> ScaleSample {
         let mut rng = self.task_rng(split, index, SCALE_STREAM);
-        let (stuff, split_point, split_angle) = self.background(&mut rng);
+        let background = self.background(&mut rng);
         let [min, max] = self.objects_per_image;
         let count = rng.random_range(min..=max);
         let (lo, hi) = (self.scale_range[0].ln(), self.scale_range[1].ln());
@@ -71,14 +71,7 @@ impl ShapeWorld {
             .collect();
         objects.sort_by(|a, b| b.radius.total_cmp(&a.radius));
         let scales = objects.iter().map(|o| o.radius / n).collect();
-        let scene = Scene {
-            size: self.image_size,
-            stuff,
-            split_point,
-            split_angle,
-            objects,
-            occluders: Vec::new(),
-        };
+        let scene = self.scene(background, objects);
         let layers = scene.layers();
         let mut visible = vec![0usize; scene.objects.len()];
         for layer in layers {

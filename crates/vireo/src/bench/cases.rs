@@ -433,10 +433,7 @@ fn shapeworld_loader<B: AutodiffBackend>(c: &Context<B>) -> Result<Prepared> {
 fn smoke_loader<B: AutodiffBackend>(c: &Context<B>) -> Result<Prepared> {
     let experiment = smoke_experiment()?;
     let data = crate::train::datasets_of(&experiment)?;
-    let normalization = Normalization {
-        mean: [0.5; 3],
-        std: [0.25; 3],
-    };
+    let normalization = crate::train::batcher_of(&experiment).normalization;
     let (batch, workers) = (experiment.train.batch_size, experiment.train.num_workers);
     loader_pass(c, data.train, batch, workers, normalization)
 }
