@@ -62,11 +62,13 @@ impl AxialResNetConfig {
                 (0..self.layers[stage])
                     .map(|b| {
                         let spec = AxialBlockSpec {
-                            in_channels,
-                            planes,
-                            span,
-                            stride: if b == 0 { stride } else { 1 },
                             heads: self.heads,
+                            ..AxialBlockSpec::repository(
+                                in_channels,
+                                planes,
+                                span,
+                                if b == 0 { stride } else { 1 },
+                            )
                         };
                         in_channels = planes * AxialBlock::<B>::EXPANSION;
                         // The blocks after a strided first block attend at the pooled resolution.

@@ -11,7 +11,7 @@
 use burn::{
     config::Config,
     module::{Initializer, Module, Param},
-    tensor::{Tensor, activation::softmax, backend::Backend, module::avg_pool2d},
+    tensor::{Slice, Tensor, activation::softmax, backend::Backend, module::avg_pool2d},
 };
 use core_norm::{BatchNorm2d, BatchStatistics};
 use serde::{Deserialize, Serialize};
@@ -26,6 +26,18 @@ use crate::relative::{
 pub enum Axis {
     Height,
     Width,
+}
+
+/// How a strided layer reduces its output (`axial-deeplab.md` §2.2, pitfall 5).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StrideMode {
+    /// Average pooling `s × s` over both axes after the layer, `floor(L/s)` (the PyTorch repository,
+    /// which strides its width layer).
+    Pool,
+    /// Every `s`-th query along the layer's own axis, `ceil(L/s)` (DeepLab2, which strides both
+    /// the height and the width layer of a strided block).
+    Decimate,
 }
 
 /// Which keys a query sees.
@@ -56,9 +68,11 @@ pub struct AxialAttentionConfig {
     pub axis: Axis,
     #[config(default = 8)]
     pub heads: usize,
-    /// Average pooling `s × s` after the layer (the repository pools after the width layer).
+    /// Output stride; how it is applied is [`StrideMode`].
     #[config(default = 1)]
     pub stride: usize,
+    #[config(default = "StrideMode::Pool")]
+    pub stride_mode: StrideMode,
     #[config(default = "RpeConvention::Axpt")]
     pub convention: RpeConvention,
     /// eps of the three batch norms (PyTorch's 1e-5; the spec's test vectors use 0).
@@ -78,6 +92,8 @@ pub struct AxialAttention<B: Backend> {
     pub heads: usize,
     pub out_planes: usize,
     pub stride: usize,
+    #[module(skip)]
+    pub stride_mode: StrideMode,
     #[module(skip)]
     pub span: Span,
     #[module(skip)]
@@ -153,6 +169,7 @@ impl AxialAttentionConfig {
             heads: self.heads,
             out_planes: self.out_planes,
             stride: self.stride,
+            stride_mode: self.stride_mode,
             span: self.span,
             axis: self.axis,
             convention: self.convention,
@@ -169,7 +186,13 @@ impl<B: Backend> AxialAttention<B> {
             Axis::Height => (x.permute([0, 3, 1, 2]).reshape([n * w, c, h]), h),
             Axis::Width => (x.permute([0, 2, 1, 3]).reshape([n * h, c, w]), w),
         };
-        let out = self.attend(columns); // [B', C_out, L]
+        let mut out = self.attend(columns); // [B', C_out, L]
+        let mut len = len;
+        if self.stride > 1 && self.stride_mode == StrideMode::Decimate {
+            let step = Slice::new(0, None, self.stride as isize);
+            out = out.slice([Slice::full(), Slice::full(), step]);
+            len = len.div_ceil(self.stride);
+        }
         let out = match self.axis {
             Axis::Height => out
                 .reshape([n, w, self.out_planes, len])
@@ -178,7 +201,7 @@ impl<B: Backend> AxialAttention<B> {
                 .reshape([n, h, self.out_planes, len])
                 .permute([0, 2, 1, 3]),
         };
-        if self.stride > 1 {
+        if self.stride > 1 && self.stride_mode == StrideMode::Pool {
             let s = self.stride;
             avg_pool2d(out, [s, s], [s, s], [0, 0], false, false)
         } else {
@@ -334,6 +357,32 @@ mod tests {
         assert_eq!(layer.num_params(), expected + running_stats(cout, g));
         let x = Tensor::<Flex, 4>::zeros([1, cin, 8, 8], &device);
         assert_eq!(layer.forward(x).dims(), [1, cout, 4, 4]);
+    }
+
+    #[test]
+    fn decimation_keeps_every_other_query_of_its_own_axis() {
+        let device = Default::default();
+        let config = AxialAttentionConfig::new(4, 16, Span::Global { size: 9 }, Axis::Height)
+            .with_heads(2)
+            .with_stride_mode(StrideMode::Decimate);
+        let full = config.init::<Flex>(&device);
+        let strided = AxialAttention {
+            stride: 2,
+            ..full.clone()
+        };
+        let x = Tensor::<Flex, 4>::random([2, 4, 5, 3], Distribution::Normal(0.0, 1.0), &device);
+        let out = strided.forward(x.clone());
+        // DeepLab2's `strides=2` on 5 positions gives 3 (§8.5); the other axis is untouched.
+        assert_eq!(out.dims(), [2, 16, 3, 3]);
+        // Decimating after attention: every query still sees all keys.
+        let expected = full.forward(x).slice([
+            Slice::full(),
+            Slice::full(),
+            Slice::new(0, None, 2),
+            Slice::full(),
+        ]);
+        out.to_data()
+            .assert_approx_eq::<f32>(&expected.to_data(), burn::tensor::Tolerance::absolute(1e-5));
     }
 
     /// burn's `num_params` counts the running statistics of the three batch norms too.

@@ -12,5 +12,7 @@
 pub mod axial;
 pub mod relative;
 
-pub use axial::{AxialAttention, AxialAttentionConfig, AxialError, Axis, QkvTransform, Span};
+pub use axial::{
+    AxialAttention, AxialAttentionConfig, AxialError, Axis, QkvTransform, Span, StrideMode,
+};
 pub use relative::RpeConvention;

@@ -51,6 +51,9 @@ pub struct ResNetConfig {
     pub norm: NormKind,
     /// Zero the scale of the last norm of every residual branch (forced in the BCN code).
     pub zero_init_residual: bool,
+    /// 32 (every stage after the first strided) or 16 (the last stage keeps its input
+    /// resolution, for dense prediction heads; no dilation).
+    pub output_stride: usize,
 }
 
 impl Default for ResNetConfig {
@@ -68,6 +71,7 @@ impl Default for ResNetConfig {
             conv: ConvKind::Plain,
             norm: NormKind::BATCH,
             zero_init_residual: false,
+            output_stride: 32,
         }
     }
 }
@@ -172,6 +176,13 @@ impl ResNetConfig {
         positive("model.stem_width", self.stem_width)?;
         positive("model.in_channels", self.in_channels)?;
         positive("model.groups", self.groups)?;
+        if self.output_stride != 16 && self.output_stride != 32 {
+            return Err(KindError::Range {
+                what: "model.output_stride",
+                value: self.output_stride as f64,
+                expected: "16 or 32",
+            });
+        }
         if let Some(classes) = self.num_classes {
             positive("model.num_classes", classes)?;
         }
@@ -218,7 +229,11 @@ impl ResNetConfig {
                         norm: self.norm,
                         in_channels,
                         planes,
-                        stride: if b == 0 && stage > 0 { 2 } else { 1 },
+                        stride: match (b, stage) {
+                            (0, 1 | 2) => 2,
+                            (0, 3) if self.output_stride == 32 => 2,
+                            _ => 1,
+                        },
                         width: self.width(planes),
                         groups: self.groups,
                         zero_init_residual: self.zero_init_residual,
