@@ -104,7 +104,8 @@ impl AxialBackboneConfig {
 
     /// Output channels of res2, res3, res4, res5.
     pub fn stage_channels(&self) -> [usize; 4] {
-        self.planes().map(|p| p * AxialBlock::<burn::backend::Flex>::EXPANSION)
+        self.planes()
+            .map(|p| p * AxialBlock::<burn::backend::Flex>::EXPANSION)
     }
 
     /// Rejects what cannot be built, naming the key.
@@ -116,7 +117,10 @@ impl AxialBackboneConfig {
             ));
         }
         if self.layers.contains(&0) {
-            return Err(format!("layers = {:?}: every stage needs a block", self.layers));
+            return Err(format!(
+                "layers = {:?}: every stage needs a block",
+                self.layers
+            ));
         }
         if self.heads == 0 {
             return Err("heads = 0: expected at least 1".into());
@@ -152,28 +156,36 @@ impl AxialBackboneConfig {
         let (stem, mut in_channels) = match self.stem {
             StemKind::Resnet => (vec![conv_bn(3, w, 7, 2)], w),
             StemKind::Inception => (
-                vec![conv_bn(3, w, 3, 2), conv_bn(w, w, 3, 1), conv_bn(w, 2 * w, 3, 1)],
+                vec![
+                    conv_bn(3, w, 3, 2),
+                    conv_bn(w, w, 3, 1),
+                    conv_bn(w, 2 * w, 3, 1),
+                ],
                 2 * w,
             ),
         };
         let strides = [2, 2, 2, if self.output_stride == 32 { 2 } else { 1 }];
-        let mut stages = self.planes().into_iter().enumerate().map(|(stage, planes)| {
-            (0..self.layers[stage])
-                .map(|b| {
-                    let spec = AxialBlockSpec {
-                        in_channels,
-                        planes,
-                        span: self.span,
-                        stride: if b == 0 { strides[stage] } else { 1 },
-                        heads: self.heads,
-                        convention: RpeConvention::Dl2,
-                        stride_mode: StrideMode::Decimate,
-                    };
-                    in_channels = planes * AxialBlock::<B>::EXPANSION;
-                    AxialBlock::new(&spec, device)
-                })
-                .collect::<Vec<_>>()
-        });
+        let mut stages = self
+            .planes()
+            .into_iter()
+            .enumerate()
+            .map(|(stage, planes)| {
+                (0..self.layers[stage])
+                    .map(|b| {
+                        let spec = AxialBlockSpec {
+                            in_channels,
+                            planes,
+                            span: self.span,
+                            stride: if b == 0 { strides[stage] } else { 1 },
+                            heads: self.heads,
+                            convention: RpeConvention::Dl2,
+                            stride_mode: StrideMode::Decimate,
+                        };
+                        in_channels = planes * AxialBlock::<B>::EXPANSION;
+                        AxialBlock::new(&spec, device)
+                    })
+                    .collect::<Vec<_>>()
+            });
         let mut next = || stages.next().expect("four stages");
         AxialBackbone {
             stem,
@@ -214,10 +226,7 @@ impl<B: Backend> AxialBackbone<B> {
     pub fn forward_features(&self, x: Tensor<B, 4>) -> [Tensor<B, 4>; 4] {
         // The Inception stem's last conv has no activation of its own, but DeepLab2 activates
         // the stem output like every stage output: each stem conv ends in ReLU here.
-        let x = self
-            .stem
-            .iter()
-            .fold(x, |x, layer| relu(layer.forward(x)));
+        let x = self.stem.iter().fold(x, |x, layer| relu(layer.forward(x)));
         let run = |blocks: &[AxialBlock<B>], x| blocks.iter().fold(x, |x, b| b.forward(x));
         let res2 = run(&self.res2, x);
         let res3 = run(&self.res3, res2.clone());

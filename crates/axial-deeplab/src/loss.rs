@@ -134,7 +134,9 @@ pub fn semantic_loss<B: Backend>(
 ) -> Tensor<B, 1> {
     let [n, _, h, w] = logits.dims();
     let log_p = log_softmax(logits, 1);
-    let picked = log_p.gather(1, labels.reshape([n, 1, h, w])).reshape([n, h * w]);
+    let picked = log_p
+        .gather(1, labels.reshape([n, 1, h, w]))
+        .reshape([n, h * w]);
     let pixel = picked.neg() * weights.reshape([n, h * w]);
     average_top_k(pixel, top_k)
 }
@@ -193,7 +195,10 @@ mod tests {
         let device = Default::default();
         // Image 0: P = 5, k = round(0.4·5) = 2 → {4, 3} → 7 / 2. Image 1: {2, 0} → 2 / 1.
         let losses = Tensor::<B, 2>::from_data(
-            TensorData::new(vec![1.0f32, 4.0, 0.0, 3.0, 2.0, 0.0, 2.0, 0.0, 0.0, 0.0], [2, 5]),
+            TensorData::new(
+                vec![1.0f32, 4.0, 0.0, 3.0, 2.0, 0.0, 2.0, 0.0, 0.0, 0.0],
+                [2, 5],
+            ),
             &device,
         );
         let value = average_top_k(losses.clone(), 0.4).into_scalar();
@@ -214,8 +219,10 @@ mod tests {
             TensorData::new(vec![0.0f32, 0.0, 3f32.ln(), 3f32.ln()], [1, 2, 1, 2]),
             &device,
         );
-        let labels = Tensor::<B, 3, Int>::from_data(TensorData::new(vec![1i64, 0], [1, 1, 2]), &device);
-        let weights = Tensor::<B, 3>::from_data(TensorData::new(vec![3.0f32, 0.0], [1, 1, 2]), &device);
+        let labels =
+            Tensor::<B, 3, Int>::from_data(TensorData::new(vec![1i64, 0], [1, 1, 2]), &device);
+        let weights =
+            Tensor::<B, 3>::from_data(TensorData::new(vec![3.0f32, 0.0], [1, 1, 2]), &device);
         let loss = semantic_loss(logits, labels, weights, 1.0).into_scalar();
         // Only pixel 0 counts: 3 · −ln(3/4), divided by one non-zero pixel.
         assert!((loss - 3.0 * -(0.75f32).ln()).abs() < 1e-5, "{loss}");
@@ -229,23 +236,30 @@ mod tests {
             &device,
         )
         .require_grad();
-        let target = Tensor::from_data(TensorData::new(vec![1.0f32, 0.0, 1.0, 0.0], [1, 2, 2]), &device);
+        let target = Tensor::from_data(
+            TensorData::new(vec![1.0f32, 0.0, 1.0, 0.0], [1, 2, 2]),
+            &device,
+        );
         let weights = Tensor::ones([1, 2, 2], &device);
         // Errors² 0.25, 0, 0, 0.04 → two non-zero → 0.145.
         let loss = center_loss(heat.clone(), target, weights);
         assert!((loss.clone().into_scalar() - 0.145).abs() < 1e-6);
         let grads = loss.backward();
         // d/dx of (x−t)²/2 = (x − t): −0.5, 0, 0, 0.2.
-        heat.grad(&grads).unwrap().to_data().assert_approx_eq::<f32>(
-            &TensorData::new(vec![-0.5f32, 0.0, 0.0, 0.2], [1, 1, 2, 2]),
-            Tolerance::absolute(1e-6),
-        );
+        heat.grad(&grads)
+            .unwrap()
+            .to_data()
+            .assert_approx_eq::<f32>(
+                &TensorData::new(vec![-0.5f32, 0.0, 0.0, 0.2], [1, 1, 2, 2]),
+                Tolerance::absolute(1e-6),
+            );
         // Offsets: |(1, −3)| mean 2 on the weighted pixel, the other pixel weight 0.
         let offsets = Tensor::<B, 4>::from_data(
             TensorData::new(vec![1.0f32, 5.0, -3.0, 5.0], [1, 2, 1, 2]),
             &device,
         );
-        let weights = Tensor::<B, 3>::from_data(TensorData::new(vec![1.0f32, 0.0], [1, 1, 2]), &device);
+        let weights =
+            Tensor::<B, 3>::from_data(TensorData::new(vec![1.0f32, 0.0], [1, 1, 2]), &device);
         let l1 = offset_loss(offsets, Tensor::zeros([1, 2, 1, 2], &device), weights).into_scalar();
         assert!((l1 - 2.0).abs() < 1e-6, "{l1}");
     }

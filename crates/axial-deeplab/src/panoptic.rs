@@ -232,7 +232,11 @@ impl PanopticDeepLabConfig {
             encoder: self.encoder.init(device),
             semantic_decoder: branch(d.semantic_channels, d.semantic_low_level),
             instance_decoder: branch(d.instance_channels, d.instance_low_level),
-            semantic_head: head(d.semantic_channels, d.semantic_head_channels, self.num_classes),
+            semantic_head: head(
+                d.semantic_channels,
+                d.semantic_head_channels,
+                self.num_classes,
+            ),
             center_head: head(d.instance_channels, d.instance_head_channels, 1),
             offset_head: head(d.instance_channels, d.instance_head_channels, 2),
         }
@@ -390,11 +394,9 @@ pub fn resize_offsets<B: Backend>(offsets: Tensor<B, 4>, size: [usize; 2]) -> Te
             1.0
         }
     };
-    let scale = Tensor::<B, 1>::from_floats(
-        [ratio(size[0], h), ratio(size[1], w)],
-        &offsets.device(),
-    )
-    .reshape([1, 2, 1, 1]);
+    let scale =
+        Tensor::<B, 1>::from_floats([ratio(size[0], h), ratio(size[1], w)], &offsets.device())
+            .reshape([1, 2, 1, 1]);
     let resized = resize(offsets, size);
     resized * scale.expand([n, 2, size[0], size[1]])
 }

@@ -3,7 +3,7 @@
 //! the centre heatmap, the centre offsets and their weights. Host-side, per image, row-major.
 
 /// What the target generator needs to know about the label space.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct LabelSpace {
     pub divisor: u32,
     /// The void/ignore semantic label (255 for Cityscapes).

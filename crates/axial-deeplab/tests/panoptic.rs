@@ -43,11 +43,19 @@ fn backbone_strides_give_ceil_sizes_at_output_stride_16() {
     for stem in [StemKind::Resnet, StemKind::Inception] {
         let backbone = tiny_backbone(stem).init::<Flex>(&device);
         let x = Tensor::<Flex, 4>::random([1, 3, 65, 49], Distribution::Normal(0.0, 1.0), &device);
-        let dims: Vec<[usize; 4]> =
-            backbone.forward_features(x).iter().map(|t| t.dims()).collect();
+        let dims: Vec<[usize; 4]> = backbone
+            .forward_features(x)
+            .iter()
+            .map(|t| t.dims())
+            .collect();
         assert_eq!(
             dims,
-            [[1, 32, 17, 13], [1, 64, 9, 7], [1, 128, 5, 4], [1, 256, 5, 4]],
+            [
+                [1, 32, 17, 13],
+                [1, 64, 9, 7],
+                [1, 128, 5, 4],
+                [1, 256, 5, 4]
+            ],
             "{stem:?}"
         );
     }
@@ -56,7 +64,10 @@ fn backbone_strides_give_ceil_sizes_at_output_stride_16() {
         ..tiny_backbone(StemKind::Resnet)
     };
     let x = Tensor::<Flex, 4>::zeros([1, 3, 65, 65], &device);
-    assert_eq!(os32.init::<Flex>(&device).forward_features(x)[3].dims(), [1, 256, 3, 3]);
+    assert_eq!(
+        os32.init::<Flex>(&device).forward_features(x)[3].dims(),
+        [1, 256, 3, 3]
+    );
     let bad = AxialBackboneConfig {
         width: 0.1,
         ..tiny_backbone(StemKind::Resnet)
@@ -112,10 +123,7 @@ fn offsets_are_rescaled_to_the_output_grid() {
     // A constant offset field (dy, dx) = (1, 2) on a 5×3 grid resized to 17×9:
     // dy · 16/4 = 4, dx · 8/2 = 8 everywhere (align-corner resize keeps constants).
     let field = Tensor::<Flex, 4>::from_data(
-        TensorData::new(
-            [vec![1.0f32; 15], vec![2.0f32; 15]].concat(),
-            [1, 2, 5, 3],
-        ),
+        TensorData::new([vec![1.0f32; 15], vec![2.0f32; 15]].concat(), [1, 2, 5, 3]),
         &device,
     );
     let out = resize_offsets(field, [17, 9]);

@@ -16,9 +16,7 @@ use burn::{
 use core_norm::{BatchNorm2d, BatchStatistics};
 use serde::{Deserialize, Serialize};
 
-use crate::relative::{
-    RpeConvention, embeddings, index_table, positional_logits, positional_values,
-};
+use crate::relative::{RpeConvention, flat_index_table, relative_logits, relative_values};
 
 /// The axis a layer attends along.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -215,38 +213,43 @@ impl<B: Backend> AxialAttention<B> {
         let (g, gp) = (self.heads, self.out_planes / self.heads);
         let device = x.device();
         let qkv = self.project(x); // [B', 2·C_out, L]
-        let qkv = qkv.reshape([b, g, 2 * gp, l]);
-        let q = qkv.clone().narrow(2, 0, gp / 2);
-        let k = qkv.clone().narrow(2, gp / 2, gp / 2);
-        let v = qkv.narrow(2, gp, gp);
+        let qkv = qkv.reshape([b * g, 2 * gp, l]);
+        let q = qkv.clone().narrow(1, 0, gp / 2); // [B'·G, gp/2, L]
+        let k = qkv.clone().narrow(1, gp / 2, gp / 2);
+        let v = qkv.narrow(1, gp, gp); // [B'·G, gp, L]
 
         let span = self.span.size();
         assert!(
             l <= span || matches!(self.span, Span::Local { .. }),
             "axial attention along an axis of {l} positions needs a global span of at least {l} (it has {span})"
         );
-        let table = self.relative.val();
-        // r^k is always read at key − query, i.e. the query − key table seen from the key.
-        let k_index = index_table::<B>(l, span, true, &device);
-        let qv_index = match self.convention {
-            RpeConvention::Axpt => k_index.clone(),
-            RpeConvention::Dl2 => index_table::<B>(l, span, false, &device),
+        // Only offsets −(L−1)..=L−1 occur: read the centre 2L − 1 columns of a longer table.
+        let (table, span) = if l <= span {
+            (self.relative.val().narrow(1, span - l, 2 * l - 1), l)
+        } else {
+            (self.relative.val(), span)
         };
-        let r_q = embeddings(table.clone().narrow(0, 0, gp / 2), qv_index.clone(), l);
-        // r^k is read at key − query: as a function of (key j, query i) it is the query − key
-        // table, so kr is the transposed "logits" of k.
-        let r_k = embeddings(table.clone().narrow(0, gp / 2, gp / 2), k_index, l);
-        let r_v = embeddings(table.narrow(0, gp, gp), qv_index, l);
+        let qv_query_minus_key = self.convention == RpeConvention::Axpt;
+        let qv_index = flat_index_table::<B>(l, span, qv_query_minus_key, false, &device);
+        // r^k is read at key − query (both conventions), against the key's own projection.
+        let k_index = flat_index_table::<B>(l, span, false, true, &device);
+        let qr = relative_logits(
+            q.clone(),
+            table.clone().narrow(0, 0, gp / 2),
+            qv_index.clone(),
+        );
+        let kr = relative_logits(k.clone(), table.clone().narrow(0, gp / 2, gp / 2), k_index);
+        let qk = q.swap_dims(1, 2).matmul(k); // [B'·G, L(i), L(j)]
 
-        let similarity = self.similarity(q, k, r_q, r_k); // [B', G, L, L]
+        let similarity = self.similarity([qk, qr, kr], b); // [B', G, L, L]
         let similarity = match self.span {
             Span::Local { size } => mask_outside_window(similarity, size),
             Span::Global { .. } => similarity,
         };
-        let attention = softmax(similarity, 3);
-        let sv = v.matmul(attention.clone().swap_dims(2, 3)); // [B', G, gp, L]
-        let sve = positional_values(attention, r_v); // [B', G, gp, L]
-        self.combine_outputs(sv, sve)
+        let attention = softmax(similarity, 3).reshape([b * g, l, l]);
+        let sv = attention.clone().matmul(v.swap_dims(1, 2)); // [B'·G, L, gp]
+        let sve = relative_values(attention, table.narrow(0, gp, gp), qv_index); // [B'·G, L, gp]
+        self.combine_outputs(sv, sve, b)
     }
 
     /// `bn_qkv(W · x)`: the 1×1 projection to per-head q, k, v.
@@ -255,42 +258,48 @@ impl<B: Backend> AxialAttention<B> {
         let weight = self.qkv_transform.weight.val(); // [2·C_out, C_in, 1]
         let [out, cin, _] = weight.dims();
         let qkv = weight.reshape([1, out, cin]).matmul(x); // [B', 2·C_out, L]
+        // [B', C, 1, L], not [B', C, L, 1]: burn-flex vectorises a per-channel affine only when
+        // the broadcast dimensions are the innermost ones.
         self.bn_qkv
-            .forward(qkv.reshape([b, out, l, 1]))
+            .forward(qkv.reshape([b, out, 1, l]))
             .reshape([b, out, l])
     }
 
-    /// `Σ_t BN_sim(stack(qk, qr, kr))_t`, channel `t·G + g` (`axial-deeplab.md` §2.1, pitfall 4).
-    fn similarity(
-        &self,
-        q: Tensor<B, 4>,
-        k: Tensor<B, 4>,
-        r_q: Tensor<B, 3>,
-        r_k: Tensor<B, 3>,
-    ) -> Tensor<B, 4> {
-        let [b, g, _, l] = q.dims();
-        let qk = q.clone().swap_dims(2, 3).matmul(k.clone()); // [B', G, L(i), L(j)]
-        let qr = positional_logits(q, r_q);
-        let kr = positional_logits(k, r_k).swap_dims(2, 3);
-        let stacked = Tensor::cat(vec![qk, qr, kr], 1); // [B', 3G, L, L]
-        self.bn_similarity
-            .forward(stacked)
-            .reshape([b, 3, g, l, l])
-            .sum_dim(1)
-            .reshape([b, g, l, l])
+    /// `Σ_t BN_sim(stack(qk, qr, kr))_t`, channel `t·G + g` (`axial-deeplab.md` §2.1, pitfall 4);
+    /// each term `[B'·G, L, L]`, normalised in place (never stacked).
+    fn similarity(&self, terms: [Tensor<B, 3>; 3], b: usize) -> Tensor<B, 4> {
+        let [bg, l, _] = terms[0].dims();
+        let g = bg / b;
+        let channels: Vec<Vec<usize>> = (0..3).map(|t| (t * g..(t + 1) * g).collect()).collect();
+        let parts = terms.map(|t| t.reshape([b, g, l, l])).to_vec();
+        let [qk, qr, kr]: [Tensor<B, 4>; 3] = self
+            .bn_similarity
+            .forward_parts(parts, &channels)
+            .try_into()
+            .expect("three terms");
+        qk + qr + kr
     }
 
-    /// `Σ_u BN_out(interleave(sv, sve))_u` with channel `2·oc + u` (`axial-deeplab.md` §2.1).
-    fn combine_outputs(&self, sv: Tensor<B, 4>, sve: Tensor<B, 4>) -> Tensor<B, 3> {
-        let [b, g, gp, l] = sv.dims();
-        let c = g * gp;
-        // [B', G, gp, 2, L] -> [B', 2·C_out, L]: content u = 0, positional u = 1, interleaved.
-        let stacked = Tensor::stack::<5>(vec![sv, sve], 3).reshape([b, 2 * c, l, 1]);
-        self.bn_output
-            .forward(stacked)
-            .reshape([b, c, 2, l])
-            .sum_dim(2)
-            .reshape([b, c, l])
+    /// `Σ_u BN_out(interleave(sv, sve))_u` with channel `2·oc + u` (`axial-deeplab.md` §2.1);
+    /// `sv`, `sve` position-major `[B'·G, L, gp]`, each normalised in place.
+    fn combine_outputs(&self, sv: Tensor<B, 3>, sve: Tensor<B, 3>, b: usize) -> Tensor<B, 3> {
+        let [bg, l, gp] = sv.dims();
+        let c = bg / b * gp;
+        let channel_major = |t: Tensor<B, 3>| {
+            t.reshape([b, bg / b, l, gp])
+                .swap_dims(2, 3)
+                .reshape([b, c, 1, l])
+        };
+        // Content u = 0 and positional u = 1 of output channel oc sit at 2·oc + u.
+        let channels: Vec<Vec<usize>> = (0..2)
+            .map(|u| (0..c).map(|oc| 2 * oc + u).collect())
+            .collect();
+        let [sv, sve]: [Tensor<B, 4>; 2] = self
+            .bn_output
+            .forward_parts(vec![channel_major(sv), channel_major(sve)], &channels)
+            .try_into()
+            .expect("two terms");
+        (sv + sve).reshape([b, c, l])
     }
 }
 
@@ -366,23 +375,26 @@ mod tests {
             .with_heads(2)
             .with_stride_mode(StrideMode::Decimate);
         let full = config.init::<Flex>(&device);
-        let strided = AxialAttention {
-            stride: 2,
-            ..full.clone()
-        };
         let x = Tensor::<Flex, 4>::random([2, 4, 5, 3], Distribution::Normal(0.0, 1.0), &device);
-        let out = strided.forward(x.clone());
-        // DeepLab2's `strides=2` on 5 positions gives 3 (§8.5); the other axis is untouched.
-        assert_eq!(out.dims(), [2, 16, 3, 3]);
         // Decimating after attention: every query still sees all keys.
-        let expected = full.forward(x).slice([
+        let expected = full.forward(x.clone()).slice([
             Slice::full(),
             Slice::full(),
             Slice::new(0, None, 2),
             Slice::full(),
         ]);
-        out.to_data()
-            .assert_approx_eq::<f32>(&expected.to_data(), burn::tensor::Tolerance::absolute(1e-5));
+        // Parameters are initialised lazily: clone only after the first forward pass.
+        let strided = AxialAttention {
+            stride: 2,
+            ..full.clone()
+        };
+        let out = strided.forward(x);
+        // DeepLab2's `strides=2` on 5 positions gives 3 (§8.5); the other axis is untouched.
+        assert_eq!(out.dims(), [2, 16, 3, 3]);
+        out.into_data().assert_approx_eq::<f32>(
+            &expected.into_data(),
+            burn::tensor::Tolerance::absolute(1e-5),
+        );
     }
 
     /// burn's `num_params` counts the running statistics of the three batch norms too.

@@ -42,39 +42,65 @@ pub fn index_table<B: Backend>(
     Tensor::from_data(TensorData::new(indices, [len * len]), device)
 }
 
-/// `E[c, i, j] = table[c, index(i, j)]`: `[D, 2K-1] -> [D, L, L]`.
-pub fn embeddings<B: Backend>(
-    table: Tensor<B, 2>,
-    index: Tensor<B, 1, Int>,
+/// `[L·L]` indices into a row-major `[L, 2K − 1]` matrix of per-position logits, in (query i,
+/// key j) order: row `i` (or `j` when `row_is_key`), column = the table column of (i, j) (clamped
+/// as in [`index_table`]).
+pub fn flat_index_table<B: Backend>(
     len: usize,
+    span: usize,
+    query_minus_key: bool,
+    row_is_key: bool,
+    device: &B::Device,
+) -> Tensor<B, 1, Int> {
+    let width = 2 * span as i64 - 1;
+    let indices: Vec<i64> = (0..len * len)
+        .map(|p| {
+            let (i, j) = (p / len, p % len);
+            let column = relative_index(i, j, span, query_minus_key).clamp(0, width - 1);
+            let row = if row_is_key { j } else { i } as i64;
+            row * width + column
+        })
+        .collect();
+    Tensor::from_data(TensorData::new(indices, [len * len]), device)
+}
+
+/// `out[b, i, j] = Σ_c x[b, c, r] · table[c, t(i, j)]` with `r = i` (qr) or `r = j` (kr), as
+/// `(xᵀ · table)` — every position against every offset, one matmul — read at `flat_index`
+/// ([`flat_index_table`]): `[B, d, L]`, `[d, T]` → `[B, L, L]`. Never materialises the `[d, L, L]`
+/// embeddings or permutes an `L × L` tensor.
+pub fn relative_logits<B: Backend>(
+    x: Tensor<B, 3>,
+    table: Tensor<B, 2>,
+    flat_index: Tensor<B, 1, Int>,
 ) -> Tensor<B, 3> {
-    let depth = table.dims()[0];
-    table.select(1, index).reshape([depth, len, len])
+    let [b, d, l] = x.dims();
+    let t = table.dims()[1];
+    let per_offset = x.swap_dims(1, 2).matmul(table.reshape([1, d, t])); // [B, L, T]
+    per_offset
+        .reshape([b, l * t])
+        .select(1, flat_index)
+        .reshape([b, l, l])
 }
 
-/// `out[b, g, i, j] = Σ_c x[b, g, c, i] · E[c, i, j]`: the positional logits `qr` (x = q) and,
-/// transposed, `kr` (x = k).
-pub fn positional_logits<B: Backend>(x: Tensor<B, 4>, emb: Tensor<B, 3>) -> Tensor<B, 4> {
-    let [b, g, d, l] = x.dims();
-    // One matmul per query position i: [L, B·G, d] × [L, d, L].
-    let per_position = x.reshape([b * g, d, l]).permute([2, 0, 1]); // [L, B·G, d]
-    let table = emb.permute([1, 0, 2]); // [L(i), d, L(j)]
-    per_position
-        .matmul(table) // [L(i), B·G, L(j)]
-        .permute([1, 0, 2])
-        .reshape([b, g, l, l])
-}
-
-/// `out[b, g, c, i] = Σ_j A[b, g, i, j] · E[c, i, j]`: the positional values `sve`.
-pub fn positional_values<B: Backend>(attention: Tensor<B, 4>, emb: Tensor<B, 3>) -> Tensor<B, 4> {
-    let [b, g, l, _] = attention.dims();
-    let d = emb.dims()[0];
-    let per_position = attention.reshape([b * g, l, l]).permute([1, 0, 2]); // [L(i), B·G, L(j)]
-    let table = emb.permute([1, 2, 0]); // [L(i), L(j), d]
-    per_position
-        .matmul(table) // [L(i), B·G, d]
-        .permute([1, 2, 0]) // [B·G, d, L(i)]
-        .reshape([b, g, d, l])
+/// `out[b, i, c] = Σ_j A[b, i, j] · table[c, t(i, j)]`: the attention scattered onto the offsets
+/// of each query (each (i, j) has its own (i, t)), then one matmul with the table:
+/// `[B, L, L]`, `[d, T]` → `[B, L, d]` (the positional values `sve`, position-major).
+pub fn relative_values<B: Backend>(
+    attention: Tensor<B, 3>,
+    table: Tensor<B, 2>,
+    flat_index: Tensor<B, 1, Int>,
+) -> Tensor<B, 3> {
+    let [b, l, _] = attention.dims();
+    let [d, t] = table.dims();
+    let per_offset = Tensor::<B, 2>::zeros([b, l * t], &attention.device()).select_assign(
+        1,
+        flat_index,
+        attention.reshape([b, l * l]),
+        burn::tensor::IndexingUpdateOp::Add,
+    );
+    per_offset
+        .reshape([b, l, t])
+        .matmul(table.swap_dims(0, 1).reshape([1, t, d]))
 }
 
 #[cfg(test)]

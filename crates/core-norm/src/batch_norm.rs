@@ -108,11 +108,106 @@ impl<B: Backend> BatchNorm2d<B> {
 
     /// `γ (x - mean) / sqrt(var + eps) + β` with per-channel `mean`, `var` of shape `[C]`.
     fn normalize(&self, x: Tensor<B, 4>, mean: Tensor<B, 1>, var: Tensor<B, 1>) -> Tensor<B, 4> {
+        self.normalize_with(x, mean, var, self.weight.val(), self.bias.val())
+    }
+
+    fn normalize_with(
+        &self,
+        x: Tensor<B, 4>,
+        mean: Tensor<B, 1>,
+        var: Tensor<B, 1>,
+        weight: Tensor<B, 1>,
+        bias: Tensor<B, 1>,
+    ) -> Tensor<B, 4> {
         let [n, c, _, _] = x.dims();
-        let scale = self.weight.val() / var.add_scalar(self.eps).sqrt(); // [C]
-        let shift = self.bias.val() - mean * scale.clone();
+        let scale = weight / var.add_scalar(self.eps).sqrt(); // [C]
+        let shift = bias - mean * scale.clone();
         let per_sample = |v: Tensor<B, 1>| crate::per_sample(v.reshape([1, c, 1, 1]), n); // [N, C, 1, 1]
         x * per_sample(scale) + per_sample(shift)
+    }
+
+    /// The same as [`Self::forward`] on one `[N, C, H, W]` tensor whose channels are spread over
+    /// `parts` (all `[N, C_t, H, W]`): channel `k` of part `t` is channel `channels[t][k]` of this
+    /// norm; together the parts cover every channel once. Each part is normalised where it is, so
+    /// nothing is concatenated, interleaved or reduced across parts (axial attention's similarity
+    /// and output norms: `axial-deeplab.md` §2.1). Batch statistics only.
+    pub fn forward_parts(
+        &self,
+        parts: Vec<Tensor<B, 4>>,
+        channels: &[Vec<usize>],
+    ) -> Vec<Tensor<B, 4>> {
+        assert_eq!(parts.len(), channels.len(), "one channel list per part");
+        let total = self.weight.dims()[0];
+        assert_eq!(
+            channels.iter().map(Vec::len).sum::<usize>(),
+            total,
+            "the parts must cover the {total} channels once"
+        );
+        let device = self.weight.device();
+        let index = |list: &Vec<usize>| {
+            Tensor::<B, 1, burn::tensor::Int>::from_data(
+                burn::tensor::TensorData::new(
+                    list.iter().map(|&k| k as i64).collect::<Vec<_>>(),
+                    [list.len()],
+                ),
+                &device,
+            )
+        };
+        let indices: Vec<_> = channels.iter().map(index).collect();
+        let affine = |idx: &Tensor<B, 1, burn::tensor::Int>| {
+            (
+                self.weight.val().select(0, idx.clone()),
+                self.bias.val().select(0, idx.clone()),
+            )
+        };
+        let training = parts.first().is_some_and(|p| B::ad_enabled(&p.device()));
+        if !training {
+            let (mean, var) = (self.running_mean.value(), self.running_var.value());
+            return parts
+                .into_iter()
+                .zip(&indices)
+                .map(|(x, idx)| {
+                    let (w, b) = affine(idx);
+                    let (m, v) = (
+                        mean.clone().select(0, idx.clone()),
+                        var.clone().select(0, idx.clone()),
+                    );
+                    self.normalize_with(x, m, v, w, b)
+                })
+                .collect();
+        }
+        let BatchStatistics::Batch { momentum } = self.statistics else {
+            panic!("BatchNorm2d::forward_parts supports batch statistics only");
+        };
+        let mut full_mean = Tensor::<B, 1>::zeros([total], &device);
+        let mut full_var = Tensor::<B, 1>::zeros([total], &device);
+        let mut count = 0;
+        let out = parts
+            .into_iter()
+            .zip(&indices)
+            .map(|(x, idx)| {
+                let [n, _, h, w] = x.dims();
+                count = n * h * w;
+                let (mean, var) = channel_moments(x.clone());
+                let add = burn::tensor::IndexingUpdateOp::Add;
+                full_mean =
+                    full_mean
+                        .clone()
+                        .select_assign(0, idx.clone(), mean.clone().detach(), add);
+                full_var =
+                    full_var
+                        .clone()
+                        .select_assign(0, idx.clone(), var.clone().detach(), add);
+                let (wt, b) = affine(idx);
+                self.normalize_with(x, mean, var, wt, b)
+            })
+            .collect();
+        let unbiased = full_var.mul_scalar(count as f64 / (count.max(2) - 1) as f64);
+        self.running_mean
+            .update(ema(self.running_mean.value_sync(), full_mean, momentum));
+        self.running_var
+            .update(ema(self.running_var.value_sync(), unbiased, momentum));
+        out
     }
 }
 

@@ -73,6 +73,32 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 /// The burn-train checkpoint files of one epoch.
 const PARTS: [&str; 3] = ["model", "optim", "scheduler"];
 
+/// Writes the three parts of epoch `epoch`'s checkpoint into `dir` (each atomically, the model
+/// last so that [`latest_checkpoint`] never sees a partial set), then deletes the checkpoints older
+/// than the newest `keep`. For training loops outside burn-train's (whose checkpointer writes the
+/// same files).
+pub fn save_checkpoint<B: Backend, M: burn::module::Module<B>, O: burn::record::Record<B>>(
+    dir: &Path,
+    epoch: usize,
+    model: &M,
+    optimizer: O,
+    scheduler_iteration: usize,
+    keep: usize,
+) -> Result<(), RecorderError> {
+    fs::create_dir_all(dir)
+        .map_err(|e| RecorderError::Unknown(format!("creating {}: {e}", dir.display())))?;
+    let file = |part: &str| dir.join(format!("{part}-{epoch}"));
+    Recorder::<B>::record(&AtomicRecorder, optimizer, file("optim"))?;
+    Recorder::<B>::record(&AtomicRecorder, scheduler_iteration, file("scheduler"))?;
+    Recorder::<B>::record(&AtomicRecorder, model.clone().into_record(), file("model"))?;
+    for old in 1..=epoch.saturating_sub(keep.max(1)) {
+        for part in PARTS {
+            let _ = fs::remove_file(dir.join(format!("{part}-{old}.{EXTENSION}")));
+        }
+    }
+    Ok(())
+}
+
 /// The last epoch whose model, optimizer and scheduler files all exist in `checkpoint_dir`
 /// (burn-train writes the three on separate threads, so a kill can leave one without the others).
 pub fn latest_checkpoint(checkpoint_dir: &Path) -> Option<usize> {

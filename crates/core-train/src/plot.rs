@@ -1,4 +1,5 @@
-//! `curves.png`: loss and top-1 accuracy per epoch, train and validation, drawn with plotters.
+//! `curves.png`: loss and top-1 accuracy per epoch, train and validation (or any panels of series),
+//! drawn with plotters; picture grids; benchmark ratio bars.
 
 use std::path::Path;
 
@@ -18,38 +19,67 @@ fn register_font() {
     });
 }
 
+/// One chart of [`draw_panels`]: a title and named series of `(epoch, value)` points.
+pub struct Panel {
+    pub name: String,
+    pub series: Vec<(String, Vec<(f64, f64)>)>,
+}
+
 /// Draws the two panels of a run's `metrics.csv` rows into a PNG at `path`.
 pub fn draw_curves(rows: &[EpochRow], title: &str, path: &Path) -> Result<()> {
+    let series = |pick: fn(&EpochRow) -> f64| -> Vec<(f64, f64)> {
+        rows.iter().map(|r| (r.epoch as f64, pick(r))).collect()
+    };
+    type Pick = fn(&EpochRow) -> f64;
+    let specs: [(&str, Pick, Pick); 2] = [
+        ("loss", |r| r.train_loss, |r| r.valid_loss),
+        ("top-1 accuracy (%)", |r| r.train_top1, |r| r.valid_top1),
+    ];
+    let panels: Vec<Panel> = specs
+        .into_iter()
+        .map(|(name, train, valid)| Panel {
+            name: name.into(),
+            series: vec![
+                ("train".into(), series(train)),
+                ("valid".into(), series(valid)),
+            ],
+        })
+        .collect();
+    draw_panels(&panels, title, path)
+}
+
+/// Line charts side by side, one per panel, x = epoch; non-finite points are left out.
+pub fn draw_panels(panels: &[Panel], title: &str, path: &Path) -> Result<()> {
     register_font();
-    let (width, height) = (1200u32, 480u32);
+    let (width, height) = (600 * panels.len().max(1) as u32, 480u32);
     let mut buffer = vec![0u8; (width * height * 3) as usize];
     {
         let root = BitMapBackend::with_buffer(&mut buffer, (width, height)).into_drawing_area();
         root.fill(&WHITE)?;
         let root = root.titled(title, ("sans-serif", 22))?;
-        let panels = root.split_evenly((1, 2));
-        let epochs = rows.iter().map(|r| r.epoch).max().unwrap_or(1).max(1) as f64;
-        let series = |pick: fn(&EpochRow) -> f64| -> Vec<(f64, f64)> {
-            rows.iter()
-                .map(|r| (r.epoch as f64, pick(r)))
-                .filter(|(_, v)| v.is_finite())
-                .collect()
-        };
-        type Pick = fn(&EpochRow) -> f64;
-        let panel_specs: [(&str, Pick, Pick); 2] = [
-            ("loss", |r| r.train_loss, |r| r.valid_loss),
-            ("top-1 accuracy (%)", |r| r.train_top1, |r| r.valid_top1),
-        ];
-        for (area, (name, train, valid)) in panels.iter().zip(panel_specs) {
-            let (train, valid) = (series(train), series(valid));
-            let values = train.iter().chain(&valid).map(|p| p.1);
-            let (lo, hi) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
-                (lo.min(v), hi.max(v))
+        let areas = root.split_evenly((1, panels.len().max(1)));
+        const COLOURS: [RGBColor; 4] = [BLUE, RED, GREEN, MAGENTA];
+        for (area, panel) in areas.iter().zip(panels) {
+            let series: Vec<(&str, Vec<(f64, f64)>)> = panel
+                .series
+                .iter()
+                .map(|(label, points)| {
+                    let finite = points
+                        .iter()
+                        .copied()
+                        .filter(|(x, y)| x.is_finite() && y.is_finite());
+                    (label.as_str(), finite.collect())
+                })
+                .collect();
+            let points = series.iter().flat_map(|(_, p)| p.iter());
+            let epochs = points.clone().map(|p| p.0).fold(1.0f64, f64::max);
+            let (lo, hi) = points.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), p| {
+                (lo.min(p.1), hi.max(p.1))
             });
             let (lo, hi) = if lo.is_finite() { (lo, hi) } else { (0.0, 1.0) };
             let pad = ((hi - lo) * 0.08).max(1e-3);
             let mut chart = ChartBuilder::on(area)
-                .caption(name, ("sans-serif", 18))
+                .caption(&panel.name, ("sans-serif", 18))
                 .margin(12)
                 .x_label_area_size(36)
                 .y_label_area_size(56)
@@ -59,7 +89,8 @@ pub fn draw_curves(rows: &[EpochRow], title: &str, path: &Path) -> Result<()> {
                 .x_desc("epoch")
                 .label_style(("sans-serif", 14))
                 .draw()?;
-            for (points, label, colour) in [(train, "train", BLUE), (valid, "valid", RED)] {
+            for (k, (label, points)) in series.into_iter().enumerate() {
+                let colour = COLOURS[k % COLOURS.len()];
                 chart
                     .draw_series(LineSeries::new(points.clone(), colour.stroke_width(2)))?
                     .label(label)

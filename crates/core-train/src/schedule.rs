@@ -1,5 +1,6 @@
 //! Learning-rate schedules of the papers' recipes: step decay (WS/BCN ImageNet, `ws.md` §4.1) and
-//! cosine (Axial, MoCo v2), each with an optional linear warm-up, evaluated per iteration.
+//! cosine (Axial, MoCo v2), polynomial (DeepLab2's panoptic recipes, `axial-deeplab.md` §4.2), each
+//! with an optional linear warm-up, evaluated per iteration.
 
 use burn::{lr_scheduler::LrScheduler, tensor::backend::Backend};
 use serde::{Deserialize, Serialize};
@@ -12,6 +13,8 @@ pub enum ScheduleKind {
     Step,
     /// Half-cosine from the base rate to `min_lr` over the run, per iteration.
     Cosine,
+    /// `(base − min_lr)·(1 − t/T)^power + min_lr` per iteration, TensorFlow's `PolynomialDecay`.
+    Poly,
     Constant,
 }
 
@@ -24,9 +27,12 @@ pub struct ScheduleConfig {
     pub milestones: Vec<usize>,
     #[serde(default = "default_gamma")]
     pub gamma: f64,
-    /// Cosine: the final rate.
+    /// Cosine, poly: the final rate.
     #[serde(default)]
     pub min_lr: f64,
+    /// Poly: the exponent (0.9 in DeepLab2).
+    #[serde(default = "default_power")]
+    pub power: f64,
     /// Linear warm-up from `warmup_start · lr` over this many epochs (0: none).
     #[serde(default)]
     pub warmup_epochs: f64,
@@ -36,6 +42,9 @@ pub struct ScheduleConfig {
 
 fn default_gamma() -> f64 {
     0.1
+}
+fn default_power() -> f64 {
+    0.9
 }
 
 /// A schedule bound to a run: base rate, epochs and iterations per epoch.
@@ -81,14 +90,16 @@ impl Schedule {
                 let passed = config.milestones.iter().filter(|&&m| epoch >= m).count();
                 self.base_lr * config.gamma.powi(passed as i32)
             }
-            ScheduleKind::Cosine => {
+            ScheduleKind::Cosine | ScheduleKind::Poly => {
                 let min_lr = config.min_lr;
                 let total = (self.epochs as f64 - warmup).max(f64::EPSILON) * per_epoch;
                 let progress = ((it as f64 - warmup * per_epoch) / total).clamp(0.0, 1.0);
-                min_lr
-                    + (self.base_lr - min_lr)
-                        * 0.5
-                        * (1.0 + (std::f64::consts::PI * progress).cos())
+                let factor = if config.kind == ScheduleKind::Poly {
+                    (1.0 - progress).powf(config.power)
+                } else {
+                    0.5 * (1.0 + (std::f64::consts::PI * progress).cos())
+                };
+                min_lr + (self.base_lr - min_lr) * factor
             }
             ScheduleKind::Constant => self.base_lr,
         }
@@ -124,6 +135,7 @@ mod tests {
             milestones: vec![30, 60],
             gamma: 0.1,
             min_lr: 0.0,
+            power: 0.9,
             warmup_epochs,
             warmup_start: 0.0,
         };
@@ -148,6 +160,15 @@ mod tests {
         // Half-way through the cosine part: half the base rate.
         assert!((s.lr_at(100 + 400) - 0.05).abs() < 1e-12);
         assert!(s.lr_at(899) < 1e-4);
+    }
+
+    #[test]
+    fn poly_decays_to_zero_with_power() {
+        let s = schedule(ScheduleKind::Poly, 0.0);
+        assert_eq!(s.lr_at(0), 0.1);
+        // Half-way: 0.1 · 0.5^0.9.
+        assert!((s.lr_at(450) - 0.1 * 0.5f64.powf(0.9)).abs() < 1e-12);
+        assert!(s.lr_at(899) < 1e-3);
     }
 
     #[test]

@@ -70,6 +70,7 @@ pub const PRESETS: &[(&str, &str, &str)] = &[
     ("bcn", "paper", include_str!("../presets/bcn/paper.toml")),
 ];
 
+/// Papers trained through this module; `axial` has its own (`crate::panoptic`).
 pub const PAPERS: &[&str] = &["ws", "bcn"];
 
 pub fn preset_text(paper: &str, preset: &str) -> Result<&'static str> {

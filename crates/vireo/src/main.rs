@@ -6,6 +6,7 @@
 mod bench;
 mod dataset;
 mod experiment;
+mod panoptic;
 mod study;
 mod train;
 
@@ -69,7 +70,7 @@ pub struct BackendArgs {
 
 #[derive(Args, Clone, Debug)]
 pub struct TrainArgs {
-    /// The paper: ws or bcn.
+    /// The paper: ws, bcn or axial.
     pub paper: String,
     /// smoke (fresh machine, minutes), mini (the paper's claim in miniature), paper (the full recipe).
     #[arg(long, default_value = "smoke")]
@@ -132,6 +133,8 @@ fn main() {
 
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
+        Command::Train(args) if args.paper == "axial" => panoptic::dispatch(args),
+        Command::Eval(args) if args.paper == "axial" => panoptic::dispatch_eval(args),
         Command::Train(args) => train::dispatch(args),
         Command::Eval(args) => train::dispatch_eval(args),
         Command::Models => {
@@ -155,6 +158,16 @@ fn list_models() {
             "{:<20} {:<15} {:>14}",
             preset.name,
             preset.paper,
+            group_thousands(count)
+        );
+    }
+    for preset in axial_deeplab::BACKBONE_PRESETS {
+        let model = (preset.config)().init::<Flex>(&device);
+        let count = core_nets::count_parameters::<Flex, _>(&model);
+        println!(
+            "{:<20} {:<15} {:>14}",
+            preset.name,
+            "Axial-DeepLab",
             group_thousands(count)
         );
     }

@@ -49,8 +49,34 @@ fn mean_std(values: &[f64]) -> (f64, f64) {
     (mean, var.sqrt())
 }
 
+/// The classification mini study (WS/BCN): each run's final validation top-1.
 pub fn run(args: &TrainArgs) -> Result<()> {
-    let text = preset_text(&args.paper, "mini")?;
+    run_study(
+        args,
+        preset_text(&args.paper, "mini")?,
+        "valid top-1 (%)",
+        |origin, table, dir| {
+            let experiment = ClassificationExperiment::from_table(table, origin)?;
+            let mut job = SingleRun::fresh(experiment, args, "mini", dir);
+            job.verbose = false;
+            let rows = on_backend(&args.backend, job)?;
+            let last = rows
+                .last()
+                .context("a study run finished without a completed epoch")?;
+            println!("    valid top-1 {:.2} %", last.valid_top1);
+            Ok(last.valid_top1)
+        },
+    )
+}
+
+/// Runs every variant × seed of a study preset (`text`): `run_one(origin, config table, run
+/// directory)` trains one and returns its final `metric`; the table goes into `--results`.
+pub fn run_study(
+    args: &TrainArgs,
+    text: &str,
+    metric: &str,
+    mut run_one: impl FnMut(&str, toml::Table, &Path) -> Result<f64>,
+) -> Result<()> {
     let file: StudyFile = toml::from_str(text).context("the mini study preset")?;
     if file.study.seeds.is_empty() || file.variant.is_empty() {
         bail!("the mini study needs at least one seed and one variant");
@@ -69,10 +95,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
             sets.push(format!("train.seed={seed}"));
             sets.extend(args.overrides.iter().cloned());
             let origin = format!("mini study, variant '{}', seed {seed}", variant.name);
-            let experiment = ClassificationExperiment::from_table(
-                load_table(&base_text, &origin, &sets)?,
-                &origin,
-            )?;
+            let table = load_table(&base_text, &origin, &sets)?;
             let slug: String = variant
                 .name
                 .chars()
@@ -86,24 +109,24 @@ pub fn run(args: &TrainArgs) -> Result<()> {
                 .collect();
             let done = results.iter().map(|r| r.1.len()).sum::<usize>() + finals.len();
             println!("[{}/{total}] {} (seed {seed})", done + 1, variant.name);
-            let mut job = SingleRun::fresh(
-                experiment,
-                args,
-                "mini",
+            finals.push(run_one(
+                &origin,
+                table,
                 &out.join(format!("{slug}-s{seed}")),
-            );
-            job.verbose = false;
-            let rows = on_backend(&args.backend, job)?;
-            let last = rows
-                .last()
-                .context("a study run finished without a completed epoch")?;
-            println!("    valid top-1 {:.2} %", last.valid_top1);
-            finals.push(last.valid_top1);
+            )?);
         }
         results.push((variant.name.clone(), finals));
     }
     let elapsed = started.elapsed().as_secs_f64();
-    let table = render_table(&file.study, &results, args, &revision, elapsed, &out);
+    let table = render_table(
+        &file.study,
+        metric,
+        &results,
+        args,
+        &revision,
+        elapsed,
+        &out,
+    );
     println!("\n{table}");
     write_section(&args.results, &file.study.section, &table)?;
     println!(
@@ -116,6 +139,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
 
 fn render_table(
     header: &StudyHeader,
+    metric: &str,
     results: &[(String, Vec<f64>)],
     args: &TrainArgs,
     revision: &str,
@@ -147,7 +171,7 @@ fn render_table(
         .join(", ");
     let _ = writeln!(
         md,
-        "| variant | valid top-1 (%), mean ± std over seeds {seeds} | per seed |"
+        "| variant | {metric}, mean ± std over seeds {seeds} | per seed |"
     );
     let _ = writeln!(md, "|---|---|---|");
     for (name, values) in results {

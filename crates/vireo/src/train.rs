@@ -68,7 +68,7 @@ pub fn on_backend<T: OnBackend>(args: &BackendArgs, task: T) -> Result<T::Output
 }
 
 /// The command line that started this process, for config.json and reports.
-fn command_line() -> String {
+pub fn command_line() -> String {
     std::env::args().collect::<Vec<_>>().join(" ")
 }
 

@@ -456,3 +456,84 @@ fn bench_runs_alone_without_pytorch_and_writes_its_report() {
     let err = run_err(&["bench", "--suite", "everything"]);
     assert!(err.contains("--suite everything"), "{err}");
 }
+
+/// Axial-DeepLab on 17 px ShapeWorld scenes: a narrow axial encoder, 16 training images.
+fn tiny_axial(out: &Path, epochs: &str) -> Vec<String> {
+    let mut args: Vec<String> = ["train", "axial", "--out", out.to_str().unwrap()]
+        .map(String::from)
+        .to_vec();
+    for set in [
+        format!("train.epochs={epochs}"),
+        "data.train_size=16".into(),
+        "data.valid_size=8".into(),
+        "data.world.image_size=17".into(),
+        "train.batch_size=8".into(),
+        "train.num_workers=1".into(),
+        "train.pictures=2".into(),
+        "model.encoder.axial.span=9".into(),
+    ] {
+        args.push("--set".into());
+        args.push(set);
+    }
+    args
+}
+
+#[test]
+fn axial_runs_leave_pq_pictures_and_resume_exactly() {
+    let out = tempfile::tempdir().unwrap();
+    run_ok(&tiny_axial(out.path(), "3"));
+    let run = single_run(out.path(), "axial");
+    for file in [
+        "config.json",
+        "metrics.csv",
+        "curves.png",
+        "predictions.png",
+        "report.md",
+        "model.mpk",
+        "checkpoint/model-3.mpk",
+        "checkpoint/scheduler-3.mpk",
+    ] {
+        assert!(run.join(file).is_file(), "missing {file}");
+    }
+    assert_eq!(csv_epochs(&run), [1, 2, 3]);
+    let report = fs::read_to_string(run.join("report.md")).unwrap();
+    assert!(
+        report.contains("| PQ | SQ | RQ") && report.contains("predictions.png"),
+        "{report}"
+    );
+    let eval = run_ok(&["eval", "axial", "--run", run.to_str().unwrap()]);
+    let stdout = String::from_utf8_lossy(&eval.stdout);
+    assert!(stdout.contains("PQ") && stdout.contains("mIoU"), "{stdout}");
+    assert!(run.join("eval-predictions.png").is_file());
+
+    // Kill after epoch 2 (drop epoch 3's checkpoint and row) and resume: the same epoch 3.
+    let uninterrupted = fs::read_to_string(run.join("metrics.csv")).unwrap();
+    for part in ["model", "optim", "scheduler"] {
+        fs::remove_file(run.join(format!("checkpoint/{part}-3.mpk"))).unwrap();
+    }
+    let first_two: Vec<&str> = uninterrupted.lines().take(3).collect();
+    fs::write(run.join("metrics.csv"), first_two.join("\n") + "\n").unwrap();
+    run_ok(&["train", "axial", "--resume", run.to_str().unwrap()]);
+    let resumed = fs::read_to_string(run.join("metrics.csv")).unwrap();
+    let strip = |text: &str| {
+        text.lines()
+            .map(|l| l.rsplitn(3, ',').nth(2).unwrap().to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(strip(&resumed), strip(&uninterrupted));
+    assert!(
+        fs::read_to_string(run.join("report.md"))
+            .unwrap()
+            .contains("Resumed after epoch 2")
+    );
+    // A config for another model is refused by name.
+    let err = run_err(&[
+        "train",
+        "axial",
+        "--out",
+        out.path().to_str().unwrap(),
+        "--set",
+        "model.num_classes=3",
+    ]);
+    assert!(err.contains("model.num_classes = 3"), "{err}");
+}

@@ -14,7 +14,10 @@ mod sketch;
 
 pub use occlusion::{Occluder, OccluderKind, OcclusionLevel, OcclusionSample};
 pub use panoptic::{PanopticInstance, PanopticSample};
-pub use preview::{PreviewTask, Tile, preview_tiles};
+pub use preview::{
+    PreviewTask, Tile, heatmap_picture, instance_picture, preview_tiles, semantic_picture, tile,
+    to_image,
+};
 pub use scale::ScaleSample;
 pub use sketch::{Hierarchy, SketchSample};
 

@@ -170,7 +170,8 @@ pub fn preview_tiles(world: &ShapeWorld, task: PreviewTask, rows: usize) -> Vec<
     tiles
 }
 
-fn tile(image: RgbImage, caption: &str) -> Tile {
+/// A captioned tile, enlarged by an integer factor to at least 160 px wide.
+pub fn tile(image: RgbImage, caption: &str) -> Tile {
     let scale = 160u32.div_ceil(image.width()).max(1);
     let image = image::imageops::resize(
         &image,
@@ -184,7 +185,8 @@ fn tile(image: RgbImage, caption: &str) -> Tile {
     }
 }
 
-fn to_image(pixels: &[f32], size: usize) -> RgbImage {
+/// Square RGB pixels in `[0, 1]` (HWC) as an image.
+pub fn to_image(pixels: &[f32], size: usize) -> RgbImage {
     let bytes = pixels
         .iter()
         .map(|&p| (p.clamp(0.0, 1.0) * 255.0).round() as u8)
@@ -211,11 +213,11 @@ fn tint(picture: &mut RgbImage, mask: &[bool], colour: [u8; 3], alpha: f32) {
 
 /// Marks the pixels of `mask` that touch a pixel outside it.
 fn outline(picture: &mut RgbImage, mask: &[bool], colour: [u8; 3]) {
-    let n = picture.width() as usize;
+    let (n, rows) = (picture.width() as usize, picture.height() as usize);
     let at = |r: isize, c: isize| {
         r >= 0
             && c >= 0
-            && (r as usize) < n
+            && (r as usize) < rows
             && (c as usize) < n
             && mask[r as usize * n + c as usize]
     };
@@ -228,8 +230,20 @@ fn outline(picture: &mut RgbImage, mask: &[bool], colour: [u8; 3]) {
 }
 
 fn semantic_overlay(s: &PanopticSample) -> RgbImage {
-    let mut picture = to_image(&s.scene.render(), s.scene.size);
-    for (pixel, &class) in picture.pixels_mut().zip(&s.semantic) {
+    let labels: Vec<u32> = s.semantic.iter().map(|&c| c as u32).collect();
+    semantic_picture(&to_image(&s.scene.render(), s.scene.size), &labels)
+}
+
+fn instance_overlay(s: &PanopticSample) -> RgbImage {
+    let ids: Vec<u32> = s.instance.iter().map(|&i| i as u32).collect();
+    let centers: Vec<[usize; 2]> = s.instances.iter().map(|i| i.center).collect();
+    instance_picture(&to_image(&s.scene.render(), s.scene.size), &ids, &centers)
+}
+
+/// `image` with each pixel's class colour blended in (70 %); one fixed colour per class.
+pub fn semantic_picture(image: &RgbImage, semantic: &[u32]) -> RgbImage {
+    let mut picture = image.clone();
+    for (pixel, &class) in picture.pixels_mut().zip(semantic) {
         let colour = palette(class as usize);
         for c in 0..3 {
             pixel[c] = (pixel[c] as f32 * 0.3 + colour[c] as f32 * 0.7) as u8;
@@ -238,19 +252,24 @@ fn semantic_overlay(s: &PanopticSample) -> RgbImage {
     picture
 }
 
-fn instance_overlay(s: &PanopticSample) -> RgbImage {
-    let mut picture = to_image(&s.scene.render(), s.scene.size);
-    for instance in &s.instances {
-        let mask: Vec<bool> = s.instance.iter().map(|&i| i == instance.id).collect();
-        tint(&mut picture, &mask, palette(instance.id as usize * 5), 0.6);
+/// `image` with each instance (id > 0 in `instance`) tinted and outlined, and each `(row, col)`
+/// of `centers` marked with a white dot in a black cross.
+pub fn instance_picture(image: &RgbImage, instance: &[u32], centers: &[[usize; 2]]) -> RgbImage {
+    let mut picture = image.clone();
+    let mut ids: Vec<u32> = instance.iter().copied().filter(|&i| i > 0).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    for id in ids {
+        let mask: Vec<bool> = instance.iter().map(|&i| i == id).collect();
+        tint(&mut picture, &mask, palette(id as usize * 5), 0.6);
         outline(&mut picture, &mask, [255, 255, 255]);
     }
-    let n = s.scene.size as i64;
-    for instance in &s.instances {
-        let [r, c] = instance.center.map(|v| v as i64);
+    let (w, h) = (picture.width() as i64, picture.height() as i64);
+    for center in centers {
+        let [r, c] = center.map(|v| v as i64);
         for (dr, dc) in [(0, 0), (-1, 0), (1, 0), (0, -1), (0, 1)] {
             let (rr, cc) = (r + dr, c + dc);
-            if (0..n).contains(&rr) && (0..n).contains(&cc) {
+            if (0..h).contains(&rr) && (0..w).contains(&cc) {
                 let colour = if (dr, dc) == (0, 0) {
                     [255, 255, 255]
                 } else {
@@ -261,6 +280,15 @@ fn instance_overlay(s: &PanopticSample) -> RgbImage {
         }
     }
     picture
+}
+
+/// A `[H, W]` map of values in `[0, 1]` (a centre heatmap) as a grey picture.
+pub fn heatmap_picture(values: &[f32], [h, w]: [usize; 2]) -> RgbImage {
+    let bytes = values
+        .iter()
+        .flat_map(|&v| [(v.clamp(0.0, 1.0) * 255.0).round() as u8; 3])
+        .collect();
+    RgbImage::from_raw(w as u32, h as u32, bytes).expect("values hold h·w entries")
 }
 
 /// The centre offsets as colours: hue the direction, brightness the length; stuff black.
