@@ -4,6 +4,7 @@
 //!   textured background "stuff", rendered on the fly and deterministic from (seed, split, index).
 //! * [`classification`]: burn datasets and the batcher that turns labelled images into tensors.
 //! * [`transforms`]: the augmentations of the ImageNet and MoCo recipes, torchvision's definitions.
+//! * [`panoptic`]: scale, crop and flip of an image together with its panoptic label.
 //!
 //! Real-format loaders grow here (datasets issue).
 
@@ -11,6 +12,7 @@ pub mod classification;
 pub mod formats;
 pub mod image_folder;
 pub mod loader;
+pub mod panoptic;
 pub mod shapeworld;
 pub mod transforms;
 

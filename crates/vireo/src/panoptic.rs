@@ -11,7 +11,10 @@ use std::{
     fmt::Write as _,
     fs,
     path::{Path, PathBuf},
-    sync::Arc,
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
     time::Instant,
 };
 
@@ -42,7 +45,9 @@ use core_train::{
 };
 use datasets::{
     EpochLoader, ShapeWorld, Split,
-    shapeworld::{heatmap_picture, instance_picture, semantic_picture, tile, to_image},
+    formats::coco::CocoPanoptic,
+    panoptic::{LabelledImage, PanopticAugmentation, fit_and_pad},
+    shapeworld::{heatmap_picture, instance_picture, rgb_picture, semantic_picture, tile},
 };
 use serde::{Deserialize, Serialize};
 
@@ -171,6 +176,38 @@ pub enum PanopticData {
         #[serde(default)]
         world: ShapeWorld,
     },
+    /// Panoptic annotations on disk in the COCO panoptic format: COCO itself
+    /// (`root/annotations/panoptic_{split}2017{.json,/}`, images in `root/{split}2017/`) or
+    /// Cityscapes from cityscapesScripts' `createPanopticImgs.py --use-train-id`
+    /// (`root/gtFine/cityscapes_panoptic_{split}_trainId{.json,/}`, `root/leftImg8bit/{split}/`).
+    Files {
+        format: FileFormat,
+        root: PathBuf,
+        #[serde(default = "train_split")]
+        train_split: String,
+        #[serde(default = "valid_split")]
+        valid_split: String,
+        /// Training: DeepLab2's random scale, crop and flip.
+        augmentation: PanopticAugmentation,
+        /// Validation images are shrunk to fit (never enlarged) and padded to this size.
+        eval_size: [usize; 2],
+    },
+}
+
+fn train_split() -> String {
+    "train".into()
+}
+fn valid_split() -> String {
+    "val".into()
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FileFormat {
+    /// 133 classes + void 0, label divisor 256.
+    Coco,
+    /// 19 train ids, void 255, label divisor 1000, things 11–18.
+    Cityscapes,
 }
 
 /// Divisor, void label, classes and thing classes of the data.
@@ -183,23 +220,111 @@ pub struct Labels {
     pub names: Vec<String>,
 }
 
+type ItemSet = Arc<dyn Dataset<PanopticItem>>;
+
+/// The data of a run: its label space, the two splits, the epoch the train augmentation reads.
+pub struct Sources {
+    pub labels: Labels,
+    pub train: ItemSet,
+    pub valid: ItemSet,
+    pub epoch: Arc<AtomicUsize>,
+}
+
 impl PanopticData {
-    pub fn labels(&self) -> Labels {
+    /// Reads the annotations (files) or sets up the world; a missing or malformed file is named.
+    pub fn sources(&self, seed: u64) -> Result<Sources> {
+        let epoch = Arc::new(AtomicUsize::new(0));
         match self {
-            PanopticData::Shapeworld { world, .. } => {
+            PanopticData::Shapeworld {
+                train_size,
+                valid_size,
+                world,
+            } => {
                 let stuff = ShapeWorld::STUFF_CLASSES as u32;
                 let names: Vec<String> = world
                     .semantic_classes()
                     .iter()
                     .map(|s| s.to_string())
                     .collect();
-                Labels {
-                    divisor: datasets::shapeworld::PanopticSample::LABEL_DIVISOR,
-                    void: 255,
-                    classes: names.len(),
-                    things: (stuff..names.len() as u32).collect(),
-                    names,
+                let set = |split, len| -> ItemSet {
+                    Arc::new(ShapeWorldPanoptic {
+                        world: world.clone(),
+                        split,
+                        len,
+                    })
+                };
+                Ok(Sources {
+                    labels: Labels {
+                        divisor: datasets::shapeworld::PanopticSample::LABEL_DIVISOR,
+                        void: 255,
+                        classes: names.len(),
+                        things: (stuff..names.len() as u32).collect(),
+                        names,
+                    },
+                    train: set(Split::Train, *train_size),
+                    valid: set(Split::Val, *valid_size),
+                    epoch,
+                })
+            }
+            PanopticData::Files {
+                format,
+                root,
+                train_split,
+                valid_split,
+                augmentation,
+                eval_size,
+            } => {
+                let read = |split: &str| match format {
+                    FileFormat::Coco => CocoPanoptic::coco(root, split),
+                    FileFormat::Cityscapes => CocoPanoptic::cityscapes(root, split),
+                };
+                let train = Arc::new(read(train_split)?);
+                let valid = Arc::new(read(valid_split)?);
+                let mapping = &train.mapping;
+                let classes = mapping
+                    .train_id
+                    .values()
+                    .copied()
+                    .max()
+                    .map_or(0, |m| m as usize + 1)
+                    .max(if *format == FileFormat::Coco { 1 } else { 0 });
+                let mut names: Vec<String> = (0..classes).map(|c| format!("class {c}")).collect();
+                if *format == FileFormat::Coco {
+                    names[0] = "void".into();
                 }
+                for category in &train.categories {
+                    if let Some(&t) = mapping.train_id.get(&category.id)
+                        && (t as usize) < classes
+                    {
+                        names[t as usize] = category.name.clone();
+                    }
+                }
+                let labels = Labels {
+                    divisor: mapping.divisor,
+                    void: mapping.ignore_label,
+                    classes,
+                    things: mapping.thing_train_ids.iter().copied().collect(),
+                    names,
+                };
+                let void_id = mapping.ignore_label * mapping.divisor;
+                Ok(Sources {
+                    train: Arc::new(PanopticFiles {
+                        reader: train,
+                        geometry: Geometry::Train {
+                            augmentation: augmentation.clone(),
+                            seed,
+                            epoch: epoch.clone(),
+                        },
+                        void_id,
+                    }),
+                    valid: Arc::new(PanopticFiles {
+                        reader: valid,
+                        geometry: Geometry::Eval { size: *eval_size },
+                        void_id,
+                    }),
+                    labels,
+                    epoch,
+                })
             }
         }
     }
@@ -216,6 +341,8 @@ impl PanopticExperiment {
         Ok(experiment)
     }
 
+    /// Checks every setting that needs no file; [`Self::check_labels`] checks the rest once the
+    /// data is read.
     pub fn validate(&self) -> Result<()> {
         let t = &self.train;
         if t.epochs == 0 || t.batch_size == 0 {
@@ -226,15 +353,6 @@ impl PanopticExperiment {
         }
         self.model.validate().map_err(anyhow::Error::msg)?;
         self.loss.validate().map_err(anyhow::Error::msg)?;
-        let labels = self.data.labels();
-        if self.model.num_classes != labels.classes {
-            bail!(
-                "model.num_classes = {} but the data has {} semantic classes ({})",
-                self.model.num_classes,
-                labels.classes,
-                labels.names.join(", ")
-            );
-        }
         if self.postprocess.nms_kernel.is_multiple_of(2) {
             bail!(
                 "postprocess.nms_kernel = {}: expected an odd size",
@@ -256,25 +374,49 @@ impl PanopticExperiment {
                 if *train_size == 0 || *valid_size == 0 {
                     bail!("data.train_size and data.valid_size must be at least 1");
                 }
+                self.check_labels(&self.data.sources(t.seed)?.labels)?;
+            }
+            PanopticData::Files {
+                augmentation,
+                eval_size,
+                ..
+            } => {
+                augmentation
+                    .validate()
+                    .map_err(|e| anyhow::anyhow!("data.augmentation: {e}"))?;
+                if eval_size.contains(&0) {
+                    bail!("data.eval_size = {eval_size:?}: expected positive sizes");
+                }
             }
         }
         Ok(())
     }
 
-    pub fn label_space(&self) -> LabelSpace {
-        let labels = self.data.labels();
+    /// The model must predict the data's classes.
+    pub fn check_labels(&self, labels: &Labels) -> Result<()> {
+        if self.model.num_classes != labels.classes {
+            bail!(
+                "model.num_classes = {} but the data has {} semantic classes ({})",
+                self.model.num_classes,
+                labels.classes,
+                labels.names.join(", ")
+            );
+        }
+        Ok(())
+    }
+
+    pub fn label_space(&self, labels: &Labels) -> LabelSpace {
         LabelSpace {
             divisor: labels.divisor,
             ignore_label: labels.void,
-            thing_classes: labels.things,
+            thing_classes: labels.things.clone(),
             sigma: self.targets.sigma,
             small_instance_area: self.targets.small_instance_area,
             small_instance_weight: self.targets.small_instance_weight,
         }
     }
 
-    pub fn postprocess_config(&self) -> PostProcessConfig {
-        let labels = self.data.labels();
+    pub fn postprocess_config(&self, labels: &Labels) -> PostProcessConfig {
         let p = &self.postprocess;
         PostProcessConfig {
             center_threshold: p.center_threshold,
@@ -284,31 +426,7 @@ impl PanopticExperiment {
             stuff_area_rule: p.stuff_area_rule,
             divisor: labels.divisor,
             void_label: labels.void,
-            thing_classes: labels.things,
-        }
-    }
-
-    fn datasets(
-        &self,
-    ) -> (
-        Arc<dyn Dataset<PanopticItem>>,
-        Arc<dyn Dataset<PanopticItem>>,
-    ) {
-        match &self.data {
-            PanopticData::Shapeworld {
-                train_size,
-                valid_size,
-                world,
-            } => {
-                let set = |split, len| -> Arc<dyn Dataset<PanopticItem>> {
-                    Arc::new(ShapeWorldPanoptic {
-                        world: world.clone(),
-                        split,
-                        len,
-                    })
-                };
-                (set(Split::Train, *train_size), set(Split::Val, *valid_size))
-            }
+            thing_classes: labels.things.clone(),
         }
     }
 
@@ -360,6 +478,83 @@ impl Dataset<PanopticItem> for ShapeWorldPanoptic {
     }
     fn len(&self) -> usize {
         self.len
+    }
+}
+
+/// Where a file item's pixels come from: DeepLab2's training geometry or the evaluation fit.
+enum Geometry {
+    Train {
+        augmentation: PanopticAugmentation,
+        seed: u64,
+        epoch: Arc<AtomicUsize>,
+    },
+    Eval {
+        size: [usize; 2],
+    },
+}
+
+struct PanopticFiles {
+    reader: Arc<CocoPanoptic>,
+    geometry: Geometry,
+    /// `void · divisor`, the padding label.
+    void_id: u32,
+}
+
+impl PanopticFiles {
+    fn load(&self, index: usize) -> Result<PanopticItem, datasets::formats::FormatError> {
+        let image = self.reader.load_image(index)?;
+        let label = self.reader.load_label(index)?;
+        if image.dimensions() != (label.width, label.height) {
+            return Err(datasets::formats::FormatError::Malformed {
+                path: self
+                    .reader
+                    .png_dir
+                    .join(&self.reader.annotations[index].file_name),
+                line: None,
+                expected: format!("the size of its image, {:?}", image.dimensions()),
+                found: format!("{}×{}", label.width, label.height),
+            });
+        }
+        let item = LabelledImage {
+            image,
+            panoptic: label.panoptic.iter().map(|&id| id as u32).collect(),
+        };
+        let out = match &self.geometry {
+            Geometry::Train {
+                augmentation,
+                seed,
+                epoch,
+            } => {
+                let mut rng = datasets::augmentation_rng(
+                    *seed,
+                    epoch.load(Ordering::SeqCst) as u64,
+                    index as u64,
+                );
+                augmentation.apply(&item, self.void_id, &mut rng)
+            }
+            Geometry::Eval { size } => fit_and_pad(&item, *size, self.void_id),
+        };
+        let (w, h) = out.image.dimensions();
+        Ok(PanopticItem {
+            pixels: out
+                .image
+                .as_raw()
+                .iter()
+                .map(|&v| v as f32 / 255.0)
+                .collect(),
+            panoptic: out.panoptic,
+            size: [h as usize, w as usize],
+        })
+    }
+}
+
+impl Dataset<PanopticItem> for PanopticFiles {
+    fn get(&self, index: usize) -> Option<PanopticItem> {
+        // burn's loader has no error channel: a corrupt file stops the run with its path.
+        (index < self.reader.len()).then(|| self.load(index).unwrap_or_else(|e| panic!("{e}")))
+    }
+    fn len(&self) -> usize {
+        self.reader.len()
     }
 }
 
@@ -659,32 +854,35 @@ impl PanopticRun {
 
 fn loaders<B: AutodiffBackend>(
     experiment: &PanopticExperiment,
+    sources: &Sources,
     device: &B::Device,
     start_epoch: usize,
 ) -> (
     EpochLoader<B, PanopticItem, PanopticBatch<B>>,
     EpochLoader<B::InnerBackend, PanopticItem, PanopticBatch<B::InnerBackend>>,
 ) {
-    let (train_set, valid_set) = experiment.datasets();
     let batcher = PanopticBatcher {
-        space: experiment.label_space(),
+        space: experiment.label_space(&sources.labels),
     };
     let t = &experiment.train;
-    let train = EpochLoader::new(train_set, batcher.clone(), t.batch_size, device.clone())
+    // Items are a function of (seed, epoch, index): a resumed run continues the same sequence.
+    let train = EpochLoader::new(sources.train.clone(), batcher, t.batch_size, device.clone())
         .shuffle(t.seed)
         .workers(t.num_workers)
+        .sharing_epoch(sources.epoch.clone())
         .starting_at_epoch(start_epoch);
-    let valid = valid_loader::<B::InnerBackend>(experiment, valid_set, device);
+    let valid = valid_loader::<B::InnerBackend>(experiment, sources, device);
     (train, valid)
 }
 
 fn valid_loader<B: Backend>(
     experiment: &PanopticExperiment,
-    valid_set: Arc<dyn Dataset<PanopticItem>>,
+    sources: &Sources,
     device: &B::Device,
 ) -> EpochLoader<B, PanopticItem, PanopticBatch<B>> {
+    let valid_set = sources.valid.clone();
     let batcher = PanopticBatcher {
-        space: experiment.label_space(),
+        space: experiment.label_space(&sources.labels),
     };
     EpochLoader::new(
         valid_set,
@@ -710,7 +908,10 @@ impl OnBackend for PanopticRun {
         let t = &experiment.train;
         B::seed(&device, t.seed);
         let start = resume_epoch.unwrap_or(0);
-        let (train_loader, valid_loader) = loaders::<B>(&experiment, &device, start);
+        // Data first: a missing or malformed dataset leaves no run directory behind.
+        let sources = experiment.data.sources(t.seed)?;
+        experiment.check_labels(&sources.labels)?;
+        let (train_loader, valid_loader) = loaders::<B>(&experiment, &sources, &device, start);
         let run = match destination {
             Destination::Resume(run) => run,
             Destination::New { out } => {
@@ -722,7 +923,7 @@ impl OnBackend for PanopticRun {
         };
         let mut model: PanopticDeepLab<B> = experiment.model.init(&device);
         let parameters = core_nets::count_parameters::<B, _>(&model);
-        let train_len = experiment.datasets().0.len();
+        let train_len = sources.train.len();
         let iters_per_epoch = train_len.div_ceil(t.batch_size);
         let mut optimizer = AdamConfig::new()
             .with_weight_decay(
@@ -749,13 +950,13 @@ impl OnBackend for PanopticRun {
             println!(
                 "data: {} train / {} valid images, batch {}, {} epochs on {backend}",
                 train_len,
-                experiment.datasets().1.len(),
+                sources.valid.len(),
                 t.batch_size,
                 t.epochs
             );
         }
-        let labels = experiment.data.labels();
-        let post = experiment.postprocess_config();
+        let labels = &sources.labels;
+        let post = experiment.postprocess_config(labels);
         let mut rows = previous_rows;
         let mut error = None;
         for epoch in start + 1..=t.epochs {
@@ -803,7 +1004,7 @@ impl OnBackend for PanopticRun {
                 break;
             }
             let train_seconds = began.elapsed().as_secs_f64();
-            let evaluation = evaluate(&model.valid(), &valid_loader, &labels, &post, 0);
+            let evaluation = evaluate(&model.valid(), &valid_loader, labels, &post, 0);
             let steps_f = steps.max(1) as f64;
             let row = PanopticRow {
                 epoch,
@@ -854,8 +1055,8 @@ impl OnBackend for PanopticRun {
         let model = model.valid();
         // The final pictures and the per-class table come from one more pass over the validation
         // split (the same numbers as the last row).
-        let evaluation = evaluate(&model, &valid_loader, &labels, &post, t.pictures);
-        draw_predictions(&evaluation.pictures, &labels, &run.file("predictions.png"))?;
+        let evaluation = evaluate(&model, &valid_loader, labels, &post, t.pictures);
+        draw_predictions(&evaluation.pictures, labels, &run.file("predictions.png"))?;
         write_outputs(
             &run,
             &meta,
@@ -863,7 +1064,7 @@ impl OnBackend for PanopticRun {
             parameters,
             &rows,
             &evaluation,
-            &labels,
+            labels,
             resume_epoch,
             error.as_deref(),
         )?;
@@ -972,7 +1173,7 @@ fn draw_predictions(pictures: &[Picture], labels: &Labels, path: &Path) -> Resul
     for picture in pictures {
         let item = &picture.item;
         let [h, w] = item.size;
-        let image = to_image(&item.pixels, h.max(w));
+        let image = rgb_picture(&item.pixels, [h, w]);
         let truth_semantic: Vec<u32> = item.panoptic.iter().map(|id| id / labels.divisor).collect();
         let truth_instance = thing_segments(&item.panoptic, labels);
         let truth_centers = truth_centres(&item.panoptic, [h, w], labels);
@@ -1224,17 +1425,19 @@ impl OnBackend for Evaluate {
             .model
             .init::<B::InnerBackend>(&device)
             .load_record(record);
-        let labels = experiment.data.labels();
-        let loader = valid_loader::<B::InnerBackend>(&experiment, experiment.datasets().1, &device);
+        let sources = experiment.data.sources(experiment.train.seed)?;
+        experiment.check_labels(&sources.labels)?;
+        let labels = &sources.labels;
+        let loader = valid_loader::<B::InnerBackend>(&experiment, &sources, &device);
         let evaluation = evaluate(
             &model,
             &loader,
-            &labels,
-            &experiment.postprocess_config(),
+            labels,
+            &experiment.postprocess_config(labels),
             experiment.train.pictures,
         );
         let pictures = run.file("eval-predictions.png");
-        draw_predictions(&evaluation.pictures, &labels, &pictures)?;
+        draw_predictions(&evaluation.pictures, labels, &pictures)?;
         let pq = &evaluation.pq;
         println!(
             "{} on {backend}: {} validation images, PQ {:.2} % (SQ {:.2}, RQ {:.2}; things {:.2}, stuff {:.2}), mIoU {:.2} %; pictures: {}",

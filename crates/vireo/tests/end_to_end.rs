@@ -537,3 +537,158 @@ fn axial_runs_leave_pq_pictures_and_resume_exactly() {
     ]);
     assert!(err.contains("model.num_classes = 3"), "{err}");
 }
+
+/// A two-image Cityscapes panoptic tree (cityscapesScripts' trainId layout): road (train id 0)
+/// with one person (11) square per image.
+fn write_cityscapes(root: &Path, split: &str) {
+    let name = format!("gtFine/cityscapes_panoptic_{split}_trainId");
+    fs::create_dir_all(root.join(&name)).unwrap();
+    fs::create_dir_all(root.join(format!("leftImg8bit/{split}/aachen"))).unwrap();
+    let (w, h) = (40u32, 24u32);
+    let mut images = Vec::new();
+    let mut annotations = Vec::new();
+    for k in 0..2u32 {
+        let stem = format!("aachen_00000{k}_000019");
+        let inside = |x: u32, y: u32| (6 + 9 * k..16 + 9 * k).contains(&x) && (5..15).contains(&y);
+        image::RgbImage::from_fn(w, h, |x, y| {
+            if inside(x, y) {
+                image::Rgb([220, 40, 40])
+            } else {
+                image::Rgb([90, 90, 90])
+            }
+        })
+        .save(root.join(format!("leftImg8bit/{split}/aachen/{stem}_leftImg8bit.png")))
+        .unwrap();
+        image::RgbImage::from_fn(w, h, |x, y| {
+            image::Rgb([if inside(x, y) { 2 } else { 1 }, 0, 0])
+        })
+        .save(root.join(format!("{name}/{stem}_gtFine_panoptic.png")))
+        .unwrap();
+        images.push(format!(
+            r#"{{"id": "{stem}", "file_name": "{stem}_leftImg8bit.png", "width": {w}, "height": {h}}}"#
+        ));
+        annotations.push(format!(
+            r#"{{"image_id": "{stem}", "file_name": "{stem}_gtFine_panoptic.png", "segments_info": [
+  {{"id": 1, "category_id": 0, "iscrowd": 0, "area": {}, "bbox": [0, 0, {w}, {h}]}},
+  {{"id": 2, "category_id": 11, "iscrowd": 0, "area": 100, "bbox": [0, 0, 10, 10]}}]}}"#,
+            w * h - 100
+        ));
+    }
+    let categories: Vec<String> = (0..19)
+        .map(|c| {
+            format!(
+                r#"{{"id": {c}, "name": "c{c}", "isthing": {}}}"#,
+                (c >= 11) as u8
+            )
+        })
+        .collect();
+    fs::write(
+        root.join(format!("{name}.json")),
+        format!(
+            r#"{{"images": [{}], "annotations": [{}], "categories": [{}]}}"#,
+            images.join(", "),
+            annotations.join(", "),
+            categories.join(", ")
+        ),
+    )
+    .unwrap();
+}
+
+#[test]
+fn axial_trains_on_cityscapes_format_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("cityscapes");
+    write_cityscapes(&data, "train");
+    write_cityscapes(&data, "val");
+    let config = dir.path().join("cityscapes.toml");
+    fs::write(
+        &config,
+        format!(
+            r#"description = "Cityscapes-format fixture"
+[train]
+epochs = 1
+batch_size = 2
+num_workers = 1
+lr = 1e-3
+pictures = 1
+[train.schedule]
+kind = "poly"
+[model]
+num_classes = 19
+[model.encoder.axial]
+stem = "resnet"
+layers = [1, 1, 1, 1]
+width = 0.125
+stem_width = 8
+span = 17
+[model.decoder]
+aspp_channels = 16
+semantic_channels = 16
+semantic_low_level = [8, 8]
+semantic_head_channels = 16
+instance_channels = 8
+instance_low_level = [8, 4]
+instance_head_channels = 8
+[targets]
+sigma = 2.0
+small_instance_area = 64
+small_instance_weight = 3.0
+[postprocess]
+center_threshold = 0.1
+nms_kernel = 3
+keep_k_centers = 10
+stuff_area_limit = 4
+[data]
+source = "files"
+format = "cityscapes"
+root = "{}"
+augmentation = {{ crop = [17, 25] }}
+eval_size = [25, 33]
+"#,
+            data.display()
+        ),
+    )
+    .unwrap();
+    let out = dir.path().join("runs");
+    run_ok(&[
+        "train",
+        "axial",
+        "--config",
+        config.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let run = single_run(&out, "axial");
+    let report = fs::read_to_string(run.join("report.md")).unwrap();
+    assert!(
+        report.contains("Result on 2 validation images") && report.contains("| c11 | thing"),
+        "{report}"
+    );
+    // A wrong class count is named after the data is read, before any run directory exists.
+    let err = run_err(&[
+        "train",
+        "axial",
+        "--config",
+        config.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--set",
+        "model.num_classes=7",
+    ]);
+    assert!(err.contains("the data has 19 semantic classes"), "{err}");
+    assert_eq!(fs::read_dir(out.join("axial")).unwrap().count(), 1);
+    // A missing annotation file is named.
+    fs::remove_file(data.join("gtFine/cityscapes_panoptic_val_trainId.json")).unwrap();
+    let err = run_err(&[
+        "train",
+        "axial",
+        "--config",
+        config.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(
+        err.contains("cityscapes_panoptic_val_trainId.json"),
+        "{err}"
+    );
+}

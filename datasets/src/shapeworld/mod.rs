@@ -15,8 +15,8 @@ mod sketch;
 pub use occlusion::{Occluder, OccluderKind, OcclusionLevel, OcclusionSample};
 pub use panoptic::{PanopticInstance, PanopticSample};
 pub use preview::{
-    PreviewTask, Tile, heatmap_picture, instance_picture, preview_tiles, semantic_picture, tile,
-    to_image,
+    PreviewTask, Tile, heatmap_picture, instance_picture, preview_tiles, rgb_picture,
+    semantic_picture, tile, to_image,
 };
 pub use scale::ScaleSample;
 pub use sketch::{Hierarchy, SketchSample};

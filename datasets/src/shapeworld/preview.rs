@@ -187,11 +187,16 @@ pub fn tile(image: RgbImage, caption: &str) -> Tile {
 
 /// Square RGB pixels in `[0, 1]` (HWC) as an image.
 pub fn to_image(pixels: &[f32], size: usize) -> RgbImage {
+    rgb_picture(pixels, [size, size])
+}
+
+/// `[H, W, 3]` pixels in `[0, 1]` as an image.
+pub fn rgb_picture(pixels: &[f32], [h, w]: [usize; 2]) -> RgbImage {
     let bytes = pixels
         .iter()
         .map(|&p| (p.clamp(0.0, 1.0) * 255.0).round() as u8)
         .collect();
-    RgbImage::from_raw(size as u32, size as u32, bytes).expect("pixels hold size² RGB values")
+    RgbImage::from_raw(w as u32, h as u32, bytes).expect("pixels hold h·w RGB values")
 }
 
 /// A fixed, well-spread colour per index (golden-angle hues).
