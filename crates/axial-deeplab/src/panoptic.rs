@@ -81,6 +81,8 @@ impl EncoderConfig {
     }
 }
 
+// Built once per model; the size of the enum does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Module, Debug)]
 pub enum Encoder<B: Backend> {
     Axial(AxialBackbone<B>),

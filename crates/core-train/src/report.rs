@@ -16,16 +16,16 @@ pub struct ReportInput<'a> {
     pub notes: &'a [String],
 }
 
-pub fn render_report(input: &ReportInput<'_>) -> String {
-    let ReportInput {
-        title,
-        meta,
-        config_toml,
-        model_summary,
-        rows,
-        notes,
-    } = input;
-    let mut md = String::new();
+/// The title and the table of what ran where: command, preset, revision, backend, start, training
+/// time, model.
+pub fn write_header(
+    md: &mut String,
+    title: &str,
+    meta: &RunMeta,
+    training_seconds: f64,
+    epochs: usize,
+    model_summary: &str,
+) {
     let _ = writeln!(md, "# {title}\n");
     let _ = writeln!(md, "| | |\n|---|---|");
     let _ = writeln!(md, "| command | `{}` |", meta.command);
@@ -37,15 +37,27 @@ pub fn render_report(input: &ReportInput<'_>) -> String {
         meta.backend, meta.device
     );
     let _ = writeln!(md, "| started | {} |", meta.started);
-    let total: f64 = rows.iter().map(|r| r.epoch_seconds).sum();
     let _ = writeln!(
         md,
         "| training time | {} over {} epochs |",
-        format_duration(total),
-        rows.len()
+        format_duration(training_seconds),
+        epochs
     );
     let _ = writeln!(md, "| model | {model_summary} |\n");
+}
 
+pub fn render_report(input: &ReportInput<'_>) -> String {
+    let ReportInput {
+        title,
+        meta,
+        config_toml,
+        model_summary,
+        rows,
+        notes,
+    } = input;
+    let mut md = String::new();
+    let total: f64 = rows.iter().map(|r| r.epoch_seconds).sum();
+    write_header(&mut md, title, meta, total, rows.len(), model_summary);
     if let (Some(last), Some(best)) = (
         rows.last(),
         rows.iter()

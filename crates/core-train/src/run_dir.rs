@@ -111,6 +111,62 @@ impl RunDir {
             .with_context(|| format!("writing {}", path.display()))
     }
 
+    /// `model` with the weights of the run's final `model.mpk`, or else of its newest complete
+    /// checkpoint; also the file it read.
+    pub fn load_final_model<B: burn::tensor::backend::Backend, M: burn::module::Module<B>>(
+        &self,
+        model: M,
+        device: &B::Device,
+    ) -> Result<(M, PathBuf)> {
+        use burn::record::Recorder;
+        let path = if self.file("model.mpk").is_file() {
+            self.file("model")
+        } else {
+            let epoch = crate::latest_checkpoint(&self.checkpoint_dir()).with_context(|| {
+                format!(
+                    "{} has neither model.mpk nor a complete checkpoint",
+                    self.path.display()
+                )
+            })?;
+            self.checkpoint_dir().join(format!("model-{epoch}"))
+        };
+        let record = Recorder::<B>::load(&crate::AtomicRecorder, path.clone(), device)
+            .with_context(|| format!("loading {}", path.display()))?;
+        Ok((model.load_record(record), path))
+    }
+
+    /// Opens a run for `--resume`: its config (which must be a run of `paper`), and the newest
+    /// complete checkpoint's epoch, which must be before `epochs(config)`.
+    pub fn open_for_resume<C: serde::de::DeserializeOwned>(
+        path: &Path,
+        paper: &str,
+        epochs: impl Fn(&C) -> usize,
+    ) -> Result<(Self, RunMeta, C, usize)> {
+        let run = Self::open(path)?;
+        let (meta, config): (RunMeta, C) = run.read_config()?;
+        if meta.paper != paper {
+            bail!(
+                "{} is a run of '{}', not '{paper}'",
+                run.path.display(),
+                meta.paper
+            );
+        }
+        let Some(epoch) = crate::latest_checkpoint(&run.checkpoint_dir()) else {
+            bail!(
+                "{} has no complete checkpoint to resume from (expected checkpoint/model-N.mpk, optim-N.mpk, scheduler-N.mpk)",
+                run.path.display()
+            );
+        };
+        if epoch >= epochs(&config) {
+            bail!(
+                "{} finished all {} epochs already",
+                run.path.display(),
+                epochs(&config)
+            );
+        }
+        Ok((run, meta, config, epoch))
+    }
+
     /// Reads back the `config` and `meta` parts of `config.json`.
     pub fn read_config<C: serde::de::DeserializeOwned>(&self) -> Result<(RunMeta, C)> {
         let path = self.file("config.json");

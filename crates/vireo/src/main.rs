@@ -150,35 +150,32 @@ fn run(cli: Cli) -> Result<()> {
 fn list_models() {
     use burn::backend::Flex;
     let device = Default::default();
+    let row = |name: &str, paper: &str, count: usize| {
+        println!("{name:<20} {paper:<15} {:>14}", group_thousands(count));
+    };
     println!("{:<20} {:<15} {:>14}", "model", "paper", "parameters");
     for preset in core_nets::MODEL_PRESETS {
         let model = (preset.config)().init::<Flex>(&device);
-        let count = core_nets::count_parameters::<Flex, _>(&model);
-        println!(
-            "{:<20} {:<15} {:>14}",
+        row(
             preset.name,
             preset.paper,
-            group_thousands(count)
+            core_nets::count_parameters::<Flex, _>(&model),
         );
     }
     for preset in axial_deeplab::BACKBONE_PRESETS {
         let model = (preset.config)().init::<Flex>(&device);
-        let count = core_nets::count_parameters::<Flex, _>(&model);
-        println!(
-            "{:<20} {:<15} {:>14}",
+        row(
             preset.name,
             "Axial-DeepLab",
-            group_thousands(count)
+            core_nets::count_parameters::<Flex, _>(&model),
         );
     }
     for preset in axial_deeplab::AXIAL_PRESETS {
         let model = (preset.config)().init::<Flex>(&device);
-        let count = core_nets::count_parameters::<Flex, _>(&model);
-        println!(
-            "{:<20} {:<15} {:>14}",
+        row(
             preset.name,
             "Axial-DeepLab",
-            group_thousands(count)
+            core_nets::count_parameters::<Flex, _>(&model),
         );
     }
 }

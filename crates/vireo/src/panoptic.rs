@@ -54,7 +54,7 @@ use serde::{Deserialize, Serialize};
 use crate::{
     EvalArgs, TrainArgs,
     experiment::{load_table, read_config_file},
-    train::{Destination, OnBackend, command_line, on_backend},
+    train::{Destination, OnBackend, command_line, on_backend, resume_path},
 };
 
 pub const PRESETS: &[(&str, &str)] = &[
@@ -359,7 +359,7 @@ impl PanopticExperiment {
                 self.postprocess.nms_kernel
             );
         }
-        if !(self.targets.sigma > 0.0) {
+        if self.targets.sigma.is_nan() || self.targets.sigma <= 0.0 {
             bail!("targets.sigma = {}: expected > 0", self.targets.sigma);
         }
         match &self.data {
@@ -727,38 +727,9 @@ impl PanopticRow {
 /// `vireo train axial`: a preset or config, `--resume`, or the mini study.
 pub fn dispatch(args: TrainArgs) -> Result<()> {
     if let Some(resume) = &args.resume {
-        if args.config.is_some() || !args.overrides.is_empty() || args.preset != "smoke" {
-            bail!(
-                "--resume continues a run with its stored config: --preset, --config and --set cannot change it"
-            );
-        }
-        let run = if resume.as_os_str() == "latest" {
-            RunDir::latest(&args.out, &args.paper)?
-        } else {
-            RunDir::open(resume)?
-        };
-        let (meta, experiment): (RunMeta, PanopticExperiment) = run.read_config()?;
-        if meta.paper != args.paper {
-            bail!(
-                "{} is a run of '{}', not '{}'",
-                run.path.display(),
-                meta.paper,
-                args.paper
-            );
-        }
-        let Some(epoch) = latest_checkpoint(&run.checkpoint_dir()) else {
-            bail!(
-                "{} has no complete checkpoint to resume from (expected checkpoint/model-N.mpk, optim-N.mpk, scheduler-N.mpk)",
-                run.path.display()
-            );
-        };
-        if epoch >= experiment.train.epochs {
-            bail!(
-                "{} finished all {} epochs already",
-                run.path.display(),
-                experiment.train.epochs
-            );
-        }
+        let path = resume_path(&args, resume)?;
+        let (run, meta, experiment, epoch) =
+            RunDir::open_for_resume(&path, &args.paper, |e: &PanopticExperiment| e.train.epochs)?;
         let previous_rows = match fs::read_to_string(run.file("metrics.csv")) {
             Ok(text) => PanopticRow::read_csv(&text)
                 .with_context(|| run.file("metrics.csv").display().to_string())?
@@ -852,15 +823,14 @@ impl PanopticRun {
     }
 }
 
+type Loader<B> = EpochLoader<B, PanopticItem, PanopticBatch<B>>;
+
 fn loaders<B: AutodiffBackend>(
     experiment: &PanopticExperiment,
     sources: &Sources,
     device: &B::Device,
     start_epoch: usize,
-) -> (
-    EpochLoader<B, PanopticItem, PanopticBatch<B>>,
-    EpochLoader<B::InnerBackend, PanopticItem, PanopticBatch<B::InnerBackend>>,
-) {
+) -> (Loader<B>, Loader<B::InnerBackend>) {
     let batcher = PanopticBatcher {
         space: experiment.label_space(&sources.labels),
     };
@@ -1284,25 +1254,15 @@ fn write_outputs(
         )?;
     }
     let mut md = String::new();
-    let _ = writeln!(md, "# {title}\n");
-    let _ = writeln!(md, "| | |\n|---|---|");
-    let _ = writeln!(md, "| command | `{}` |", meta.command);
-    let _ = writeln!(md, "| paper / preset | {} / {} |", meta.paper, meta.preset);
-    let _ = writeln!(md, "| git revision | {} |", meta.git_revision);
-    let _ = writeln!(
-        md,
-        "| backend / device | {} / {} |",
-        meta.backend, meta.device
-    );
-    let _ = writeln!(md, "| started | {} |", meta.started);
     let total: f64 = rows.iter().map(|r| r.epoch_seconds).sum();
-    let _ = writeln!(
-        md,
-        "| training time | {} over {} epochs |",
-        format_duration(total),
-        rows.len()
+    core_train::report::write_header(
+        &mut md,
+        &title,
+        meta,
+        total,
+        rows.len(),
+        &experiment.model_summary(parameters),
     );
-    let _ = writeln!(md, "| model | {} |\n", experiment.model_summary(parameters));
     if let Some(error) = error {
         let _ = writeln!(md, "**Stopped early:** {error}\n");
     }
@@ -1408,23 +1368,8 @@ impl OnBackend for Evaluate {
 
     fn run<B: AutodiffBackend>(self, device: B::Device, backend: &str) -> Result<()> {
         let Evaluate { experiment, run } = self;
-        let path: PathBuf = if run.file("model.mpk").is_file() {
-            run.file("model")
-        } else {
-            let epoch = latest_checkpoint(&run.checkpoint_dir()).with_context(|| {
-                format!(
-                    "{} has neither model.mpk nor a complete checkpoint",
-                    run.path.display()
-                )
-            })?;
-            run.checkpoint_dir().join(format!("model-{epoch}"))
-        };
-        let record = Recorder::<B::InnerBackend>::load(&AtomicRecorder, path.clone(), &device)
-            .with_context(|| format!("loading {}", path.display()))?;
-        let model = experiment
-            .model
-            .init::<B::InnerBackend>(&device)
-            .load_record(record);
+        let (model, path) =
+            run.load_final_model(experiment.model.init::<B::InnerBackend>(&device), &device)?;
         let sources = experiment.data.sources(experiment.train.seed)?;
         experiment.check_labels(&sources.labels)?;
         let labels = &sources.labels;

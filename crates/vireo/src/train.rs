@@ -11,12 +11,11 @@ use burn::{
     backend::{Autodiff, Flex},
     data::{dataloader::DataLoader, dataset::Dataset},
     module::Module,
-    record::Recorder,
     tensor::backend::AutodiffBackend,
 };
 use core_train::{
     AtomicRecorder, EpochLog, EpochRow, FitOptions, ReportInput, RunDir, RunMeta,
-    latest_checkpoint, plot::draw_curves, render_report, run_dir::git_revision,
+    plot::draw_curves, render_report, run_dir::git_revision,
 };
 use datasets::{
     Augmented, ClassificationBatcher, ClassificationItem, EpochLoader, ImageFolder, Pipeline,
@@ -122,40 +121,28 @@ impl SingleRun {
     }
 }
 
+/// The run `--resume` names: a directory, or (`latest`) the newest run of the paper under `--out`.
+/// Nothing else may change a resumed run.
+pub fn resume_path(args: &TrainArgs, resume: &std::path::Path) -> Result<PathBuf> {
+    if args.config.is_some() || !args.overrides.is_empty() || args.preset != "smoke" {
+        bail!(
+            "--resume continues a run with its stored config: --preset, --config and --set cannot change it"
+        );
+    }
+    Ok(if resume.as_os_str() == "latest" {
+        RunDir::latest(&args.out, &args.paper)?.path
+    } else {
+        resume.to_path_buf()
+    })
+}
+
 pub fn dispatch(args: TrainArgs) -> Result<()> {
     if let Some(resume) = &args.resume {
-        if args.config.is_some() || !args.overrides.is_empty() || args.preset != "smoke" {
-            bail!(
-                "--resume continues a run with its stored config: --preset, --config and --set cannot change it"
-            );
-        }
-        let run = if resume.as_os_str() == "latest" {
-            RunDir::latest(&args.out, &args.paper)?
-        } else {
-            RunDir::open(resume)?
-        };
-        let (meta, experiment): (RunMeta, ClassificationExperiment) = run.read_config()?;
-        if meta.paper != args.paper {
-            bail!(
-                "{} is a run of '{}', not '{}'",
-                run.path.display(),
-                meta.paper,
-                args.paper
-            );
-        }
-        let Some(epoch) = latest_checkpoint(&run.checkpoint_dir()) else {
-            bail!(
-                "{} has no complete checkpoint to resume from (expected checkpoint/model-N.mpk, optim-N.mpk, scheduler-N.mpk)",
-                run.path.display()
-            );
-        };
-        if epoch >= experiment.train.epochs {
-            bail!(
-                "{} finished all {} epochs already",
-                run.path.display(),
-                experiment.train.epochs
-            );
-        }
+        let path = resume_path(&args, resume)?;
+        let (run, meta, experiment, epoch) =
+            RunDir::open_for_resume(&path, &args.paper, |e: &ClassificationExperiment| {
+                e.train.epochs
+            })?;
         let csv = run.file("metrics.csv");
         let previous_rows = match fs::read_to_string(&csv) {
             Ok(text) => EpochRow::read_csv(&text)
@@ -450,23 +437,8 @@ impl OnBackend for Evaluation {
 
     fn run<B: AutodiffBackend>(self, device: B::Device, backend: &str) -> Result<()> {
         let Evaluation { experiment, run } = self;
-        let path: PathBuf = if run.file("model.mpk").is_file() {
-            run.file("model")
-        } else {
-            let epoch = latest_checkpoint(&run.checkpoint_dir()).with_context(|| {
-                format!(
-                    "{} has neither model.mpk nor a complete checkpoint",
-                    run.path.display()
-                )
-            })?;
-            run.checkpoint_dir().join(format!("model-{epoch}"))
-        };
-        let record = Recorder::<B::InnerBackend>::load(&AtomicRecorder, path.clone(), &device)
-            .with_context(|| format!("loading {}", path.display()))?;
-        let model = experiment
-            .model
-            .init::<B::InnerBackend>(&device)
-            .load_record(record);
+        let (model, path) =
+            run.load_final_model(experiment.model.init::<B::InnerBackend>(&device), &device)?;
         let valid_set = datasets_of(&experiment)?.valid;
         let loader = EpochLoader::<B::InnerBackend, _, _>::new(
             valid_set,

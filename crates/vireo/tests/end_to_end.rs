@@ -81,6 +81,25 @@ fn csv_epochs(run: &Path) -> Vec<usize> {
         .collect()
 }
 
+/// Turns a finished 3-epoch run into one killed after epoch 2: drops epoch 3's checkpoint and
+/// metrics row; returns the uninterrupted `metrics.csv`.
+fn forget_epoch_3(run: &Path) -> String {
+    let uninterrupted = fs::read_to_string(run.join("metrics.csv")).unwrap();
+    for part in ["model", "optim", "scheduler"] {
+        fs::remove_file(run.join(format!("checkpoint/{part}-3.mpk"))).unwrap();
+    }
+    let first_two: Vec<&str> = uninterrupted.lines().take(3).collect();
+    fs::write(run.join("metrics.csv"), first_two.join("\n") + "\n").unwrap();
+    uninterrupted
+}
+
+/// `metrics.csv` rows without their last two (timing) columns.
+fn without_timing(csv: &str) -> Vec<String> {
+    csv.lines()
+        .map(|l| l.rsplitn(3, ',').nth(2).unwrap().to_string())
+        .collect()
+}
+
 #[test]
 fn smoke_runs_leave_config_metrics_plot_report_and_checkpoints() {
     for paper in ["ws", "bcn"] {
@@ -180,22 +199,12 @@ fn resuming_reproduces_the_uninterrupted_run() {
     let out = tempfile::tempdir().unwrap();
     run_ok(&tiny_train("ws", out.path(), "3", &[]));
     let run = single_run(out.path(), "ws");
-    let uninterrupted = fs::read_to_string(run.join("metrics.csv")).unwrap();
     // Turn it into a run killed after epoch 2.
-    for part in ["model", "optim", "scheduler"] {
-        fs::remove_file(run.join(format!("checkpoint/{part}-3.mpk"))).unwrap();
-    }
-    let first_two: Vec<&str> = uninterrupted.lines().take(3).collect();
-    fs::write(run.join("metrics.csv"), first_two.join("\n") + "\n").unwrap();
+    let uninterrupted = forget_epoch_3(&run);
     run_ok(&["train", "ws", "--resume", run.to_str().unwrap()]);
     let resumed = fs::read_to_string(run.join("metrics.csv")).unwrap();
     // Everything but the timing columns is identical.
-    let strip = |text: &str| {
-        text.lines()
-            .map(|l| l.rsplitn(3, ',').nth(2).unwrap().to_string())
-            .collect::<Vec<_>>()
-    };
-    assert_eq!(strip(&resumed), strip(&uninterrupted));
+    assert_eq!(without_timing(&resumed), without_timing(&uninterrupted));
 }
 
 #[test]
@@ -506,21 +515,11 @@ fn axial_runs_leave_pq_pictures_and_resume_exactly() {
     assert!(stdout.contains("PQ") && stdout.contains("mIoU"), "{stdout}");
     assert!(run.join("eval-predictions.png").is_file());
 
-    // Kill after epoch 2 (drop epoch 3's checkpoint and row) and resume: the same epoch 3.
-    let uninterrupted = fs::read_to_string(run.join("metrics.csv")).unwrap();
-    for part in ["model", "optim", "scheduler"] {
-        fs::remove_file(run.join(format!("checkpoint/{part}-3.mpk"))).unwrap();
-    }
-    let first_two: Vec<&str> = uninterrupted.lines().take(3).collect();
-    fs::write(run.join("metrics.csv"), first_two.join("\n") + "\n").unwrap();
+    // Kill after epoch 2 and resume: the same epoch 3.
+    let uninterrupted = forget_epoch_3(&run);
     run_ok(&["train", "axial", "--resume", run.to_str().unwrap()]);
     let resumed = fs::read_to_string(run.join("metrics.csv")).unwrap();
-    let strip = |text: &str| {
-        text.lines()
-            .map(|l| l.rsplitn(3, ',').nth(2).unwrap().to_string())
-            .collect::<Vec<_>>()
-    };
-    assert_eq!(strip(&resumed), strip(&uninterrupted));
+    assert_eq!(without_timing(&resumed), without_timing(&uninterrupted));
     assert!(
         fs::read_to_string(run.join("report.md"))
             .unwrap()
