@@ -17,7 +17,7 @@ use burn::{
     module::Module,
     tensor::{Tensor, activation::relu, backend::Backend},
 };
-use core_attn::{RpeConvention, StrideMode};
+use core_attn::{RpeConvention, Span, StrideMode};
 use core_norm::{ConvKind, Norm, NormKind};
 use serde::{Deserialize, Serialize};
 
@@ -54,6 +54,10 @@ pub struct AxialBackboneConfig {
     /// `K`: axes up to this long; the tables hold `2K − 1` offsets.
     #[serde(default = "default_span")]
     pub span: usize,
+    /// `true`: the paper's local attention with span m = `span` (§2.4; the paper uses 65 where
+    /// global attention does not fit), any axis length; tables of `2m − 1` offsets.
+    #[serde(default)]
+    pub local: bool,
     #[serde(default = "default_heads")]
     pub heads: usize,
 }
@@ -80,6 +84,7 @@ impl AxialBackboneConfig {
             stem_width: default_stem_width(),
             output_stride: default_output_stride(),
             span: default_span(),
+            local: false,
             heads: default_heads(),
         }
     }
@@ -175,7 +180,11 @@ impl AxialBackboneConfig {
                         let spec = AxialBlockSpec {
                             in_channels,
                             planes,
-                            span: self.span,
+                            span: if self.local {
+                                Span::Local { size: self.span }
+                            } else {
+                                Span::Global { size: self.span }
+                            },
                             stride: if b == 0 { strides[stage] } else { 1 },
                             heads: self.heads,
                             convention: RpeConvention::Dl2,

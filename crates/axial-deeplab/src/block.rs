@@ -34,7 +34,7 @@ pub struct AxialBlockSpec {
     pub in_channels: usize,
     /// Attention width; the block outputs `2 · planes` channels.
     pub planes: usize,
-    pub span: usize,
+    pub span: Span,
     pub stride: usize,
     pub heads: usize,
     pub convention: RpeConvention,
@@ -49,7 +49,7 @@ impl AxialBlockSpec {
         Self {
             in_channels,
             planes,
-            span,
+            span: Span::Global { size: span },
             stride,
             heads: 8,
             convention: RpeConvention::Axpt,
@@ -65,17 +65,12 @@ impl<B: Backend> AxialBlock<B> {
         let out = spec.planes * Self::EXPANSION;
         let conv1x1 = |cin, cout| ConvKind::Plain.conv(cin, cout, 1);
         let attention = |axis, stride| {
-            AxialAttentionConfig::new(
-                spec.planes,
-                spec.planes,
-                Span::Global { size: spec.span },
-                axis,
-            )
-            .with_heads(spec.heads)
-            .with_stride(stride)
-            .with_stride_mode(spec.stride_mode)
-            .with_convention(spec.convention)
-            .init(device)
+            AxialAttentionConfig::new(spec.planes, spec.planes, spec.span, axis)
+                .with_heads(spec.heads)
+                .with_stride(stride)
+                .with_stride_mode(spec.stride_mode)
+                .with_convention(spec.convention)
+                .init(device)
         };
         let height_stride = match spec.stride_mode {
             StrideMode::Pool => 1,

@@ -5,13 +5,17 @@
 //! (`qkv_transform.weight`, `bn_qkv`, `bn_similarity`, `bn_output`, `relative`).
 //!
 //! Departures: a span longer than the axis is allowed (the table's centre is read; with span = axis
-//! length, as in the repository, nothing changes), and `Span::Local` masks keys beyond the window
-//! (the paper's local attention, not in either reference code base: outputs are not reference values).
+//! length, as in the repository, nothing changes), and `Span::Local` attends within a window of
+//! keys around each query (the paper's local attention, not in either reference code base: outputs
+//! are not reference values), at memory linear in the axis length.
 
 use burn::{
     config::Config,
     module::{Initializer, Module, Param},
-    tensor::{Slice, Tensor, activation::softmax, backend::Backend, module::avg_pool2d},
+    tensor::{
+        Bool, Int, Slice, Tensor, TensorData, activation::softmax, backend::Backend,
+        module::avg_pool2d,
+    },
 };
 use core_norm::{BatchNorm2d, BatchStatistics};
 use serde::{Deserialize, Serialize};
@@ -211,45 +215,125 @@ impl<B: Backend> AxialAttention<B> {
     pub fn attend(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
         let [b, _, l] = x.dims();
         let (g, gp) = (self.heads, self.out_planes / self.heads);
-        let device = x.device();
         let qkv = self.project(x); // [B', 2·C_out, L]
         let qkv = qkv.reshape([b * g, 2 * gp, l]);
         let q = qkv.clone().narrow(1, 0, gp / 2); // [B'·G, gp/2, L]
         let k = qkv.clone().narrow(1, gp / 2, gp / 2);
         let v = qkv.narrow(1, gp, gp); // [B'·G, gp, L]
+        let (sv, sve) = match self.span {
+            Span::Global { size } => self.attend_global([q, k, v], b, size),
+            Span::Local { size } => self.attend_window([q, k, v], b, size),
+        };
+        self.combine_outputs(sv, sve, b)
+    }
 
-        let span = self.span.size();
+    /// Every key of the axis: `[B'·G, L, L]` similarities. Returns `sv`, `sve` position-major.
+    fn attend_global(
+        &self,
+        [q, k, v]: [Tensor<B, 3>; 3],
+        b: usize,
+        span: usize,
+    ) -> (Tensor<B, 3>, Tensor<B, 3>) {
+        let [bg, d, l] = q.dims();
+        let device = q.device();
         assert!(
-            l <= span || matches!(self.span, Span::Local { .. }),
+            l <= span,
             "axial attention along an axis of {l} positions needs a global span of at least {l} (it has {span})"
         );
         // Only offsets −(L−1)..=L−1 occur: read the centre 2L − 1 columns of a longer table.
-        let (table, span) = if l <= span {
-            (self.relative.val().narrow(1, span - l, 2 * l - 1), l)
-        } else {
-            (self.relative.val(), span)
-        };
+        let table = self.relative.val().narrow(1, span - l, 2 * l - 1);
         let qv_query_minus_key = self.convention == RpeConvention::Axpt;
-        let qv_index = flat_index_table::<B>(l, span, qv_query_minus_key, false, &device);
+        let qv_index = flat_index_table::<B>(l, l, qv_query_minus_key, false, &device);
         // r^k is read at key − query (both conventions), against the key's own projection.
-        let k_index = flat_index_table::<B>(l, span, false, true, &device);
-        let qr = relative_logits(
-            q.clone(),
-            table.clone().narrow(0, 0, gp / 2),
-            qv_index.clone(),
-        );
-        let kr = relative_logits(k.clone(), table.clone().narrow(0, gp / 2, gp / 2), k_index);
+        let k_index = flat_index_table::<B>(l, l, false, true, &device);
+        let qr = relative_logits(q.clone(), table.clone().narrow(0, 0, d), qv_index.clone());
+        let kr = relative_logits(k.clone(), table.clone().narrow(0, d, d), k_index);
         let qk = q.swap_dims(1, 2).matmul(k); // [B'·G, L(i), L(j)]
-
         let similarity = self.similarity([qk, qr, kr], b); // [B', G, L, L]
-        let similarity = match self.span {
-            Span::Local { size } => mask_outside_window(similarity, size),
-            Span::Global { .. } => similarity,
-        };
-        let attention = softmax(similarity, 3).reshape([b * g, l, l]);
+        let attention = softmax(similarity, 3).reshape([bg, l, l]);
+        let gp = v.dims()[1];
         let sv = attention.clone().matmul(v.swap_dims(1, 2)); // [B'·G, L, gp]
-        let sve = relative_values(attention, table.narrow(0, gp, gp), qv_index); // [B'·G, L, gp]
-        self.combine_outputs(sv, sve, b)
+        let sve = relative_values(attention, table.narrow(0, 2 * d, gp), qv_index);
+        (sv, sve)
+    }
+
+    /// The paper's local span m (§2.4): each query sees the `W = 2·⌊(m−1)/2⌋ + 1` keys at offsets
+    /// `−⌊(m−1)/2⌋..=⌊(m−1)/2⌋`, keys beyond the axis masked. Similarities are `[B'·G, L, W]`, so
+    /// memory grows with `L·W`, not `L²`; the relative terms need no gather at all (window slot w
+    /// is offset w − ⌊(m−1)/2⌋). The similarity norm's statistics run over the window slots,
+    /// masked slots included (they hold the clamped edge key): paper-only, not reference values.
+    fn attend_window(
+        &self,
+        [q, k, v]: [Tensor<B, 3>; 3],
+        b: usize,
+        span: usize,
+    ) -> (Tensor<B, 3>, Tensor<B, 3>) {
+        let [bg, d, l] = q.dims();
+        let gp = v.dims()[1];
+        let device = q.device();
+        let half = span.saturating_sub(1) / 2;
+        let w = 2 * half + 1;
+        // Table columns of each window slot (offset o = slot − half, key − query).
+        let column = |query_minus_key: bool| -> Vec<i64> {
+            (0..w)
+                .map(|slot| {
+                    let o = slot as i64 - half as i64;
+                    let t = if query_minus_key { -o } else { o };
+                    t + span as i64 - 1
+                })
+                .collect()
+        };
+        let select_columns = |rows: Tensor<B, 2>, query_minus_key: bool| {
+            let index = Tensor::<B, 1, Int>::from_data(
+                TensorData::new(column(query_minus_key), [w]),
+                &device,
+            );
+            rows.select(1, index) // [depth, W]
+        };
+        let table = self.relative.val();
+        let qv_query_minus_key = self.convention == RpeConvention::Axpt;
+        let r_q = select_columns(table.clone().narrow(0, 0, d), qv_query_minus_key);
+        let r_k = select_columns(table.clone().narrow(0, d, d), false);
+        let r_v = select_columns(table.narrow(0, 2 * d, gp), qv_query_minus_key);
+        // Key position of (query i, slot s), clamped; and whether it lies outside the axis.
+        let (mut keys, mut outside) = (Vec::with_capacity(l * w), Vec::with_capacity(l * w));
+        for i in 0..l as i64 {
+            for slot in 0..w as i64 {
+                let j = i + slot - half as i64;
+                keys.push(j.clamp(0, l as i64 - 1));
+                outside.push(j < 0 || j >= l as i64);
+            }
+        }
+        let keys = Tensor::<B, 1, Int>::from_data(TensorData::new(keys, [l * w]), &device);
+        let window = |t: Tensor<B, 3>| {
+            // [B'·G, depth, L] -> [B'·G·L, W, depth]: the keys (or values) of each query's window.
+            let depth = t.dims()[1];
+            t.swap_dims(1, 2)
+                .select(1, keys.clone())
+                .reshape([bg * l, w, depth])
+        };
+        let q_rows = q.swap_dims(1, 2); // [B'·G, L, d]
+        let qk = window(k.clone())
+            .matmul(q_rows.clone().reshape([bg * l, d, 1]))
+            .reshape([bg, l, w]);
+        let qr = q_rows.matmul(r_q.reshape([1, d, w])); // [B'·G, L, W]
+        // kr(i, s) = Σ_c k[c, key(i, s)] · r^k[c, s]: the windowed keys against the slot's column.
+        let kr = (window(k) * r_k.swap_dims(0, 1).reshape([1, w, d]))
+            .sum_dim(2)
+            .reshape([bg, l, w]);
+        let similarity = self.similarity([qk, qr, kr], b); // [B', G, L, W]
+        let mask = Tensor::<B, 2, Bool>::from_data(TensorData::new(outside, [l, w]), &device)
+            .reshape([1, 1, l, w])
+            .expand(similarity.dims());
+        let attention =
+            softmax(similarity.mask_fill(mask, f32::NEG_INFINITY), 3).reshape([bg, l, w]);
+        let sv = attention
+            .clone()
+            .reshape([bg * l, 1, w])
+            .matmul(window(v))
+            .reshape([bg, l, gp]);
+        let sve = attention.matmul(r_v.swap_dims(0, 1).reshape([1, w, gp])); // [B'·G, L, gp]
+        (sv, sve)
     }
 
     /// `bn_qkv(W · x)`: the 1×1 projection to per-head q, k, v.
@@ -268,10 +352,10 @@ impl<B: Backend> AxialAttention<B> {
     /// `Σ_t BN_sim(stack(qk, qr, kr))_t`, channel `t·G + g` (`axial-deeplab.md` §2.1, pitfall 4);
     /// each term `[B'·G, L, L]`, normalised in place (never stacked).
     fn similarity(&self, terms: [Tensor<B, 3>; 3], b: usize) -> Tensor<B, 4> {
-        let [bg, l, _] = terms[0].dims();
+        let [bg, l, keys] = terms[0].dims();
         let g = bg / b;
         let channels: Vec<Vec<usize>> = (0..3).map(|t| (t * g..(t + 1) * g).collect()).collect();
-        let parts = terms.map(|t| t.reshape([b, g, l, l])).to_vec();
+        let parts = terms.map(|t| t.reshape([b, g, l, keys])).to_vec();
         let [qk, qr, kr]: [Tensor<B, 4>; 3] = self
             .bn_similarity
             .forward_parts(parts, &channels)
@@ -301,23 +385,6 @@ impl<B: Backend> AxialAttention<B> {
             .expect("two terms");
         (sv + sve).reshape([b, c, l])
     }
-}
-
-/// Logits of keys farther than `(m - 1)/2` from the query set to −∞ before the softmax.
-fn mask_outside_window<B: Backend>(logits: Tensor<B, 4>, span: usize) -> Tensor<B, 4> {
-    let dims = logits.dims();
-    let l = dims[2];
-    let half = (span.saturating_sub(1) / 2) as i64;
-    let device = logits.device();
-    let outside: Vec<bool> = (0..l * l)
-        .map(|p| ((p / l) as i64 - (p % l) as i64).abs() > half)
-        .collect();
-    let mask = Tensor::<B, 1, burn::tensor::Bool>::from_data(
-        burn::tensor::TensorData::new(outside, [l * l]),
-        &device,
-    )
-    .reshape([1, 1, l, l]);
-    logits.mask_fill(mask.expand(dims), f32::NEG_INFINITY)
 }
 
 #[cfg(test)]
@@ -350,6 +417,43 @@ mod tests {
         .max()
         .into_scalar();
         assert!(diff > 1e-4, "{diff}");
+    }
+
+    #[test]
+    fn a_local_window_equals_global_attention_over_that_window() {
+        // Evaluation-mode norms act per position, so query 4 of a span-5 layer on 9 positions sees
+        // exactly what query 2 of a global layer (same table, K = 5) sees on positions 2..7.
+        let device = Default::default();
+        for convention in [RpeConvention::Axpt, RpeConvention::Dl2] {
+            let local = AxialAttentionConfig::new(4, 16, Span::Local { size: 5 }, Axis::Height)
+                .with_heads(2)
+                .with_convention(convention)
+                .init::<Flex>(&device);
+            let x =
+                Tensor::<Flex, 4>::random([1, 4, 9, 2], Distribution::Normal(0.0, 1.0), &device);
+            let out = local.forward(x.clone()); // initialises the lazy parameters before the clone
+            let global = AxialAttention {
+                span: Span::Global { size: 5 },
+                ..local.clone()
+            };
+            let window = global.forward(x.slice([0..1, 0..4, 2..7, 0..2]));
+            for (query, slot) in [(4, 2), (2, 0), (6, 4)] {
+                let (a, b) = (
+                    out.clone().slice([0..1, 0..16, query..query + 1, 0..2]),
+                    window.clone().slice([0..1, 0..16, slot..slot + 1, 0..2]),
+                );
+                if query == 4 {
+                    a.into_data().assert_approx_eq::<f32>(
+                        &b.into_data(),
+                        burn::tensor::Tolerance::absolute(1e-5),
+                    );
+                } else {
+                    // Queries 2 and 6 also see keys 0..2 / 7..9 outside the cut: they differ.
+                    let diff = (a - b).abs().max().into_scalar();
+                    assert!(diff > 1e-4, "{convention:?} query {query}: {diff}");
+                }
+            }
+        }
     }
 
     #[test]
