@@ -1,8 +1,10 @@
 //! Joint image + panoptic-label geometry for dense training (`axial-deeplab.md` §4.2, DeepLab2's
 //! `input_preprocessing`): random scale from a grid (0.5–2.0 in steps of 0.1), random crop with
 //! padding to a fixed size, horizontal flip; and the evaluation resize-and-pad. Images resize
-//! bilinearly, labels by nearest neighbour; padding is the mean pixel (0 after DeepLab2's
-//! `x/127.5 − 1`) for images and the void id for labels.
+//! bilinearly, labels by nearest neighbour; padding is grey 128 for images (≈ 0.004 after
+//! `x/127.5 − 1`; DeepLab2 pads with 127.5, exactly 0) and the void id for labels.
+//! Departure: resizing maps pixel centres (the `image` crate's filters), where DeepLab2 resizes
+//! with aligned corners; image and label stay aligned with each other either way.
 
 use image::{RgbImage, imageops::FilterType};
 use rand::{Rng, RngExt};
@@ -126,8 +128,7 @@ pub fn resize(item: &LabelledImage, [h, w]: [usize; 2]) -> LabelledImage {
     LabelledImage { image, panoptic }
 }
 
-/// The `size` window at `(top, left)`; outside the source: grey 127/128 (0 after scaling to
-/// `[-1, 1]`) and `void · divisor`-free void id `void`.
+/// The `size` window at `(top, left)`; outside the source: grey 128 and the label `void`.
 fn crop_or_pad(
     item: &LabelledImage,
     [top, left]: [usize; 2],

@@ -144,6 +144,19 @@ impl AxialBackboneConfig {
         Ok(())
     }
 
+    /// Whether an `[H, W]` input fits: global attention (the default) needs the longest axis it
+    /// meets — res2's first block, at the stem's `ceil(L/2)` — to be at most `span` long.
+    pub fn check_input(&self, [h, w]: [usize; 2]) -> Result<(), String> {
+        let longest = h.max(w).div_ceil(2);
+        if !self.local && longest > self.span {
+            return Err(format!(
+                "global axial attention would run along {longest} positions in res2 but model.encoder.axial.span = {}; raise the span or set model.encoder.axial.local = true",
+                self.span
+            ));
+        }
+        Ok(())
+    }
+
     /// Panics on a config [`Self::validate`] rejects.
     pub fn init<B: Backend>(&self, device: &B::Device) -> AxialBackbone<B> {
         if let Err(e) = self.validate() {

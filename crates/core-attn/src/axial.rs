@@ -258,7 +258,9 @@ impl<B: Backend> AxialAttention<B> {
     }
 
     /// The paper's local span m (§2.4): each query sees the `W = 2·⌊(m−1)/2⌋ + 1` keys at offsets
-    /// `−⌊(m−1)/2⌋..=⌊(m−1)/2⌋`, keys beyond the axis masked. Similarities are `[B'·G, L, W]`, so
+    /// `−⌊(m−1)/2⌋..=⌊(m−1)/2⌋`, keys beyond the axis masked. The table keeps the global layout's
+    /// `2m − 1` columns (so a global layer of span m reads the same ones); only the centre `W` are
+    /// read, the rest stay at their initial values. Similarities are `[B'·G, L, W]`, so
     /// memory grows with `L·W`, not `L²`; the relative terms need no gather at all (window slot w
     /// is offset w − ⌊(m−1)/2⌋). The similarity norm's statistics run over the window slots,
     /// masked slots included (they hold the clamped edge key): paper-only, not reference values.

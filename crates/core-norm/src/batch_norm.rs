@@ -181,13 +181,14 @@ impl<B: Backend> BatchNorm2d<B> {
         };
         let mut full_mean = Tensor::<B, 1>::zeros([total], &device);
         let mut full_var = Tensor::<B, 1>::zeros([total], &device);
-        let mut count = 0;
+        let [n, _, h, w] = parts[0].dims();
+        let count = n * h * w;
         let out = parts
             .into_iter()
             .zip(&indices)
             .map(|(x, idx)| {
                 let [n, _, h, w] = x.dims();
-                count = n * h * w;
+                assert_eq!(n * h * w, count, "every part must hold the same samples");
                 let (mean, var) = channel_moments(x.clone());
                 let add = burn::tensor::IndexingUpdateOp::Add;
                 full_mean =

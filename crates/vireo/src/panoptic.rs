@@ -1,6 +1,6 @@
 //! `vireo train|eval axial`: Axial-DeepLab panoptic segmentation (`axial-deeplab.md` §3.3, §4.2–4.4)
 //! on the ShapeWorld panoptic task. One run: Adam with a polynomial schedule (DeepLab2's recipe),
-//! targets built per image on the loader threads, PQ/SQ/RQ and mIoU of the post-processed
+//! targets built per image by the batcher, PQ/SQ/RQ and mIoU of the post-processed
 //! predictions every epoch, atomic checkpoints and `--resume`, a NaN guard, `metrics.csv`,
 //! `curves.png`, `predictions.png` and `report.md`.
 //!
@@ -362,6 +362,26 @@ impl PanopticExperiment {
         }
         if self.targets.sigma.is_nan() || self.targets.sigma <= 0.0 {
             bail!("targets.sigma = {}: expected > 0", self.targets.sigma);
+        }
+        let sizes: Vec<(&str, [usize; 2])> = match &self.data {
+            PanopticData::Shapeworld { world, .. } => {
+                vec![("data.world.image_size", [world.image_size; 2])]
+            }
+            PanopticData::Files {
+                augmentation,
+                eval_size,
+                ..
+            } => vec![
+                ("data.augmentation.crop", augmentation.crop),
+                ("data.eval_size", *eval_size),
+            ],
+        };
+        if let axial_deeplab::EncoderConfig::Axial(encoder) = &self.model.encoder {
+            for (key, size) in sizes {
+                encoder
+                    .check_input(size)
+                    .map_err(|e| anyhow::anyhow!("{key} = {size:?}: {e}"))?;
+            }
         }
         match &self.data {
             PanopticData::Shapeworld {
@@ -993,6 +1013,10 @@ impl OnBackend for PanopticRun {
                 train_images_per_s: images as f64 / train_seconds.max(1e-9),
                 epoch_seconds: began.elapsed().as_secs_f64(),
             };
+            // The row first: a resume keeps only rows up to its checkpoint, so a row without one is
+            // recomputed, while a checkpoint without its row would leave a gap.
+            rows.push(row.clone());
+            PanopticRow::write_csv(&rows, &run.file("metrics.csv"))?;
             save_checkpoint(
                 &run.checkpoint_dir(),
                 epoch,
@@ -1002,8 +1026,6 @@ impl OnBackend for PanopticRun {
                 t.checkpoints_kept,
             )
             .with_context(|| format!("writing the epoch {epoch} checkpoint"))?;
-            rows.push(row.clone());
-            PanopticRow::write_csv(&rows, &run.file("metrics.csv"))?;
             if verbose {
                 println!(
                     "epoch {epoch:>3}/{} | lr {:.2e} | loss {:.4} (sem {:.4}, ctr {:.5}, off {:.3}) | valid PQ {:5.1}% (Th {:.1}, St {:.1}) mIoU {:5.1}% | {:.1} img/s | {:.0}s, ETA {}",
@@ -1430,6 +1452,20 @@ mod tests {
             PanopticExperiment::from_table(table, "smoke").unwrap_err()
         );
         assert!(err.contains("model.num_classes = 5"), "{err}");
+        let table = load_table(
+            preset("smoke").unwrap(),
+            "smoke",
+            &["data.world.image_size=65".into()],
+        )
+        .unwrap();
+        let err = format!(
+            "{:#}",
+            PanopticExperiment::from_table(table, "smoke").unwrap_err()
+        );
+        assert!(
+            err.contains("data.world.image_size = [65, 65]") && err.contains("33 positions"),
+            "{err}"
+        );
         let table = load_table(
             preset("smoke").unwrap(),
             "smoke",
