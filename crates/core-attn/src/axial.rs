@@ -243,9 +243,9 @@ impl<B: Backend> AxialAttention<B> {
         // Only offsets −(L−1)..=L−1 occur: read the centre 2L − 1 columns of a longer table.
         let table = self.relative.val().narrow(1, span - l, 2 * l - 1);
         let qv_query_minus_key = self.convention == RpeConvention::Axpt;
-        let qv_index = flat_index_table::<B>(l, l, qv_query_minus_key, false, &device);
+        let qv_index = flat_index_table::<B>(l, qv_query_minus_key, false, &device);
         // r^k is read at key − query (both conventions), against the key's own projection.
-        let k_index = flat_index_table::<B>(l, l, false, true, &device);
+        let k_index = flat_index_table::<B>(l, false, true, &device);
         let qr = relative_logits(q.clone(), table.clone().narrow(0, 0, d), qv_index.clone());
         let kr = relative_logits(k.clone(), table.clone().narrow(0, d, d), k_index);
         let qk = q.swap_dims(1, 2).matmul(k); // [B'·G, L(i), L(j)]

@@ -26,37 +26,20 @@ pub fn relative_index(i: usize, j: usize, span: usize, query_minus_key: bool) ->
     offset + span as i64 - 1
 }
 
-/// `[L·L]` gather indices, row-major over (query i, key j), for a length-`len` axis. Pairs farther
-/// apart than the table reaches (only under a local span, where they are masked out) read its
-/// last column.
-pub fn index_table<B: Backend>(
-    len: usize,
-    span: usize,
-    query_minus_key: bool,
-    device: &B::Device,
-) -> Tensor<B, 1, Int> {
-    let last = 2 * span as i64 - 2;
-    let indices: Vec<i64> = (0..len * len)
-        .map(|p| relative_index(p / len, p % len, span, query_minus_key).clamp(0, last))
-        .collect();
-    Tensor::from_data(TensorData::new(indices, [len * len]), device)
-}
-
-/// `[L·L]` indices into a row-major `[L, 2K − 1]` matrix of per-position logits, in (query i,
-/// key j) order: row `i` (or `j` when `row_is_key`), column = the table column of (i, j) (clamped
-/// as in [`index_table`]).
+/// `[L·L]` indices into a row-major `[L, 2L − 1]` matrix of per-position logits (one column per
+/// offset of a length-`len` axis), in (query i, key j) order: row `i` (or `j` when `row_is_key`),
+/// column = the offset's column (`relative_index` with span `len`).
 pub fn flat_index_table<B: Backend>(
     len: usize,
-    span: usize,
     query_minus_key: bool,
     row_is_key: bool,
     device: &B::Device,
 ) -> Tensor<B, 1, Int> {
-    let width = 2 * span as i64 - 1;
+    let width = 2 * len as i64 - 1;
     let indices: Vec<i64> = (0..len * len)
         .map(|p| {
             let (i, j) = (p / len, p % len);
-            let column = relative_index(i, j, span, query_minus_key).clamp(0, width - 1);
+            let column = relative_index(i, j, len, query_minus_key);
             let row = if row_is_key { j } else { i } as i64;
             row * width + column
         })
