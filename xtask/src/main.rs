@@ -2,7 +2,8 @@
 //! binary in release mode with the cargo features the chosen backend needs.
 //!
 //! * `cargo xtask train <paper> [vireo train options]` → `cargo run --release -p vireo -- train …`
-//! * `cargo xtask eval <paper> --run DIR`, `cargo xtask models`, `cargo xtask import …`,
+//! * `cargo xtask eval <paper> --run DIR`, `cargo xtask infer <paper> …`, `cargo xtask models`,
+//!   `cargo xtask papers`, `cargo xtask import …`,
 //!   `cargo xtask dataset preview shapeworld --task …`, `cargo xtask bench …`
 //! * `cargo xtask test` → the README's test command; `cargo xtask ci` → `.ci/run`
 
@@ -10,10 +11,13 @@ use std::process::{Command, ExitCode};
 
 use anyhow::{Context, Result, bail};
 
-const USAGE: &str = "usage: cargo xtask <train|eval|models|import|dataset|bench|test|ci> [args…]
+const USAGE: &str = "usage: cargo xtask <train|eval|infer|papers|models|import|dataset|bench|test|ci> [args…]
   train <paper> [--preset smoke|mini|paper] [--config FILE] [--set key=value]… [--backend cpu|wgpu|cuda]
                 [--device N] [--out DIR] [--resume [RUN_DIR]]
   eval <paper> --run RUN_DIR [--backend …]
+  infer <paper> (--run RUN_DIR | --checkpoint FILE [--model NAME|FILE.toml] [--num-classes N])
+                --image PATH… [--out DIR] [--json] [--top-k K] [--backend …]
+  papers                      the papers, their presets and what each does
   models                      every model preset with its exact parameter count
   import --model NAME --checkpoint FILE.pth
   dataset preview shapeworld --task classification|panoptic|occlusion|scale|sketch [--rows N] [--out PNG]
@@ -39,7 +43,9 @@ fn run() -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     };
     match task.as_str() {
-        "train" | "eval" | "models" | "import" | "dataset" | "bench" => vireo(task, rest),
+        "train" | "eval" | "infer" | "papers" | "models" | "import" | "dataset" | "bench" => {
+            vireo(task, rest)
+        }
         "test" => cargo(&["test", "--release", "--workspace"], rest),
         "ci" => status(Command::new("bash").arg(".ci/run")),
         "help" | "--help" | "-h" => {

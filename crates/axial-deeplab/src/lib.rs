@@ -15,9 +15,17 @@
 //!   heatmap, centre offsets.
 //! * [`postprocess`]: centres, grouping and the panoptic merge (§4.3).
 //! * [`metrics`]: PQ/SQ/RQ per class, things and stuff, and mIoU (§4.4).
+//! * [`experiment`]: the experiment `vireo train|eval|infer axial` runs ([`AXIAL`]): config, data,
+//!   training loop, evaluation, pictures, inference; presets in `presets/`.
+//!
+//! Training and predicting through the library, without the `vireo` binary
+//! (`cargo run --release -p axial-deeplab --example train_axial`):
+//!
+#![doc = concat!("```ignore\n", include_str!("../examples/train_axial.rs"), "```")]
 
 pub mod backbone;
 pub mod block;
+pub mod experiment;
 pub mod loss;
 pub mod metrics;
 pub mod panoptic;
@@ -27,6 +35,7 @@ pub mod targets;
 
 pub use backbone::{AxialBackbone, AxialBackboneConfig, BACKBONE_PRESETS, StemKind};
 pub use block::AxialBlock;
+pub use experiment::{AXIAL, PanopticConfig};
 pub use loss::{PanopticLoss, PanopticLossConfig, PanopticTargetBatch};
 pub use panoptic::{
     DecoderConfig, EncoderConfig, PanopticDeepLab, PanopticDeepLabConfig, PanopticPrediction,

@@ -121,6 +121,49 @@ pub fn latest_checkpoint(checkpoint_dir: &Path) -> Option<usize> {
         .max()
 }
 
+/// Whether the burn record at `path` is whole: it exists and decodes as MessagePack to its end
+/// (a truncated or foreign file does not). The reason names the file.
+pub fn check_decodes(path: &Path) -> Result<(), String> {
+    let bytes = fs::read(path).map_err(|e| format!("{} cannot be read: {e}", path.display()))?;
+    rmp_serde::decode::from_slice::<serde::de::IgnoredAny>(&bytes)
+        .map(|_| ())
+        .map_err(|e| {
+            format!(
+                "{} is truncated or not a vireo/burn record ({} bytes; {e})",
+                path.display(),
+                bytes.len()
+            )
+        })
+}
+
+/// The newest epoch whose three checkpoint files all decode, and why each newer one was passed
+/// over.
+pub fn latest_intact_checkpoint(checkpoint_dir: &Path) -> (Option<usize>, Vec<String>) {
+    let mut epochs: Vec<usize> = fs::read_dir(checkpoint_dir)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| {
+            let name = e.ok()?.file_name().into_string().ok()?;
+            name.strip_prefix("model-")?
+                .strip_suffix(".mpk")?
+                .parse::<usize>()
+                .ok()
+        })
+        .collect();
+    epochs.sort_unstable_by(|a, b| b.cmp(a));
+    let mut skipped = Vec::new();
+    for epoch in epochs {
+        let problem = PARTS.iter().find_map(|p| {
+            check_decodes(&checkpoint_dir.join(format!("{p}-{epoch}.{EXTENSION}"))).err()
+        });
+        match problem {
+            None => return (Some(epoch), skipped),
+            Some(reason) => skipped.push(format!("epoch {epoch}: {reason}")),
+        }
+    }
+    (None, skipped)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -149,6 +192,27 @@ mod tests {
         fs::write(dir.path().join("optim-2.mpk"), b"x").unwrap();
         assert_eq!(latest_checkpoint(dir.path()), Some(1));
         assert_eq!(latest_checkpoint(&dir.path().join("missing")), None);
+    }
+
+    #[test]
+    fn a_checkpoint_that_does_not_decode_is_passed_over_with_its_reason() {
+        let dir = tempfile::tempdir().unwrap();
+        let whole = rmp_serde::encode::to_vec_named(&serde_json::json!({"w": [1.0, 2.0]})).unwrap();
+        for epoch in [1, 2] {
+            for part in PARTS {
+                fs::write(dir.path().join(format!("{part}-{epoch}.mpk")), &whole).unwrap();
+            }
+        }
+        assert_eq!(latest_intact_checkpoint(dir.path()), (Some(2), vec![]));
+        fs::write(dir.path().join("optim-2.mpk"), &whole[..whole.len() - 3]).unwrap();
+        let (epoch, skipped) = latest_intact_checkpoint(dir.path());
+        assert_eq!(epoch, Some(1));
+        assert!(
+            skipped.len() == 1
+                && skipped[0].contains("epoch 2")
+                && skipped[0].contains("optim-2.mpk"),
+            "{skipped:?}"
+        );
     }
 
     #[test]

@@ -118,3 +118,16 @@ pub fn render_report(input: &ReportInput<'_>) -> String {
     let _ = writeln!(md, "\n## Configuration\n\n```toml\n{}```", config_toml);
     md
 }
+
+/// `25557032` → `25,557,032`.
+pub fn group_thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}

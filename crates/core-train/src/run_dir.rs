@@ -111,28 +111,61 @@ impl RunDir {
             .with_context(|| format!("writing {}", path.display()))
     }
 
-    /// `model` with the weights of the run's final `model.mpk`, or else of its newest complete
-    /// checkpoint; also the file it read.
+    /// The weights file of the run's final model: `model.mpk`, or, where it is missing or does not
+    /// decode (a kill before it was written, a truncated copy), the newest checkpoint whose files
+    /// all decode — said on stderr with the reason.
+    pub fn final_weights(&self) -> Result<PathBuf> {
+        let model = self.file("model.mpk");
+        let reason = match crate::checkpoint::check_decodes(&model) {
+            Ok(()) => return Ok(model),
+            Err(reason) => reason,
+        };
+        let (epoch, skipped) = crate::checkpoint::latest_intact_checkpoint(&self.checkpoint_dir());
+        let Some(epoch) = epoch else {
+            bail!(
+                "{} has no usable weights: {reason}; and no intact checkpoint in {}{}",
+                self.path.display(),
+                self.checkpoint_dir().display(),
+                skipped_note(&skipped)
+            );
+        };
+        let file = self.checkpoint_dir().join(format!("model-{epoch}.mpk"));
+        if model.exists() {
+            eprintln!(
+                "warning: {reason}; using the newest intact checkpoint, {}{}",
+                file.display(),
+                skipped_note(&skipped)
+            );
+        }
+        Ok(file)
+    }
+
+    /// `model` with the weights of `file` (a burn record this recorder wrote).
+    pub fn load_model<B: burn::tensor::backend::Backend, M: burn::module::Module<B>>(
+        model: M,
+        file: &Path,
+        device: &B::Device,
+    ) -> Result<M> {
+        use burn::record::Recorder;
+        let record = Recorder::<B>::load(&crate::AtomicRecorder, file.to_path_buf(), device)
+            .map_err(|e| anyhow::anyhow!("loading {}: {}", file.display(), recorder_message(e)))?;
+        Ok(model.load_record(record))
+    }
+
+    /// `model` with the weights of the run's final model (see [`Self::final_weights`]); also the
+    /// file it read.
     pub fn load_final_model<B: burn::tensor::backend::Backend, M: burn::module::Module<B>>(
         &self,
         model: M,
         device: &B::Device,
     ) -> Result<(M, PathBuf)> {
-        use burn::record::Recorder;
-        let path = if self.file("model.mpk").is_file() {
-            self.file("model")
-        } else {
-            let epoch = crate::latest_checkpoint(&self.checkpoint_dir()).with_context(|| {
-                format!(
-                    "{} has neither model.mpk nor a complete checkpoint",
-                    self.path.display()
-                )
-            })?;
-            self.checkpoint_dir().join(format!("model-{epoch}"))
-        };
-        let record = Recorder::<B>::load(&crate::AtomicRecorder, path.clone(), device)
-            .with_context(|| format!("loading {}", path.display()))?;
-        Ok((model.load_record(record), path))
+        let file = self.final_weights()?;
+        Ok((Self::load_model(model, &file, device)?, file))
+    }
+
+    /// The paper `config.json` says this run is of.
+    pub fn paper(&self) -> Result<String> {
+        Ok(self.read_config::<serde_json::Value>()?.0.paper)
     }
 
     /// Opens a run for `--resume`: its config (which must be a run of `paper`), and the newest
@@ -151,12 +184,20 @@ impl RunDir {
                 meta.paper
             );
         }
-        let Some(epoch) = crate::latest_checkpoint(&run.checkpoint_dir()) else {
+        let (epoch, skipped) = crate::checkpoint::latest_intact_checkpoint(&run.checkpoint_dir());
+        let Some(epoch) = epoch else {
             bail!(
-                "{} has no complete checkpoint to resume from (expected checkpoint/model-N.mpk, optim-N.mpk, scheduler-N.mpk)",
-                run.path.display()
+                "{} has no complete checkpoint to resume from (expected checkpoint/model-N.mpk, optim-N.mpk, scheduler-N.mpk that decode){}",
+                run.path.display(),
+                skipped_note(&skipped)
             );
         };
+        if !skipped.is_empty() {
+            eprintln!(
+                "warning: resuming from the checkpoint of epoch {epoch}{}",
+                skipped_note(&skipped)
+            );
+        }
         if epoch >= epochs(&config) {
             bail!(
                 "{} finished all {} epochs already",
@@ -180,6 +221,25 @@ impl RunDir {
         let stored: Stored<C> = serde_json::from_str(&text)
             .with_context(|| format!("{} is not a vireo run config", path.display()))?;
         Ok((stored.meta, stored.config))
+    }
+}
+
+/// ", skipped: …" for checkpoints that were passed over, with the reason.
+fn skipped_note(skipped: &[String]) -> String {
+    if skipped.is_empty() {
+        String::new()
+    } else {
+        format!(" (passed over: {})", skipped.join("; "))
+    }
+}
+
+/// burn's recorder errors in vireo's words (its own text points at burn's record-format history,
+/// which is not what went wrong here).
+fn recorder_message(error: burn::record::RecorderError) -> String {
+    match error {
+        burn::record::RecorderError::FileNotFound(m)
+        | burn::record::RecorderError::Unknown(m)
+        | burn::record::RecorderError::DeserializeError(m) => m,
     }
 }
 

@@ -1,16 +1,21 @@
-//! `vireo`: train, evaluate and inspect the models of the vireo papers on any burn backend.
+//! `vireo`: train, evaluate, run and inspect the models of the vireo papers on any burn backend.
 //!
-//! One binary serves every backend compiled into it (`--backend cpu|wgpu|cuda`); library code is
-//! generic over `B: Backend` and instantiated here, once per backend.
+//! The binary is a registry: every paper crate owns its experiment ([`core_train::Experiment`]) and
+//! is listed once in [`PAPERS`]; the verbs (`train`, `eval`, `infer`, `models`, `import`) are
+//! written once in `core_train::command`. Besides the registry, the binary holds only what spans
+//! papers: `bench` and `dataset preview`.
 
 mod bench;
 mod dataset;
-mod experiment;
-mod panoptic;
-mod study;
-mod train;
 
 use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::{Args, Parser, Subcommand};
+use core_train::{
+    EvalRequest, InferRequest, Paper, TrainRequest,
+    command::{find_paper, print_models},
+};
 
 /// Tensors of tens of megabytes are allocated and freed at every operation; glibc's allocator
 /// returns such blocks to the OS and takes page faults to get them back each time, mimalloc keeps
@@ -18,14 +23,19 @@ use std::path::PathBuf;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-use anyhow::{Result, bail};
-use clap::{Args, Parser, Subcommand, ValueEnum};
+/// Every paper `vireo` knows, one line each: adding a paper is its crate, a line here and its bench
+/// cases.
+pub const PAPERS: &[&dyn Paper] = &[
+    &classification::WS,
+    &classification::BCN,
+    &axial_deeplab::experiment::AXIAL,
+];
 
 #[derive(Parser)]
 #[command(
     name = "vireo",
     version,
-    about = "Eight computer-vision papers on burn: train, evaluate, inspect"
+    about = "Eight computer-vision papers on burn: train, evaluate, predict, inspect"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -35,9 +45,26 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Train a paper's model from a preset (default: smoke, embedded data, CPU).
-    Train(TrainArgs),
-    /// Evaluate a run's checkpoint on its validation data.
-    Eval(EvalArgs),
+    Train {
+        /// The paper (`vireo papers` lists them): ws, bcn, axial.
+        paper: String,
+        #[command(flatten)]
+        request: TrainRequest,
+    },
+    /// Evaluate a run's final model (or newest intact checkpoint) on its validation data.
+    Eval {
+        paper: String,
+        #[command(flatten)]
+        request: EvalRequest,
+    },
+    /// Predict on image files with a run's model or an official PyTorch checkpoint.
+    Infer {
+        paper: String,
+        #[command(flatten)]
+        request: InferRequest,
+    },
+    /// The papers, their presets and what each does.
+    Papers,
     /// List the model presets with their exact parameter counts.
     Models,
     /// Load an official PyTorch checkpoint into a model preset and report what matched.
@@ -49,73 +76,17 @@ enum Command {
     Dataset(dataset::DatasetCommand),
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum BackendKind {
-    /// burn-flex on the CPU (always compiled in).
-    Cpu,
-    /// Vulkan/Metal/DX12 through wgpu (build with `--features wgpu`).
-    Wgpu,
-    /// NVIDIA CUDA (build with `--features cuda`).
-    Cuda,
-}
-
 #[derive(Args, Clone, Debug)]
-pub struct BackendArgs {
-    #[arg(long, value_enum, default_value = "cpu")]
-    pub backend: BackendKind,
-    /// Device index for wgpu/cuda.
-    #[arg(long, default_value_t = 0)]
-    pub device: usize,
-}
-
-#[derive(Args, Clone, Debug)]
-pub struct TrainArgs {
-    /// The paper: ws, bcn or axial.
-    pub paper: String,
-    /// smoke (fresh machine, minutes), mini (the paper's claim in miniature), paper (the full recipe).
-    #[arg(long, default_value = "smoke")]
-    pub preset: String,
-    /// A TOML config file instead of a preset.
-    #[arg(long, conflicts_with = "preset")]
-    pub config: Option<PathBuf>,
-    /// Override a config value, e.g. --set train.epochs=3 (repeatable).
-    #[arg(long = "set", value_name = "KEY=VALUE")]
-    pub overrides: Vec<String>,
-    #[command(flatten)]
-    pub backend: BackendArgs,
-    /// Where run directories go: <out>/<paper>/<time>/.
-    #[arg(long, default_value = "runs")]
-    pub out: PathBuf,
-    /// Continue a killed run from its last complete checkpoint: the given run directory, or (no
-    /// value, or `latest`) the newest run of this paper under --out.
-    #[arg(long, num_args = 0..=1, default_missing_value = "latest", value_name = "RUN_DIR")]
-    pub resume: Option<PathBuf>,
-    /// Where `--preset mini` writes its table.
-    #[arg(long, default_value = "docs/results.md")]
-    pub results: PathBuf,
-}
-
-#[derive(Args, Clone, Debug)]
-pub struct EvalArgs {
-    pub paper: String,
-    /// The run directory to evaluate (its config and newest checkpoint).
-    #[arg(long)]
-    pub run: PathBuf,
-    #[command(flatten)]
-    pub backend: BackendArgs,
-}
-
-#[derive(Args, Clone, Debug)]
-pub struct ImportArgs {
+struct ImportArgs {
     /// A model preset from `vireo models`, e.g. resnet50_gn_ws.
     #[arg(long)]
-    pub model: String,
+    model: String,
     /// The PyTorch checkpoint (.pth / .pth.tar).
     #[arg(long)]
-    pub checkpoint: PathBuf,
+    checkpoint: PathBuf,
     /// Number of classes of the checkpoint's classifier.
     #[arg(long, default_value_t = 1000)]
-    pub num_classes: usize,
+    num_classes: usize,
 }
 
 fn main() {
@@ -133,12 +104,24 @@ fn main() {
 
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Train(args) if args.paper == "axial" => panoptic::dispatch(args),
-        Command::Eval(args) if args.paper == "axial" => panoptic::dispatch_eval(args),
-        Command::Train(args) => train::dispatch(args),
-        Command::Eval(args) => train::dispatch_eval(args),
+        Command::Train { paper, request } => find_paper(PAPERS, &paper)?.train(&request),
+        Command::Eval { paper, request } => find_paper(PAPERS, &paper)?.eval(&request),
+        Command::Infer { paper, request } => find_paper(PAPERS, &paper)?.infer(&request),
+        Command::Papers => {
+            for paper in PAPERS {
+                let card = paper.about();
+                let presets: Vec<_> = card.presets.iter().map(|p| p.name).collect();
+                println!(
+                    "{:<6} {} (presets: {})",
+                    card.name,
+                    card.description,
+                    presets.join(", ")
+                );
+            }
+            Ok(())
+        }
         Command::Models => {
-            list_models();
+            print_models(PAPERS);
             Ok(())
         }
         Command::Import(args) => import(args),
@@ -147,95 +130,26 @@ fn run(cli: Cli) -> Result<()> {
     }
 }
 
-fn list_models() {
-    use burn::backend::Flex;
-    let device = Default::default();
-    let row = |name: &str, paper: &str, count: usize| {
-        println!("{name:<20} {paper:<15} {:>14}", group_thousands(count));
-    };
-    println!("{:<20} {:<15} {:>14}", "model", "paper", "parameters");
-    for preset in core_nets::MODEL_PRESETS {
-        let model = (preset.config)().init::<Flex>(&device);
-        row(
-            preset.name,
-            preset.paper,
-            core_nets::count_parameters::<Flex, _>(&model),
-        );
-    }
-    for preset in axial_deeplab::BACKBONE_PRESETS {
-        let model = (preset.config)().init::<Flex>(&device);
-        row(
-            preset.name,
-            "Axial-DeepLab",
-            core_nets::count_parameters::<Flex, _>(&model),
-        );
-    }
-    for preset in axial_deeplab::AXIAL_PRESETS {
-        let model = (preset.config)().init::<Flex>(&device);
-        row(
-            preset.name,
-            "Axial-DeepLab",
-            core_nets::count_parameters::<Flex, _>(&model),
-        );
-    }
-}
-
-fn group_thousands(n: usize) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
+/// The paper whose models include `args.model` loads the checkpoint.
 fn import(args: ImportArgs) -> Result<()> {
-    use burn::backend::Flex;
-    if let Some(preset) = axial_deeplab::AXIAL_PRESETS
+    let owner = PAPERS
         .iter()
-        .find(|p| p.name == args.model)
-    {
-        let model = (preset.config)()
-            .with_num_classes(args.num_classes)
-            .init::<Flex>(&Default::default());
-        let (_, report) =
-            axial_deeplab::load_axial_checkpoint(model, &args.checkpoint, preset.name)?;
-        println!(
-            "{}: loaded {} tensors into {}; ignored {} bookkeeping entries (num_batches_tracked, flatten_index)",
-            args.checkpoint.display(),
-            report.applied,
-            preset.name,
-            report.ignored.len()
-        );
-        return Ok(());
-    }
-    let Some(preset) = core_nets::MODEL_PRESETS
-        .iter()
-        .find(|p| p.name == args.model)
-    else {
-        let names: Vec<_> = core_nets::MODEL_PRESETS
+        .find(|p| p.model_counts().iter().any(|m| m.name == args.model));
+    let Some(paper) = owner else {
+        let names: Vec<String> = PAPERS
             .iter()
-            .map(|p| p.name)
-            .chain(axial_deeplab::AXIAL_PRESETS.iter().map(|p| p.name))
+            .flat_map(|p| p.model_counts())
+            .map(|m| m.name)
             .collect();
-        bail!(
+        anyhow::bail!(
             "unknown model '{}': expected one of {}",
             args.model,
             names.join(", ")
         );
     };
-    let config = (preset.config)().with_num_classes(Some(args.num_classes));
-    let model = config.init::<Flex>(&Default::default());
-    let (_, report) = core_nets::load_pytorch_resnet(model, &args.checkpoint, preset.name)?;
     println!(
-        "{}: loaded {} tensors into {}; ignored {} bookkeeping entries (num_batches_tracked, estbn_moving_speed)",
-        args.checkpoint.display(),
-        report.applied,
-        preset.name,
-        report.ignored.len()
+        "{}",
+        paper.import_checkpoint(&args.model, &args.checkpoint, args.num_classes)?
     );
     Ok(())
 }

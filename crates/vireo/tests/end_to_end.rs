@@ -691,3 +691,257 @@ eval_size = [25, 33]
         "{err}"
     );
 }
+
+fn fixture(crate_dir: &str, name: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join(crate_dir)
+        .join("tests/fixtures")
+        .join(name)
+        .to_str()
+        .unwrap()
+        .to_string()
+}
+
+fn json_of(output: &Output) -> serde_json::Value {
+    serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&output.stdout)))
+}
+
+/// The `top` lists of `vireo infer --json`: `k` entries each, probabilities descending.
+fn top_lists(json: &serde_json::Value, images: usize, k: usize) -> Vec<Vec<(String, f64)>> {
+    let predictions = json.as_array().expect("an array of predictions");
+    assert_eq!(predictions.len(), images, "{json}");
+    predictions
+        .iter()
+        .map(|p| {
+            let top: Vec<(String, f64)> = p["result"]["top"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|t| {
+                    (
+                        t["name"].as_str().unwrap().to_string(),
+                        t["probability"].as_f64().unwrap(),
+                    )
+                })
+                .collect();
+            assert_eq!(top.len(), k, "{p}");
+            assert!(top.windows(2).all(|w| w[0].1 >= w[1].1), "{top:?}");
+            assert!(top.iter().map(|t| t.1).sum::<f64>() <= 1.0 + 1e-5);
+            top
+        })
+        .collect()
+}
+
+#[test]
+fn infer_classifies_images_of_any_size_with_a_run() {
+    let out = tempfile::tempdir().unwrap();
+    run_ok(&tiny_train("ws", out.path(), "1", &[]));
+    let run = single_run(out.path(), "ws");
+    let (wide, tall) = (out.path().join("wide.png"), out.path().join("tall.jpg"));
+    image_of(40, 24, 90).save(&wide).unwrap();
+    image_of(12, 30, 200).save(&tall).unwrap();
+    let (run_s, wide_s, tall_s) = (
+        run.to_str().unwrap(),
+        wide.to_str().unwrap(),
+        tall.to_str().unwrap(),
+    );
+    let args = [
+        "infer", "ws", "--run", run_s, "--image", wide_s, "--image", tall_s,
+    ];
+    let json = json_of(&run_ok(&[&args[..], &["--json"]].concat()));
+    // ShapeWorld's ten smoke classes by name, not by index.
+    let shapes = [
+        "disk", "square", "triangle", "diamond", "hexagon", "star", "cross", "ring", "crescent",
+        "heart",
+    ];
+    for top in top_lists(&json, 2, 5) {
+        assert!(
+            top.iter().all(|(name, _)| shapes.contains(&name.as_str())),
+            "{top:?}"
+        );
+    }
+    // The same from a weights file of the run, in text.
+    let checkpoint = run.join("checkpoint/model-1.mpk");
+    let text = run_ok(&[
+        "infer",
+        "ws",
+        "--checkpoint",
+        checkpoint.to_str().unwrap(),
+        "--image",
+        wide_s,
+        "--top-k",
+        "3",
+    ]);
+    let stdout = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        stdout.contains("wide.png") && stdout.matches(" %").count() == 3,
+        "{stdout}"
+    );
+
+    // Errors name the file and what was expected.
+    let missing = out.path().join("missing.png");
+    let err = run_err(&[
+        "infer",
+        "ws",
+        "--run",
+        run_s,
+        "--image",
+        missing.to_str().unwrap(),
+    ]);
+    assert!(err.contains("missing.png"), "{err}");
+    let corrupt = out.path().join("corrupt.png");
+    fs::write(&corrupt, b"\x89PNG\r\n\x1a\nnot really").unwrap();
+    let err = run_err(&[
+        "infer",
+        "ws",
+        "--run",
+        run_s,
+        "--image",
+        corrupt.to_str().unwrap(),
+    ]);
+    assert!(err.contains("corrupt.png"), "{err}");
+    let err = run_err(&["infer", "bcn", "--run", run_s, "--image", wide_s]);
+    assert!(err.contains("is a run of 'ws', not 'bcn'"), "{err}");
+    let err = run_err(&["eval", "axial", "--run", run_s]);
+    assert!(err.contains("is a run of 'ws', not 'axial'"), "{err}");
+}
+
+#[test]
+fn infer_loads_official_layout_checkpoints() {
+    let dir = tempfile::tempdir().unwrap();
+    let image = dir.path().join("photo.jpg");
+    image_of(50, 37, 120).save(&image).unwrap();
+    let image = image.to_str().unwrap();
+    // The tiny GN+WS and BCN+WS fixtures (core-nets/tests/fixtures/make_fixtures.py) in the
+    // official scripts' layouts; their architecture as a model TOML.
+    let tiny = |conv: &str, norm: &str| {
+        let path = dir.path().join(format!("{conv}.toml"));
+        fs::write(
+            &path,
+            format!(
+                "block = \"bottleneck\"\nlayers = [1, 1, 1, 1]\nplanes = [2, 4, 8, 16]\nstem_width = 8\nconv = {{ kind = \"ws\", variant = \"{conv}\" }}\nnorm = {norm}\n"
+            ),
+        )
+        .unwrap();
+        path.to_str().unwrap().to_string()
+    };
+    for (paper, file, model) in [
+        (
+            "ws",
+            "gn_ws_tiny.pth.tar",
+            tiny("official_torch", "{ kind = \"group\", groups = 2 }"),
+        ),
+        (
+            "bcn",
+            "bcn_ws_tiny.pth.tar",
+            tiny(
+                "bcn_repo",
+                "{ kind = \"batch_channel\", groups = 2, stage1 = { kind = \"batch\", momentum = 0.1 } }",
+            ),
+        ),
+    ] {
+        let json = json_of(&run_ok(&[
+            "infer",
+            paper,
+            "--checkpoint",
+            &fixture("core-nets", file),
+            "--model",
+            &model,
+            "--num-classes",
+            "5",
+            "--image",
+            image,
+            "--json",
+        ]));
+        let top = &top_lists(&json, 1, 5)[0];
+        assert!(
+            top.iter().all(|(name, _)| name.starts_with("class ")),
+            "{top:?}"
+        );
+    }
+    // The tiny Axial-ResNet in the released axial26s.pth layout ({'net': …}, flatten_index).
+    let model = dir.path().join("axial_tiny.toml");
+    fs::write(
+        &model,
+        "layers = [1, 1, 1, 1]\nwidth = 0.0625\nnum_classes = 10\nspan = 8\nheads = 2\n",
+    )
+    .unwrap();
+    let json = json_of(&run_ok(&[
+        "infer",
+        "axial",
+        "--checkpoint",
+        &fixture("axial-deeplab", "axial_tiny.pth"),
+        "--model",
+        model.to_str().unwrap(),
+        "--num-classes",
+        "10",
+        "--image-size",
+        "32",
+        "--image",
+        image,
+        "--json",
+    ]));
+    top_lists(&json, 1, 5);
+    // A 1000-class checkpoint is named with ImageNet's classes: the wrong shape is refused first.
+    let err = run_err(&[
+        "infer",
+        "ws",
+        "--checkpoint",
+        &fixture("core-nets", "gn_ws_tiny.pth.tar"),
+        "--image",
+        image,
+    ]);
+    assert!(
+        err.contains("resnet50_gn_ws") && err.contains("gn_ws_tiny"),
+        "{err}"
+    );
+    let truncated = dir.path().join("truncated.pth");
+    let bytes = fs::read(fixture("core-nets", "gn_ws_tiny.pth.tar")).unwrap();
+    fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
+    let err = run_err(&[
+        "infer",
+        "ws",
+        "--checkpoint",
+        truncated.to_str().unwrap(),
+        "--image",
+        image,
+    ]);
+    assert!(err.contains("truncated.pth"), "{err}");
+}
+
+#[test]
+fn infer_axial_draws_a_panoptic_overlay_per_image() {
+    let out = tempfile::tempdir().unwrap();
+    run_ok(&tiny_axial(out.path(), "1"));
+    let run = single_run(out.path(), "axial");
+    let pictures = out.path().join("pictures");
+    let image = out.path().join("street.png");
+    image_of(30, 20, 150).save(&image).unwrap();
+    let json = json_of(&run_ok(&[
+        "infer",
+        "axial",
+        "--run",
+        run.to_str().unwrap(),
+        "--image",
+        image.to_str().unwrap(),
+        "--out",
+        pictures.to_str().unwrap(),
+        "--json",
+    ]));
+    let prediction = &json[0];
+    assert_eq!(prediction["result"]["frame"], serde_json::json!([17, 17]));
+    let segments = prediction["result"]["segments"].as_array().unwrap();
+    let area: u64 = segments.iter().map(|s| s["area"].as_u64().unwrap()).sum();
+    assert!(area <= 17 * 17, "{prediction}");
+    for s in segments {
+        assert!(
+            ["thing", "stuff"].contains(&s["kind"].as_str().unwrap()),
+            "{s}"
+        );
+    }
+    let picture = pictures.join("street-panoptic.png");
+    assert_eq!(prediction["picture"], picture.to_str().unwrap());
+    assert!(image::open(&picture).is_ok());
+}

@@ -373,10 +373,9 @@ fn inference<B: AutodiffBackend>(
     })
 }
 
-fn smoke_experiment() -> Result<crate::experiment::ClassificationExperiment> {
-    let text = crate::experiment::preset_text("ws", "smoke")?;
-    let table = crate::experiment::load_table(text, "the ws smoke preset", &[])?;
-    crate::experiment::ClassificationExperiment::from_table(table, "the ws smoke preset")
+fn smoke_experiment() -> Result<classification::ClassificationConfig> {
+    use core_train::Experiment;
+    classification::WS.config("smoke", &[])
 }
 
 fn smoke_model() -> Result<ResNetConfig> {
@@ -432,8 +431,8 @@ fn shapeworld_loader<B: AutodiffBackend>(c: &Context<B>) -> Result<Prepared> {
 
 fn smoke_loader<B: AutodiffBackend>(c: &Context<B>) -> Result<Prepared> {
     let experiment = smoke_experiment()?;
-    let data = crate::train::datasets_of(&experiment)?;
-    let normalization = crate::train::batcher_of(&experiment).normalization;
+    let data = classification::train::datasets_of(&experiment)?;
+    let normalization = classification::train::batcher_of(&experiment).normalization;
     let (batch, workers) = (experiment.train.batch_size, experiment.train.num_workers);
     loader_pass(c, data.train, batch, workers, normalization)
 }

@@ -18,17 +18,14 @@ use anyhow::{Context as _, Result, bail};
 use burn::tensor::backend::AutodiffBackend;
 use clap::Args;
 
-use crate::{
-    BackendArgs, BackendKind,
-    train::{OnBackend, on_backend},
-};
 use cases::{Context, Suite};
+use core_train::{BackendChoice, BackendKind, OnBackend, on_backend};
 use measure::{Summary, summarize};
 
 #[derive(Args, Clone, Debug)]
 pub struct BenchArgs {
     #[command(flatten)]
-    pub backend: BackendArgs,
+    pub backend: BackendChoice,
     /// layers, models, data or all.
     #[arg(long, default_value = "all")]
     pub suite: String,
@@ -145,7 +142,7 @@ pub fn dispatch(args: BenchArgs) -> Result<()> {
         suites,
         threads,
     };
-    on_backend(&args.backend, job)
+    on_backend(args.backend, job)
 }
 
 struct Bench {

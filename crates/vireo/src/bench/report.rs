@@ -6,7 +6,7 @@ use std::path::Path;
 use anyhow::{Context, Result};
 
 use super::{CaseResult, Machine};
-use crate::BackendKind;
+use core_train::BackendKind;
 
 fn rate(side: &Result<super::Side, String>) -> String {
     match side {

@@ -3,14 +3,14 @@
 
 use std::{fmt::Write, fs, path::Path, time::Instant};
 
+use crate::epoch_log::format_duration;
 use anyhow::{Context, Result, bail};
-use core_train::epoch_log::format_duration;
 use serde::Deserialize;
 
 use crate::{
-    TrainArgs,
-    experiment::{ClassificationExperiment, load_table, preset_text},
-    train::{SingleRun, on_backend},
+    BackendKind, Experiment, Session,
+    command::{TrainRequest, fit},
+    preset::find_preset,
 };
 
 #[derive(Deserialize)]
@@ -37,6 +37,18 @@ struct Variant {
     set: Vec<String>,
 }
 
+/// Every variant of `experiment`'s mini study parses and validates (for the paper crates' tests).
+pub fn check_variants<E: Experiment>(experiment: &E) -> Result<usize> {
+    let card = experiment.card();
+    let file: StudyFile = toml::from_str(find_preset(card.presets, card.name, "mini")?.toml)
+        .context("the mini study preset")?;
+    let base = toml::to_string(&file.base)?;
+    for variant in &file.variant {
+        experiment.config_from_text(&base, &variant.name, &variant.set)?;
+    }
+    Ok(file.variant.len())
+}
+
 /// Mean and sample standard deviation.
 fn mean_std(values: &[f64]) -> (f64, f64) {
     let n = values.len() as f64;
@@ -49,42 +61,44 @@ fn mean_std(values: &[f64]) -> (f64, f64) {
     (mean, var.sqrt())
 }
 
-/// The classification mini study (WS/BCN): each run's final validation top-1.
-pub fn run(args: &TrainArgs) -> Result<()> {
+/// `--preset mini` of `experiment`: every variant × seed of its study preset, each a full run; the
+/// final [`crate::Card::study_metric`] of each goes into a table in `--results`.
+pub fn run<E: Experiment>(experiment: &E, request: &TrainRequest) -> Result<()> {
+    let card = experiment.card();
+    let text = find_preset(card.presets, card.name, "mini")?.toml;
     run_study(
-        args,
-        preset_text(&args.paper, "mini")?,
-        "valid top-1 (%)",
-        |origin, table, dir| {
-            let experiment = ClassificationExperiment::from_table(table, origin)?;
-            let mut job = SingleRun::fresh(experiment, args, "mini", dir);
-            job.verbose = false;
-            let rows = on_backend(&args.backend, job)?;
-            let last = rows
-                .last()
-                .context("a study run finished without a completed epoch")?;
-            println!("    valid top-1 {:.2} %", last.valid_top1);
-            Ok(last.valid_top1)
+        card.name,
+        request,
+        text,
+        card.study_metric,
+        |origin, base, sets, dir| {
+            let config = experiment.config_from_text(base, origin, sets)?;
+            let mut session = Session::new(card.name, "mini", dir);
+            session.verbose = false;
+            let outcome = fit(experiment, config, session, request.backend)?;
+            println!("    {}", outcome.summary);
+            Ok(outcome.metric)
         },
     )
 }
 
 /// Runs every variant × seed of a study preset (`text`): `run_one(origin, config table, run
 /// directory)` trains one and returns its final `metric`; the table goes into `--results`.
-pub fn run_study(
-    args: &TrainArgs,
+fn run_study(
+    paper: &str,
+    args: &TrainRequest,
     text: &str,
     metric: &str,
-    mut run_one: impl FnMut(&str, toml::Table, &Path) -> Result<f64>,
+    mut run_one: impl FnMut(&str, &str, &[String], &Path) -> Result<f64>,
 ) -> Result<()> {
     let file: StudyFile = toml::from_str(text).context("the mini study preset")?;
     if file.study.seeds.is_empty() || file.variant.is_empty() {
         bail!("the mini study needs at least one seed and one variant");
     }
     let stamp = chrono::Local::now().format("%Y%m%d-%H%M%S");
-    let out = args.out.join(&args.paper).join(format!("{stamp}-mini"));
+    let out = args.out.join(paper).join(format!("{stamp}-mini"));
     let started = Instant::now();
-    let revision = core_train::run_dir::git_revision();
+    let revision = crate::run_dir::git_revision();
     let total = file.variant.len() * file.study.seeds.len();
     let mut results: Vec<(String, Vec<f64>)> = Vec::new();
     let base_text = toml::to_string(&file.base)?;
@@ -95,7 +109,6 @@ pub fn run_study(
             sets.push(format!("train.seed={seed}"));
             sets.extend(args.overrides.iter().cloned());
             let origin = format!("mini study, variant '{}', seed {seed}", variant.name);
-            let table = load_table(&base_text, &origin, &sets)?;
             let slug: String = variant
                 .name
                 .chars()
@@ -111,18 +124,26 @@ pub fn run_study(
             println!("[{}/{total}] {} (seed {seed})", done + 1, variant.name);
             finals.push(run_one(
                 &origin,
-                table,
+                &base_text,
+                &sets,
                 &out.join(format!("{slug}-s{seed}")),
             )?);
         }
         results.push((variant.name.clone(), finals));
     }
     let elapsed = started.elapsed().as_secs_f64();
+    let command = format!(
+        "cargo xtask train {paper} --preset mini{}",
+        match args.backend.backend {
+            BackendKind::Cpu => String::new(),
+            other => format!(" --backend {}", other.name()),
+        }
+    );
     let table = render_table(
         &file.study,
         metric,
         &results,
-        args,
+        &command,
         &revision,
         elapsed,
         &out,
@@ -141,7 +162,7 @@ fn render_table(
     header: &StudyHeader,
     metric: &str,
     results: &[(String, Vec<f64>)],
-    args: &TrainArgs,
+    command: &str,
     revision: &str,
     seconds: f64,
     out: &Path,
@@ -150,13 +171,7 @@ fn render_table(
     let _ = writeln!(md, "### {} (ShapeWorld miniature)\n", header.name);
     let _ = writeln!(
         md,
-        "Produced by `cargo xtask train {} --preset mini{}` on {} ({}), git {} in {}; runs in `{}`.\n",
-        args.paper,
-        if args.backend.backend == crate::BackendKind::Cpu {
-            String::new()
-        } else {
-            format!(" --backend {:?}", args.backend.backend).to_lowercase()
-        },
+        "Produced by `{command}` on {} ({}), git {} in {}; runs in `{}`.\n",
         chrono::Local::now().format("%Y-%m-%d"),
         machine(),
         revision,
@@ -218,24 +233,13 @@ fn write_section(path: &Path, section: &str, body: &str) -> Result<()> {
     if let Some(parent) = path.parent() {
         fs::create_dir_all(parent).ok();
     }
-    core_train::checkpoint::write_atomically(path, new.as_bytes())
+    crate::checkpoint::write_atomically(path, new.as_bytes())
         .with_context(|| format!("writing {}", path.display()))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_study_preset_parses_and_every_variant_validates() {
-        let file: StudyFile = toml::from_str(preset_text("ws", "mini").unwrap()).unwrap();
-        let base = toml::to_string(&file.base).unwrap();
-        for variant in &file.variant {
-            let table = load_table(&base, &variant.name, &variant.set).unwrap();
-            ClassificationExperiment::from_table(table, &variant.name)
-                .unwrap_or_else(|e| panic!("{}: {e:#}", variant.name));
-        }
-    }
 
     #[test]
     fn sections_are_replaced_in_place() {
