@@ -122,8 +122,8 @@ impl burn::data::dataset::Dataset<ClassificationItem> for ImageFolder {
         if index >= self.samples.len() {
             return None;
         }
-        // burn's loader has no error channel: a corrupt file stops the run with its path.
-        Some(self.load(index).unwrap_or_else(|e| panic!("{e}")))
+        // A corrupt file is an error naming it (or a skipped item), never a short epoch.
+        self.load(index).map_or_else(crate::load_failed, Some)
     }
 
     fn len(&self) -> usize {

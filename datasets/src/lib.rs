@@ -20,6 +20,6 @@ pub use classification::{
     ClassificationBatch, ClassificationBatcher, ClassificationItem, Normalization,
 };
 pub use image_folder::{FolderError, ImageFolder};
-pub use loader::EpochLoader;
+pub use loader::{EpochLoader, LoaderStatus, load_failed};
 pub use shapeworld::{ShapeClass, ShapeWorld, ShapeWorldClassification, Split};
 pub use transforms::{Augmented, Pipeline, Transform, TransformError, TwoCrops, augmentation_rng};

@@ -3,11 +3,22 @@
 //! A resumed run that starts the loader at its next epoch therefore sees exactly the batches an
 //! uninterrupted run would have seen. (burn's multi-threaded loader delivers batches in completion
 //! order and draws every epoch's permutation from one generator that restarts with the process.)
+//!
+//! An item that cannot be loaded is never an early end of the epoch: a dataset's `get` reports why
+//! with [`load_failed`], and the loader either stops the epoch with that error in its
+//! [`LoaderStatus`] (the training loop turns it into the run's error) or, with
+//! [`EpochLoader::skip_failures`], leaves the item out and counts it. A producer thread that dies for
+//! any other reason is an error too.
 
-use std::sync::{
-    Arc,
-    atomic::{AtomicUsize, Ordering},
-    mpsc,
+use std::{
+    cell::RefCell,
+    fmt::Display,
+    panic::{AssertUnwindSafe, catch_unwind},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicUsize, Ordering},
+        mpsc,
+    },
 };
 
 use burn::{
@@ -21,6 +32,72 @@ use rand::{SeedableRng, rngs::Xoshiro256PlusPlus, seq::SliceRandom};
 
 /// Batches prepared ahead of the consumer.
 const PREFETCH: usize = 2;
+
+thread_local! {
+    static LOAD_ERROR: RefCell<Option<String>> = const { RefCell::new(None) };
+}
+
+/// For `Dataset::get`: records why the item could not be loaded (naming its file and what was
+/// wrong) and returns `None`, which the loader reads as that failure rather than as the end of the
+/// data (burn's `Dataset` has no error channel).
+pub fn load_failed<I>(error: impl Display) -> Option<I> {
+    LOAD_ERROR.with(|slot| *slot.borrow_mut() = Some(error.to_string()));
+    None
+}
+
+fn take_load_error() -> Option<String> {
+    LOAD_ERROR.with(|slot| slot.borrow_mut().take())
+}
+
+type FailureHook = Arc<dyn Fn(&str) + Send + Sync>;
+
+/// What went wrong while loading, shared by a loader, its iterators and the training loop.
+#[derive(Clone, Default)]
+pub struct LoaderStatus {
+    failure: Arc<Mutex<Option<String>>>,
+    skipped: Arc<Mutex<Vec<String>>>,
+    hook: Arc<Mutex<Option<FailureHook>>>,
+}
+
+impl LoaderStatus {
+    /// The first error that stopped an epoch, if any.
+    pub fn failure(&self) -> Option<String> {
+        self.failure.lock().expect("loader status").clone()
+    }
+
+    /// Why each skipped item was skipped (with [`EpochLoader::skip_failures`]).
+    pub fn skipped(&self) -> Vec<String> {
+        self.skipped.lock().expect("loader status").clone()
+    }
+
+    /// Called once with the error that stops an epoch (e.g. to interrupt burn-train's loop
+    /// before the partial epoch is checkpointed).
+    pub fn on_failure(&self, hook: impl Fn(&str) + Send + Sync + 'static) {
+        *self.hook.lock().expect("loader status") = Some(Arc::new(hook));
+    }
+
+    fn fail(&self, message: String) {
+        let first = {
+            let mut failure = self.failure.lock().expect("loader status");
+            let first = failure.is_none();
+            if first {
+                *failure = Some(message.clone());
+            }
+            first
+        };
+        let hook = self.hook.lock().expect("loader status").clone();
+        if let (true, Some(hook)) = (first, hook) {
+            hook(&message);
+        }
+    }
+}
+
+/// What the producer thread sends.
+enum Message<O> {
+    Batch(O),
+    Failed(String),
+    End,
+}
 
 pub struct EpochLoader<B: Backend, I, O> {
     dataset: Arc<dyn Dataset<I>>,
@@ -38,6 +115,9 @@ pub struct EpochLoader<B: Backend, I, O> {
     /// Set to the epoch each `iter()` serves, for datasets whose items depend on it
     /// ([`crate::Augmented`]).
     epoch_sink: Option<Arc<AtomicUsize>>,
+    /// Leave out items that fail to load (counted in `status`) instead of stopping.
+    skip_failures: bool,
+    status: LoaderStatus,
 }
 
 impl<B: Backend, I: Send + Sync + 'static, O: Send + 'static> EpochLoader<B, I, O> {
@@ -58,7 +138,21 @@ impl<B: Backend, I: Send + Sync + 'static, O: Send + 'static> EpochLoader<B, I, 
             next_epoch: Arc::new(AtomicUsize::new(0)),
             range: (0, len),
             epoch_sink: None,
+            skip_failures: false,
+            status: LoaderStatus::default(),
         }
+    }
+
+    /// Leave out items whose file cannot be loaded, warning once per item and recording it in
+    /// [`Self::status`], instead of stopping the epoch with the error (`data.skip_corrupt`).
+    pub fn skip_failures(mut self, skip: bool) -> Self {
+        self.skip_failures = skip;
+        self
+    }
+
+    /// Failures and skipped items of this loader (and of its slices).
+    pub fn status(&self) -> LoaderStatus {
+        self.status.clone()
     }
 
     /// Publishes the epoch of each `iter()` to `epoch` before any of its items is rendered: pass
@@ -96,12 +190,21 @@ impl<B: Backend, I: Send + Sync + 'static, O: Send + 'static> EpochLoader<B, I, 
     }
 }
 
-/// Renders `indices` on `workers` threads, in order.
-fn load_items<I: Send>(dataset: &dyn Dataset<I>, indices: &[usize], workers: usize) -> Vec<I> {
+/// Renders `indices` on `workers` threads, in order; an item that failed carries its reason.
+fn load_items<I: Send>(
+    dataset: &dyn Dataset<I>,
+    indices: &[usize],
+    workers: usize,
+) -> Vec<Result<I, String>> {
     let get = |i: &usize| {
-        dataset
-            .get(*i)
-            .expect("the loader only asks for indices below the dataset length")
+        dataset.get(*i).ok_or_else(|| {
+            take_load_error().unwrap_or_else(|| {
+                format!(
+                    "item {i} of a dataset of {} could not be loaded",
+                    dataset.len()
+                )
+            })
+        })
     };
     if workers <= 1 || indices.len() <= 1 {
         return indices.iter().map(get).collect();
@@ -120,19 +223,35 @@ fn load_items<I: Send>(dataset: &dyn Dataset<I>, indices: &[usize], workers: usi
 }
 
 struct EpochIterator<O> {
-    receiver: mpsc::Receiver<O>,
+    receiver: mpsc::Receiver<Message<O>>,
     progress: Progress,
     batch_size: usize,
+    status: LoaderStatus,
+    done: bool,
 }
 
 impl<O> Iterator for EpochIterator<O> {
     type Item = O;
 
     fn next(&mut self) -> Option<O> {
-        let batch = self.receiver.recv().ok()?;
-        self.progress.items_processed =
-            (self.progress.items_processed + self.batch_size).min(self.progress.items_total);
-        Some(batch)
+        if self.done {
+            return None;
+        }
+        let failure = match self.receiver.recv() {
+            Ok(Message::Batch(batch)) => {
+                self.progress.items_processed = (self.progress.items_processed + self.batch_size)
+                    .min(self.progress.items_total);
+                return Some(batch);
+            }
+            Ok(Message::End) => None,
+            Ok(Message::Failed(message)) => Some(message),
+            Err(_) => Some("the data-loading thread stopped before the end of the epoch".into()),
+        };
+        self.done = true;
+        if let Some(message) = failure {
+            self.status.fail(message);
+        }
+        None
     }
 }
 
@@ -161,20 +280,52 @@ where
             self.batcher.clone(),
             self.device.clone(),
         );
-        let (batch_size, workers) = (self.batch_size, self.workers);
+        let (batch_size, workers, skip) = (self.batch_size, self.workers, self.skip_failures);
+        let status = self.status.clone();
+        let skipped = status.skipped.clone();
         // The producer stops when the iterator (and so the receiver) is dropped.
         std::thread::spawn(move || {
-            for indices in order.chunks(batch_size) {
-                let items = load_items(dataset.as_ref(), indices, workers);
-                if sender.send(batcher.batch(items, &device)).is_err() {
-                    break;
+            let produce = || -> Message<O> {
+                for indices in order.chunks(batch_size) {
+                    let mut items = Vec::with_capacity(indices.len());
+                    for item in load_items(dataset.as_ref(), indices, workers) {
+                        match item {
+                            Ok(item) => items.push(item),
+                            Err(message) if skip => {
+                                eprintln!("warning: skipped: {message}");
+                                skipped.lock().expect("loader status").push(message);
+                            }
+                            Err(message) => return Message::Failed(message),
+                        }
+                    }
+                    if items.is_empty() {
+                        continue;
+                    }
+                    if sender
+                        .send(Message::Batch(batcher.batch(items, &device)))
+                        .is_err()
+                    {
+                        return Message::End;
+                    }
                 }
-            }
+                Message::End
+            };
+            let last = catch_unwind(AssertUnwindSafe(produce)).unwrap_or_else(|panic| {
+                let reason = panic
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_else(|| "no message".into());
+                Message::Failed(format!("the data-loading thread panicked: {reason}"))
+            });
+            let _ = sender.send(last);
         });
         Box::new(EpochIterator {
             receiver,
             progress: Progress::new(0, total),
             batch_size,
+            status,
+            done: false,
         })
     }
 
@@ -214,6 +365,8 @@ impl<B: Backend, I, O> EpochLoader<B, I, O> {
             next_epoch: self.next_epoch.clone(),
             range: self.range,
             epoch_sink: self.epoch_sink.clone(),
+            skip_failures: self.skip_failures,
+            status: self.status.clone(),
         }
     }
 }
@@ -300,6 +453,74 @@ mod tests {
         assert_ne!(epochs[0], epochs[1], "each epoch augments anew");
         let resumed: Vec<Vec<f32>> = DataLoader::iter(&make(2)).collect();
         assert_eq!(resumed, epochs[2]);
+    }
+
+    /// Items 3 and 17 fail to load, as a corrupt file would.
+    struct Flaky;
+    impl Dataset<usize> for Flaky {
+        fn get(&self, index: usize) -> Option<usize> {
+            match index {
+                3 | 17 => load_failed(format!("/data/img{index}.jpg: not a JPEG")),
+                i if i < 23 => Some(i),
+                _ => None,
+            }
+        }
+        fn len(&self) -> usize {
+            23
+        }
+    }
+
+    #[test]
+    fn a_failing_item_is_an_error_naming_it_never_a_short_epoch() {
+        for workers in [1, 3] {
+            let l =
+                EpochLoader::<Flex, _, _>::new(Arc::new(Flaky), Identity, 5, Default::default())
+                    .workers(workers);
+            let called = Arc::new(AtomicUsize::new(0));
+            let hook = called.clone();
+            l.status().on_failure(move |_| {
+                hook.fetch_add(1, Ordering::SeqCst);
+            });
+            let served: Vec<Vec<usize>> = DataLoader::iter(&l).collect();
+            assert!(served.is_empty(), "{served:?}");
+            assert_eq!(
+                l.status().failure().as_deref(),
+                Some("/data/img3.jpg: not a JPEG")
+            );
+            assert_eq!(called.load(Ordering::SeqCst), 1);
+        }
+    }
+
+    #[test]
+    fn skipped_items_are_left_out_and_counted() {
+        let l = EpochLoader::<Flex, _, _>::new(Arc::new(Flaky), Identity, 5, Default::default())
+            .workers(2)
+            .skip_failures(true);
+        let served: Vec<usize> = DataLoader::iter(&l).flatten().collect();
+        assert_eq!(served.len(), 21);
+        assert!(!served.contains(&3) && !served.contains(&17));
+        assert_eq!(l.status().failure(), None);
+        assert_eq!(l.status().skipped().len(), 2);
+    }
+
+    #[test]
+    fn a_panicking_producer_is_an_error() {
+        #[derive(Clone)]
+        struct Broken;
+        impl Batcher<Flex, usize, Vec<usize>> for Broken {
+            fn batch(&self, items: Vec<usize>, _: &burn::tensor::Device<Flex>) -> Vec<usize> {
+                assert!(!items.contains(&7), "batcher bug at 7");
+                items
+            }
+        }
+        let data: Arc<dyn Dataset<usize>> = Arc::new(InMemDataset::new((0..23).collect()));
+        let l = EpochLoader::<Flex, _, _>::new(data, Broken, 5, Default::default());
+        assert_eq!(DataLoader::iter(&l).count(), 1);
+        let failure = l.status().failure().unwrap();
+        assert!(
+            failure.contains("panicked") && failure.contains("batcher bug at 7"),
+            "{failure}"
+        );
     }
 
     #[test]

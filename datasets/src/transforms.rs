@@ -976,8 +976,10 @@ impl<D> Augmented<D> {
 impl<D: Dataset<ClassificationItem>> Dataset<ClassificationItem> for Augmented<D> {
     fn get(&self, index: usize) -> Option<ClassificationItem> {
         let item = self.dataset.get(index)?;
-        // burn's loader has no error channel: an inconsistent item stops the run with its index.
-        let image = item_image(&item).unwrap_or_else(|e| panic!("item {index}: {e}"));
+        let image = match item_image(&item) {
+            Ok(image) => image,
+            Err(e) => return crate::load_failed(format!("item {index}: {e}")),
+        };
         let epoch = self.epoch.load(Ordering::SeqCst) as u64;
         let mut rng = augmentation_rng(self.seed, epoch, index as u64);
         Some(image_item(self.pipeline.apply(image, &mut rng), item.label))

@@ -64,3 +64,21 @@ fn a_checkpoint_of_another_shape_is_refused_with_the_keys() {
         "{text}"
     );
 }
+
+#[test]
+fn the_training_scripts_checkpoint_with_optimizer_state_loads() {
+    // `{'net', 'optim', 'epoch'}` as train.py saves it (core-nets'
+    // fixtures/make_training_checkpoints.py): only `net` is read.
+    let device = Default::default();
+    let model = tiny().init::<Flex>(&device);
+    let (model, report) =
+        load_axial_checkpoint(model, &fixture("axial_tiny_train.pth"), "tiny axial").unwrap();
+    assert_eq!(report.model_entry.as_deref(), Some("net"));
+    assert!(report.other_entries.iter().all(|k| k.starts_with("optim.")));
+    assert!(!report.other_entries.is_empty());
+    let x = Tensor::<Flex, 4>::from_data(reference("input"), &device);
+    model
+        .forward(x)
+        .to_data()
+        .assert_approx_eq(&reference("logits"), Tolerance::<f32>::absolute(1e-4));
+}

@@ -47,6 +47,10 @@ pub enum DataConfig {
         augmentation: Option<Pipeline>,
         #[serde(default = "imagenet_normalization")]
         normalization: Normalization,
+        /// Leave out images that cannot be decoded (each named once on stderr, counted in the
+        /// report) instead of stopping the run with the first one's error.
+        #[serde(default)]
+        skip_corrupt: bool,
     },
 }
 
@@ -61,6 +65,17 @@ fn imagenet_normalization() -> Normalization {
 }
 
 impl ClassificationConfig {
+    /// Whether unreadable images are left out rather than fatal (`data.skip_corrupt`).
+    pub fn skip_corrupt(&self) -> bool {
+        matches!(
+            self.data,
+            DataConfig::ImageFolder {
+                skip_corrupt: true,
+                ..
+            }
+        )
+    }
+
     pub fn num_classes(&self) -> usize {
         self.model.num_classes.unwrap_or(0)
     }

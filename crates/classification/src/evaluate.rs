@@ -24,7 +24,9 @@ pub fn evaluate<B: Backend>(
         config.train.batch_size,
         device.clone(),
     )
-    .workers(config.train.num_workers);
+    .workers(config.train.num_workers)
+    .skip_failures(config.skip_corrupt());
+    let status = loader.status();
     let (mut top1, mut top5, mut loss_sum, mut count) = (0usize, 0usize, 0.0f64, 0usize);
     for batch in loader.iter() {
         let n = batch.targets.dims()[0];
@@ -48,6 +50,13 @@ pub fn evaluate<B: Backend>(
             * n as f64;
         count += n;
     }
+    if let Some(failure) = status.failure() {
+        anyhow::bail!("evaluation stopped: {failure}");
+    }
+    let skipped = status.skipped().len();
+    if count == 0 {
+        anyhow::bail!("no validation image could be evaluated ({skipped} skipped)");
+    }
     Ok(format!(
         "{}: {} validation images, top-1 {:.2} %, top-5 {:.2} %, loss {:.4}",
         path.display(),
@@ -55,5 +64,9 @@ pub fn evaluate<B: Backend>(
         100.0 * top1 as f64 / count as f64,
         100.0 * top5 as f64 / count as f64,
         loss_sum / count as f64
-    ))
+    ) + &if skipped > 0 {
+        format!(" ({skipped} unreadable images left out)")
+    } else {
+        String::new()
+    })
 }

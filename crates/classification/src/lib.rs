@@ -156,33 +156,11 @@ impl Experiment for Classification {
             &Default::default(),
         )?;
         Ok(format!(
-            "{}: loaded {} tensors into {model}; ignored {} entries that are not model weights ({})",
+            "{} into {model}: {}",
             checkpoint.display(),
-            report.applied,
-            report.ignored.len(),
-            ignored_summary(&report.ignored)
+            report.summary()
         ))
     }
-}
-
-/// "num_batches_tracked ×53, optimizer ×1" — what an import passed over, by kind.
-pub fn ignored_summary(keys: &[String]) -> String {
-    let mut kinds: Vec<(String, usize)> = Vec::new();
-    for key in keys {
-        let kind = key.rsplit('.').next().unwrap_or(key).to_string();
-        match kinds.iter_mut().find(|(k, _)| *k == kind) {
-            Some((_, n)) => *n += 1,
-            None => kinds.push((kind, 1)),
-        }
-    }
-    if kinds.is_empty() {
-        return "none".into();
-    }
-    kinds
-        .iter()
-        .map(|(k, n)| format!("{k} ×{n}"))
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 #[cfg(test)]

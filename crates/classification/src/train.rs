@@ -4,6 +4,7 @@
 use std::sync::{Arc, atomic::AtomicUsize};
 
 use anyhow::{Context, Result, bail};
+use burn::train::Interrupter;
 use burn::{data::dataset::Dataset, module::Module, tensor::backend::AutodiffBackend};
 use core_train::{
     AtomicRecorder, EpochLog, EpochRow, FitOptions, Outcome, ReportInput, RunDir, RunMeta, Session,
@@ -138,6 +139,13 @@ pub fn fit<B: AutodiffBackend>(
     let meta = &session.meta;
     let verbose = session.verbose;
     let model = config.model.init::<B>(device);
+    if let Some(epoch) = resume_epoch {
+        // burn-train panics on a checkpoint it cannot load: check the model's file first.
+        let file = run.checkpoint_dir().join(format!("model-{epoch}.mpk"));
+        RunDir::load_model(model.clone(), &file, device).with_context(|| {
+            format!("{} is not a checkpoint of this run's model", file.display())
+        })?;
+    }
     let parameters = core_nets::count_parameters::<B, _>(&model);
     let (train_set, valid_set) = (data.train, data.valid);
     let (train_images, iters_per_epoch) =
@@ -161,14 +169,23 @@ pub fn fit<B: AutodiffBackend>(
             .shuffle(train.seed)
             .workers(train.num_workers)
             .sharing_epoch(data.epoch)
-            .starting_at_epoch(resume_epoch.unwrap_or(0));
+            .starting_at_epoch(resume_epoch.unwrap_or(0))
+            .skip_failures(config.skip_corrupt());
     let valid_loader = EpochLoader::<B::InnerBackend, _, _>::new(
         valid_set,
         batcher,
         train.batch_size,
         device.clone(),
     )
-    .workers(train.num_workers);
+    .workers(train.num_workers)
+    .skip_failures(config.skip_corrupt());
+    // A file that cannot be loaded stops the run before its epoch is checkpointed.
+    let stop = Interrupter::new();
+    let statuses = [train_loader.status(), valid_loader.status()];
+    for status in &statuses {
+        let stop = stop.clone();
+        status.on_failure(move |message| stop.stop(Some(&format!("loading data: {message}"))));
+    }
     let log = EpochLog::resumed(previous_rows);
     let outcome = core_train::fit_classifier(
         model,
@@ -182,6 +199,7 @@ pub fn fit<B: AutodiffBackend>(
             train_images,
             resume_epoch,
             log: log.clone(),
+            stop,
         },
     );
     let mut notes = vec![format!(
@@ -191,6 +209,20 @@ pub fn fit<B: AutodiffBackend>(
     )];
     if let Some(epoch) = resume_epoch {
         notes.push(format!("Resumed after epoch {epoch} from its checkpoint."));
+    }
+    let skipped: Vec<String> = statuses.iter().flat_map(|s| s.skipped()).collect();
+    if !skipped.is_empty() {
+        notes.push(format!(
+            "data.skip_corrupt: {} unreadable image loads left out ({}{}).",
+            skipped.len(),
+            skipped
+                .iter()
+                .take(3)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join("; "),
+            if skipped.len() > 3 { "; …" } else { "" }
+        ));
     }
     if let Err(error) = &outcome {
         notes.push(format!("Stopped early: {error:#}"));

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use burn::tensor::backend::Backend;
-use burn_store::{ModuleSnapshot, PytorchStore};
+use burn_store::{ModuleSnapshot, ModuleStore, PytorchStore};
 
 use crate::ResNet;
 
@@ -81,7 +81,45 @@ pub struct ImportReport {
     pub applied: usize,
     /// Entries skipped on purpose (`num_batches_tracked`, `estbn_moving_speed`).
     pub ignored: Vec<String>,
+    /// The entry of a training script's checkpoint that held the model (`state_dict`, `model`,
+    /// `net`), if the weights were not at the top level.
+    pub model_entry: Option<String>,
+    /// Tensors beside the model's entry (optimizer state, EMA copies, …), not read.
+    pub other_entries: Vec<String>,
 }
+
+impl ImportReport {
+    /// "loaded 161 tensors; ignored 53 bookkeeping entries; read `state_dict`, not optimizer (160 tensors)".
+    pub fn summary(&self) -> String {
+        let mut text = format!(
+            "loaded {} tensors; ignored {} bookkeeping entries (num_batches_tracked and the like)",
+            self.applied,
+            self.ignored.len()
+        );
+        if let Some(entry) = &self.model_entry {
+            let mut others: Vec<(String, usize)> = Vec::new();
+            for key in &self.other_entries {
+                let top = key.split('.').next().unwrap_or(key).to_string();
+                match others.iter_mut().find(|(t, _)| *t == top) {
+                    Some((_, n)) => *n += 1,
+                    None => others.push((top, 1)),
+                }
+            }
+            let others: Vec<String> = others
+                .iter()
+                .map(|(t, n)| format!("{t} ({n} tensor{})", if *n == 1 { "" } else { "s" }))
+                .collect();
+            text += &format!("; read the model from `{entry}`");
+            if !others.is_empty() {
+                text += &format!(", not {}", others.join(", "));
+            }
+        }
+        text
+    }
+}
+
+/// The entries a training script's checkpoint keeps its model under, in the order they are tried.
+const MODEL_ENTRIES: [&str; 3] = ["state_dict", "model", "net"];
 
 /// Loads a PyTorch ResNet/ResNeXt state_dict (plain or wrapped, with or without `module.`) into
 /// `model`, which must have the checkpoint's structure and kinds. The raw conv weights become the
@@ -105,19 +143,39 @@ pub fn load_pytorch_checkpoint<B: Backend, M: ModuleSnapshot<B>>(
     if !path.is_file() {
         return Err(ImportError::NotFound(path.to_path_buf()));
     }
+    let unreadable = |e: &dyn std::fmt::Display| ImportError::Unreadable {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    };
+    // A checkpoint as a training script saves it ({'epoch', 'state_dict', 'optimizer', …}): the
+    // model's entry is read, the rest (optimizer state and the like) is named and left alone.
+    let raw_keys = PytorchStore::from_file(path)
+        .keys()
+        .map_err(|e| unreadable(&e))?;
+    let top = |key: &str| key.split('.').next().unwrap_or(key).to_string();
+    let model_entry = MODEL_ENTRIES
+        .into_iter()
+        .find(|entry| raw_keys.iter().any(|k| top(k) == *entry))
+        .map(str::to_string);
+    let other_entries: Vec<String> = match &model_entry {
+        Some(entry) => raw_keys
+            .iter()
+            .filter(|k| top(k) != *entry)
+            .cloned()
+            .collect(),
+        None => Vec::new(),
+    };
     let mut store = PytorchStore::from_file(path)
         .allow_partial(true)
         .validate(false)
         .map_indices_contiguous(false);
+    if let Some(entry) = &model_entry {
+        store = store.with_top_level_key(entry.clone());
+    }
     for &(pattern, replacement) in KEY_REMAPPING {
         store = store.with_key_remapping(pattern, replacement);
     }
-    let result = model
-        .load_from(&mut store)
-        .map_err(|e| ImportError::Unreadable {
-            path: path.to_path_buf(),
-            reason: e.to_string(),
-        })?;
+    let result = model.load_from(&mut store).map_err(|e| unreadable(&e))?;
     let (ignored, unexpected): (Vec<String>, Vec<String>) =
         result.unused.iter().cloned().partition(|k| ignorable(k));
     let missing: Vec<String> = result.missing.iter().map(|(p, _)| p.clone()).collect();
@@ -136,6 +194,8 @@ pub fn load_pytorch_checkpoint<B: Backend, M: ModuleSnapshot<B>>(
         ImportReport {
             applied: result.applied.len(),
             ignored,
+            model_entry,
+            other_entries,
         },
     ))
 }

@@ -303,3 +303,34 @@ fn foreign_truncated_and_missing_checkpoints_are_named() {
         ImportError::Unreadable { .. }
     ));
 }
+
+#[test]
+fn a_training_scripts_checkpoint_loads_its_model_entry_and_names_the_rest() {
+    // `{'epoch', 'arch', 'state_dict', 'best_acc1', 'optimizer'}` as main.py saves it
+    // (fixtures/make_training_checkpoints.py): the same logits as the plain state_dict.
+    let device = Default::default();
+    let model = tiny_config(NormKind::group(2), WsVariant::OfficialTorch).init::<B>(&device);
+    let (model, report) =
+        load_pytorch_resnet(model, &fixture("gn_ws_tiny_train.pth.tar"), "tiny GN+WS").unwrap();
+    assert_eq!(report.applied, 50);
+    assert_eq!(report.model_entry.as_deref(), Some("state_dict"));
+    assert!(
+        !report.other_entries.is_empty()
+            && report
+                .other_entries
+                .iter()
+                .all(|k| k.starts_with("optimizer.") || k == "best_acc1"),
+        "{:?}",
+        report.other_entries
+    );
+    assert!(
+        report.summary().contains("optimizer (50 tensors)"),
+        "{}",
+        report.summary()
+    );
+    let x = Tensor::<B, 4>::from_data(reference("x"), &device);
+    model
+        .forward(x)
+        .into_data()
+        .assert_approx_eq::<f32>(&reference("gn_ws.logits"), Tolerance::rel_abs(1e-4, 1e-5));
+}

@@ -53,21 +53,47 @@ impl<B: Backend> FileRecorder<B> for AtomicRecorder {
     }
 }
 
-/// Writes `bytes` to `path` through a synced temporary file and a rename.
+/// Writes `bytes` to `path` through a synced temporary file and a rename. On failure (a full
+/// disk) the temporary file is removed and `path` is as it was.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
     let partial = path.with_file_name(format!(".{name}.partial"));
-    {
+    let written = (|| {
         let mut file = fs::File::create(&partial)?;
         file.write_all(bytes)?;
         file.sync_all()?;
+        fault_point("before-rename", path);
+        fs::rename(&partial, path)
+    })();
+    if let Err(e) = written {
+        let _ = fs::remove_file(&partial);
+        return Err(e);
     }
-    fs::rename(&partial, path)?;
     if let Some(dir) = path.parent().and_then(|d| fs::File::open(d).ok()) {
         // Persist the rename itself; failure here only weakens durability, not atomicity.
         let _ = dir.sync_all();
     }
+    fault_point("after", path);
     Ok(())
+}
+
+/// Fault injection for the fault suite (`crates/vireo/tests/faults.rs`): with
+/// `VIREO_FAULT_ABORT=after:optim-2.mpk` the process aborts right after that file is renamed into
+/// place, with `before-rename:model-2.mpk` once its temporary is written — the states a kill -9 can
+/// leave. Unset, it costs one cached lookup per write.
+fn fault_point(stage: &str, path: &Path) {
+    static PLAN: std::sync::OnceLock<Option<(String, String)>> = std::sync::OnceLock::new();
+    let plan = PLAN.get_or_init(|| {
+        let value = std::env::var("VIREO_FAULT_ABORT").ok()?;
+        let (stage, name) = value.split_once(':')?;
+        Some((stage.to_string(), name.to_string()))
+    });
+    if let Some((at, name)) = plan
+        && at == stage
+        && path.file_name().is_some_and(|n| n == name.as_str())
+    {
+        std::process::abort();
+    }
 }
 
 /// The burn-train checkpoint files of one epoch.
@@ -121,6 +147,25 @@ pub fn latest_checkpoint(checkpoint_dir: &Path) -> Option<usize> {
         .max()
 }
 
+/// Deletes the checkpoint files of every epoch after `epoch`.
+pub fn remove_checkpoints_after(dir: &Path, epoch: usize) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let newer = PARTS.iter().any(|part| {
+            name.strip_prefix(&format!("{part}-"))
+                .and_then(|rest| rest.strip_suffix(".mpk"))
+                .and_then(|n| n.parse::<usize>().ok())
+                .is_some_and(|n| n > epoch)
+        });
+        if newer {
+            let _ = fs::remove_file(entry.path());
+        }
+    }
+}
+
 /// Whether the burn record at `path` is whole: it exists and decodes as MessagePack to its end
 /// (a truncated or foreign file does not). The reason names the file.
 pub fn check_decodes(path: &Path) -> Result<(), String> {
@@ -139,6 +184,14 @@ pub fn check_decodes(path: &Path) -> Result<(), String> {
 /// The newest epoch whose three checkpoint files all decode, and why each newer one was passed
 /// over.
 pub fn latest_intact_checkpoint(checkpoint_dir: &Path) -> (Option<usize>, Vec<String>) {
+    latest_intact_checkpoint_upto(checkpoint_dir, usize::MAX)
+}
+
+/// [`latest_intact_checkpoint`] among the epochs up to `last`.
+pub fn latest_intact_checkpoint_upto(
+    checkpoint_dir: &Path,
+    last: usize,
+) -> (Option<usize>, Vec<String>) {
     let mut epochs: Vec<usize> = fs::read_dir(checkpoint_dir)
         .into_iter()
         .flatten()
@@ -150,6 +203,7 @@ pub fn latest_intact_checkpoint(checkpoint_dir: &Path) -> (Option<usize>, Vec<St
                 .ok()
         })
         .collect();
+    epochs.retain(|&e| e <= last);
     epochs.sort_unstable_by(|a, b| b.cmp(a));
     let mut skipped = Vec::new();
     for epoch in epochs {

@@ -45,6 +45,9 @@ pub struct FitOptions<'a> {
     /// Continue after this completed epoch (its checkpoint must exist).
     pub resume_epoch: Option<usize>,
     pub log: EpochLog,
+    /// Stops the run with a message (the NaN guard's, a data loader's failure); the epoch it
+    /// interrupts leaves no checkpoint.
+    pub stop: Interrupter,
 }
 
 /// Trains `model` and returns it. A non-finite loss stops the run with an error naming the last
@@ -71,6 +74,7 @@ where
         train_images,
         resume_epoch,
         log,
+        stop,
     } = options;
     let optimizer = train.optimizer.sgd().init::<B, M>();
     let schedule = Schedule::new(
@@ -79,21 +83,31 @@ where
         train.epochs,
         iters_per_epoch,
     );
-    let stop = Interrupter::new();
     let mut training = SupervisedTraining::new(&run.path, train_loader, valid_loader)
         .with_application_logger(None)
         .with_file_checkpointer(AtomicRecorder)
         .with_checkpointing_strategy(KeepLastNCheckpoints::new(train.checkpoints_kept))
-        .with_metric_logger(log.logger(run.file("metrics.csv"), train.epochs, train_images))
+        .with_metric_logger(log.logger(
+            run.file("metrics.csv"),
+            train.epochs,
+            train_images,
+            stop.clone(),
+        ))
         .metrics((
             AccuracyMetric::new(),
             TopKAccuracyMetric::new(num_classes.min(5)),
             LossMetric::new(),
         ))
         .metric_train_numeric(LearningRateMetric::new())
-        .metric_train(NonFiniteLossGuard {
+        .metric_train(DivergenceMetric {
             stop: stop.clone(),
             name: Arc::new("Loss finite".into()),
+            guard: crate::DivergenceGuard::new(train.divergence_factor).with_reference(
+                log.rows()
+                    .first()
+                    .filter(|r| r.epoch == 1)
+                    .map(|r| r.train_loss),
+            ),
         })
         .with_interrupter(stop.clone())
         .num_epochs(train.epochs);
@@ -106,14 +120,11 @@ where
     let LearningResult { model, .. } = training.launch(Learner::new(model, optimizer, schedule));
     let rows = log.rows();
     if let Some(message) = stop.get_message() {
-        let last_good = crate::latest_checkpoint(&run.checkpoint_dir())
-            .map(|e| {
-                format!(
-                    "the last good checkpoint is epoch {e} in {}",
-                    run.checkpoint_dir().display()
-                )
-            })
-            .unwrap_or_else(|| "no epoch completed, so there is no checkpoint".into());
+        // burn-train checkpoints an epoch whose validation was interrupted: drop checkpoints
+        // without a complete metrics row, so a resume recomputes that epoch.
+        let last_row = rows.last().map_or(0, |r| r.epoch);
+        crate::checkpoint::remove_checkpoints_after(&run.checkpoint_dir(), last_row);
+        let last_good = run.last_good_checkpoint();
         bail!("training stopped: {message}; {last_good}");
     }
     Ok(TrainOutcome { model, rows })
@@ -135,14 +146,16 @@ impl Adaptor<LossValue> for ClassificationOutput<Flex> {
     }
 }
 
-/// Stops training at the first NaN/Inf loss, before the epoch's checkpoint is written.
+/// Stops training at the first non-finite or exploding loss ([`crate::DivergenceGuard`]), before
+/// the epoch's checkpoint is written.
 #[derive(Clone)]
-struct NonFiniteLossGuard {
+struct DivergenceMetric {
     stop: Interrupter,
     name: MetricName,
+    guard: crate::DivergenceGuard,
 }
 
-impl Metric for NonFiniteLossGuard {
+impl Metric for DivergenceMetric {
     type Input = LossValue;
 
     fn name(&self) -> MetricName {
@@ -150,11 +163,12 @@ impl Metric for NonFiniteLossGuard {
     }
 
     fn update(&mut self, loss: &LossValue, metadata: &MetricMetadata) -> SerializedEntry {
-        if !loss.0.is_finite() {
-            self.stop.stop(Some(&format!(
-                "the training loss became {} at epoch {}, iteration {} (lower the learning rate or check the data)",
-                loss.0, metadata.global_progress.items_processed, metadata.iteration.unwrap_or(0)
-            )));
+        let epoch = metadata.global_progress.items_processed;
+        if let Err(reason) = self
+            .guard
+            .check(loss.0, epoch, metadata.iteration.unwrap_or(0))
+        {
+            self.stop.stop(Some(&reason));
         }
         let finite = loss.0.is_finite().to_string();
         SerializedEntry::new(finite.clone(), finite)

@@ -57,6 +57,14 @@ pub struct TrainConfig {
     pub checkpoints_kept: usize,
     pub optimizer: OptimizerConfig,
     pub schedule: ScheduleConfig,
+    /// A training loss above this many times the first epoch's mean stops the run as diverged
+    /// (non-finite losses always do).
+    #[serde(default = "default_divergence_factor")]
+    pub divergence_factor: f64,
+}
+
+fn default_divergence_factor() -> f64 {
+    crate::guard::DEFAULT_DIVERGENCE_FACTOR
 }
 
 fn default_workers() -> usize {
@@ -88,6 +96,7 @@ impl TrainConfig {
                 self.checkpoints_kept
             ),
         )?;
+        crate::guard::validate_factor("train.divergence_factor", self.divergence_factor)?;
         let opt = &self.optimizer;
         check(
             opt.lr > 0.0 && opt.lr.is_finite(),

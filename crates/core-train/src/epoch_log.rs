@@ -121,8 +121,10 @@ impl EpochLog {
         csv_path: PathBuf,
         total_epochs: usize,
         train_images: usize,
+        stop: burn::train::Interrupter,
     ) -> EpochLogger {
         EpochLogger {
+            stop,
             log: self.clone(),
             csv_path,
             total_epochs,
@@ -139,6 +141,8 @@ impl EpochLog {
 }
 
 pub struct EpochLogger {
+    /// An epoch the run was stopped in (divergence, a data failure) gets no row.
+    stop: burn::train::Interrupter,
     log: EpochLog,
     csv_path: PathBuf,
     total_epochs: usize,
@@ -163,6 +167,9 @@ impl EpochLogger {
     }
 
     fn finish_epoch(&mut self, epoch: usize) {
+        if self.stop.should_stop() {
+            return;
+        }
         let now = Instant::now();
         let mut row = std::mem::take(&mut self.pending);
         row.epoch = epoch;

@@ -13,6 +13,7 @@ pub mod command;
 pub mod config;
 pub mod epoch_log;
 pub mod experiment;
+pub mod guard;
 pub mod plot;
 pub mod preset;
 pub mod report;
@@ -30,6 +31,7 @@ pub use epoch_log::{EpochLog, EpochRow};
 pub use experiment::{
     Card, Destination, Experiment, InferOptions, ModelCount, Outcome, Prediction, Session, Weights,
 };
+pub use guard::DivergenceGuard;
 pub use preset::Preset;
 pub use run_dir::{RunDir, RunMeta};
 pub use schedule::{Schedule, ScheduleConfig, ScheduleKind};

@@ -19,6 +19,17 @@ fn register_font() {
     });
 }
 
+/// Writes `image` as a PNG at `path` atomically (encoded in memory, then
+/// [`crate::checkpoint::write_atomically`]): a full disk leaves no 0-byte picture behind.
+pub fn save_png(image: &image::RgbImage, path: &Path) -> Result<()> {
+    let mut bytes = std::io::Cursor::new(Vec::new());
+    image
+        .write_to(&mut bytes, image::ImageFormat::Png)
+        .context("encoding a PNG")?;
+    crate::checkpoint::write_atomically(path, bytes.get_ref())
+        .with_context(|| format!("writing {}", path.display()))
+}
+
 /// One chart of [`draw_panels`]: a title and named series of `(epoch, value)` points.
 pub struct Panel {
     pub name: String,
@@ -108,10 +119,8 @@ pub fn draw_panels(panels: &[Panel], title: &str, path: &Path) -> Result<()> {
         }
         root.present()?;
     }
-    image::RgbImage::from_raw(width, height, buffer)
-        .context("plot buffer size")?
-        .save(path)
-        .with_context(|| format!("writing {}", path.display()))
+    let image = image::RgbImage::from_raw(width, height, buffer).context("plot buffer size")?;
+    save_png(&image, path)
 }
 
 /// A grid of captioned pictures (dataset previews, predictions next to ground truth) as one PNG.
@@ -164,10 +173,8 @@ pub fn draw_tile_grid(
         }
         root.present()?;
     }
-    image::RgbImage::from_raw(width, height, buffer)
-        .context("grid buffer size")?
-        .save(path)
-        .with_context(|| format!("writing {}", path.display()))
+    let image = image::RgbImage::from_raw(width, height, buffer).context("grid buffer size")?;
+    save_png(&image, path)
 }
 
 /// Horizontal bars of `(label, ratio)` with the parity line at 1 (benchmark ratios).
@@ -220,10 +227,8 @@ pub fn draw_ratio_bars(bars: &[(String, f64)], title: &str, path: &Path) -> Resu
         )))?;
         root.present()?;
     }
-    image::RgbImage::from_raw(width, height, buffer)
-        .context("plot buffer size")?
-        .save(path)
-        .with_context(|| format!("writing {}", path.display()))
+    let image = image::RgbImage::from_raw(width, height, buffer).context("plot buffer size")?;
+    save_png(&image, path)
 }
 
 #[cfg(test)]

@@ -163,6 +163,35 @@ impl RunDir {
         Ok((Self::load_model(model, &file, device)?, file))
     }
 
+    /// "the last good checkpoint is epoch N in DIR" (or that there is none), for a stopped run.
+    pub fn last_good_checkpoint(&self) -> String {
+        match crate::latest_checkpoint(&self.checkpoint_dir()) {
+            Some(e) => format!(
+                "the last good checkpoint is epoch {e} in {}",
+                self.checkpoint_dir().display()
+            ),
+            None => "no epoch completed, so there is no checkpoint".into(),
+        }
+    }
+
+    /// The last epoch up to which `metrics.csv` has a row for every epoch (its first column is the
+    /// epoch, whatever the paper's columns); `None` without a readable file.
+    pub fn metrics_rows_reach(&self) -> Option<usize> {
+        let text = fs::read_to_string(self.file("metrics.csv")).ok()?;
+        let mut reach = 0;
+        for line in text.lines().skip(1).filter(|l| !l.trim().is_empty()) {
+            match line
+                .split(',')
+                .next()
+                .and_then(|e| e.trim().parse::<usize>().ok())
+            {
+                Some(epoch) if epoch == reach + 1 => reach = epoch,
+                _ => break,
+            }
+        }
+        Some(reach)
+    }
+
     /// The paper `config.json` says this run is of.
     pub fn paper(&self) -> Result<String> {
         Ok(self.read_config::<serde_json::Value>()?.0.paper)
@@ -184,7 +213,26 @@ impl RunDir {
                 meta.paper
             );
         }
-        let (epoch, skipped) = crate::checkpoint::latest_intact_checkpoint(&run.checkpoint_dir());
+        // burn-train writes a checkpoint and the epoch's metrics row on different threads: a kill
+        // in between leaves a checkpoint newer than the rows. Resume from the newest intact
+        // checkpoint the rows reach, so no epoch is missing from metrics.csv.
+        let rows_reach = run.metrics_rows_reach();
+        let (mut epoch, mut skipped) = crate::checkpoint::latest_intact_checkpoint_upto(
+            &run.checkpoint_dir(),
+            rows_reach.unwrap_or(usize::MAX),
+        );
+        if let (Some(reach), None) = (rows_reach, epoch) {
+            // No checkpoint as old as the rows (an older one was deleted): take the newest.
+            (epoch, skipped) = crate::checkpoint::latest_intact_checkpoint(&run.checkpoint_dir());
+            if let Some(e) = epoch
+                && e > reach
+            {
+                eprintln!(
+                    "warning: metrics.csv ends at epoch {reach} but the oldest kept checkpoint is epoch {e}: epochs {}–{e} will be missing from metrics.csv",
+                    reach + 1
+                );
+            }
+        }
         let Some(epoch) = epoch else {
             bail!(
                 "{} has no complete checkpoint to resume from (expected checkpoint/model-N.mpk, optim-N.mpk, scheduler-N.mpk that decode){}",
@@ -199,9 +247,17 @@ impl RunDir {
             );
         }
         if epoch >= epochs(&config) {
-            bail!(
-                "{} finished all {} epochs already",
-                run.path.display(),
+            // A run killed after its last checkpoint but before `model.mpk`: resuming finishes it
+            // (model, report, plots) without training.
+            if crate::checkpoint::check_decodes(&run.file("model.mpk")).is_ok() {
+                bail!(
+                    "{} finished all {} epochs already (its model.mpk is written)",
+                    run.path.display(),
+                    epochs(&config)
+                );
+            }
+            eprintln!(
+                "all {} epochs are checkpointed but model.mpk is missing: finishing the run",
                 epochs(&config)
             );
         }

@@ -3,102 +3,13 @@
 
 use std::{
     fs,
-    path::{Path, PathBuf},
-    process::{Command, Output, Stdio},
+    process::Stdio,
     time::{Duration, Instant},
 };
 
-const TINY: &[&str] = &[
-    "--set",
-    "data.train_size=48",
-    "--set",
-    "data.valid_size=16",
-    "--set",
-    "data.world.image_size=16",
-    "--set",
-    "train.batch_size=16",
-    "--set",
-    "train.num_workers=1",
-];
+mod common;
 
-/// `VIREO_TEST_BACKEND=wgpu|cuda` runs the training commands on that backend (the binary must be
-/// built with its feature), e.g. on Mesa's software Vulkan: see docs/backends.md.
-fn vireo<S: AsRef<str>>(args: &[S]) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_vireo"));
-    command.args(args.iter().map(AsRef::as_ref));
-    if let Ok(backend) = std::env::var("VIREO_TEST_BACKEND")
-        && matches!(args.first().map(AsRef::as_ref), Some("train" | "eval"))
-    {
-        command.args(["--backend", &backend]);
-    }
-    command
-}
-
-/// `train <paper> --out <out> --set train.epochs=<epochs>` on the tiny settings, plus `extra`.
-fn tiny_train(paper: &str, out: &Path, epochs: &str, extra: &[&str]) -> Vec<String> {
-    let mut args: Vec<String> = ["train", paper, "--out", out.to_str().unwrap(), "--set"]
-        .map(String::from)
-        .to_vec();
-    args.push(format!("train.epochs={epochs}"));
-    args.extend(TINY.iter().chain(extra).map(|s| s.to_string()));
-    args
-}
-
-fn run_ok<S: AsRef<str> + std::fmt::Debug>(args: &[S]) -> Output {
-    let output = vireo(args).output().unwrap();
-    assert!(
-        output.status.success(),
-        "vireo {args:?} failed:\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    output
-}
-
-fn run_err<S: AsRef<str> + std::fmt::Debug>(args: &[S]) -> String {
-    let output = vireo(args).output().unwrap();
-    assert!(
-        !output.status.success(),
-        "vireo {args:?} should have failed"
-    );
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
-/// The only run directory of `paper` under `out`.
-fn single_run(out: &Path, paper: &str) -> PathBuf {
-    let runs: Vec<_> = fs::read_dir(out.join(paper))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    assert_eq!(runs.len(), 1, "{runs:?}");
-    runs[0].clone()
-}
-
-fn csv_epochs(run: &Path) -> Vec<usize> {
-    let text = fs::read_to_string(run.join("metrics.csv")).unwrap();
-    text.lines()
-        .skip(1)
-        .map(|l| l.split(',').next().unwrap().parse().unwrap())
-        .collect()
-}
-
-/// Turns a finished 3-epoch run into one killed after epoch 2: drops epoch 3's checkpoint and
-/// metrics row; returns the uninterrupted `metrics.csv`.
-fn forget_epoch_3(run: &Path) -> String {
-    let uninterrupted = fs::read_to_string(run.join("metrics.csv")).unwrap();
-    for part in ["model", "optim", "scheduler"] {
-        fs::remove_file(run.join(format!("checkpoint/{part}-3.mpk"))).unwrap();
-    }
-    let first_two: Vec<&str> = uninterrupted.lines().take(3).collect();
-    fs::write(run.join("metrics.csv"), first_two.join("\n") + "\n").unwrap();
-    uninterrupted
-}
-
-/// `metrics.csv` rows without their last two (timing) columns.
-fn without_timing(csv: &str) -> Vec<String> {
-    csv.lines()
-        .map(|l| l.rsplitn(3, ',').nth(2).unwrap().to_string())
-        .collect()
-}
+use common::*;
 
 #[test]
 fn smoke_runs_leave_config_metrics_plot_report_and_checkpoints() {
@@ -355,47 +266,7 @@ fn dataset_previews_are_pngs_and_bad_tasks_are_named() {
 #[test]
 fn image_folders_train_with_the_imagenet_augmentation() {
     let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("folder");
-    for split in ["train", "val"] {
-        for (class, shade) in [("n01", 30u8), ("n02", 220u8)] {
-            let class_dir = root.join(split).join(class);
-            fs::create_dir_all(&class_dir).unwrap();
-            for i in 0..4u32 {
-                let img = image_of(20 + i, 18, shade);
-                img.save(class_dir.join(format!("{i}.png"))).unwrap();
-            }
-        }
-    }
-    let config = dir.path().join("folder.toml");
-    fs::write(
-        &config,
-        format!(
-            r#"
-[train]
-epochs = 2
-batch_size = 4
-num_workers = 1
-[train.optimizer]
-lr = 0.05
-[train.schedule]
-kind = "constant"
-[model]
-block = "basic"
-layers = [1, 1, 1, 1]
-planes = [8, 8, 8, 8]
-stem_width = 8
-small_stem = true
-num_classes = 2
-norm = {{ kind = "group", groups = 4 }}
-[data]
-source = "image_folder"
-root = "{}"
-image_size = 12
-"#,
-            root.display()
-        ),
-    )
-    .unwrap();
+    let config = image_folder_config(dir.path(), "");
     let out = dir.path().join("runs");
     let args = [
         "train",
@@ -414,18 +285,6 @@ image_size = 12
         fs::read_to_string(run.join("classes.txt")).unwrap(),
         "n01\nn02\n"
     );
-}
-
-/// A `w`×`h` grey image with a darker square, so random crops differ.
-fn image_of(w: u32, h: u32, shade: u8) -> image::RgbImage {
-    image::RgbImage::from_fn(w, h, |x, y| {
-        let v = if x < w / 2 && y < h / 2 {
-            shade / 2
-        } else {
-            shade
-        };
-        image::Rgb([v, v, v])
-    })
 }
 
 #[test]
@@ -467,26 +326,6 @@ fn bench_runs_alone_without_pytorch_and_writes_its_report() {
 }
 
 /// Axial-DeepLab on 17 px ShapeWorld scenes: a narrow axial encoder, 16 training images.
-fn tiny_axial(out: &Path, epochs: &str) -> Vec<String> {
-    let mut args: Vec<String> = ["train", "axial", "--out", out.to_str().unwrap()]
-        .map(String::from)
-        .to_vec();
-    for set in [
-        format!("train.epochs={epochs}"),
-        "data.train_size=16".into(),
-        "data.valid_size=8".into(),
-        "data.world.image_size=17".into(),
-        "train.batch_size=8".into(),
-        "train.num_workers=1".into(),
-        "train.pictures=2".into(),
-        "model.encoder.axial.span=9".into(),
-    ] {
-        args.push("--set".into());
-        args.push(set);
-    }
-    args
-}
-
 #[test]
 fn axial_runs_leave_pq_pictures_and_resume_exactly() {
     let out = tempfile::tempdir().unwrap();
@@ -537,117 +376,10 @@ fn axial_runs_leave_pq_pictures_and_resume_exactly() {
     assert!(err.contains("model.num_classes = 3"), "{err}");
 }
 
-/// A two-image Cityscapes panoptic tree (cityscapesScripts' trainId layout): road (train id 0)
-/// with one person (11) square per image.
-fn write_cityscapes(root: &Path, split: &str) {
-    let name = format!("gtFine/cityscapes_panoptic_{split}_trainId");
-    fs::create_dir_all(root.join(&name)).unwrap();
-    fs::create_dir_all(root.join(format!("leftImg8bit/{split}/aachen"))).unwrap();
-    let (w, h) = (40u32, 24u32);
-    let mut images = Vec::new();
-    let mut annotations = Vec::new();
-    for k in 0..2u32 {
-        let stem = format!("aachen_00000{k}_000019");
-        let inside = |x: u32, y: u32| (6 + 9 * k..16 + 9 * k).contains(&x) && (5..15).contains(&y);
-        image::RgbImage::from_fn(w, h, |x, y| {
-            if inside(x, y) {
-                image::Rgb([220, 40, 40])
-            } else {
-                image::Rgb([90, 90, 90])
-            }
-        })
-        .save(root.join(format!("leftImg8bit/{split}/aachen/{stem}_leftImg8bit.png")))
-        .unwrap();
-        image::RgbImage::from_fn(w, h, |x, y| {
-            image::Rgb([if inside(x, y) { 2 } else { 1 }, 0, 0])
-        })
-        .save(root.join(format!("{name}/{stem}_gtFine_panoptic.png")))
-        .unwrap();
-        images.push(format!(
-            r#"{{"id": "{stem}", "file_name": "{stem}_leftImg8bit.png", "width": {w}, "height": {h}}}"#
-        ));
-        annotations.push(format!(
-            r#"{{"image_id": "{stem}", "file_name": "{stem}_gtFine_panoptic.png", "segments_info": [
-  {{"id": 1, "category_id": 0, "iscrowd": 0, "area": {}, "bbox": [0, 0, {w}, {h}]}},
-  {{"id": 2, "category_id": 11, "iscrowd": 0, "area": 100, "bbox": [0, 0, 10, 10]}}]}}"#,
-            w * h - 100
-        ));
-    }
-    let categories: Vec<String> = (0..19)
-        .map(|c| {
-            format!(
-                r#"{{"id": {c}, "name": "c{c}", "isthing": {}}}"#,
-                (c >= 11) as u8
-            )
-        })
-        .collect();
-    fs::write(
-        root.join(format!("{name}.json")),
-        format!(
-            r#"{{"images": [{}], "annotations": [{}], "categories": [{}]}}"#,
-            images.join(", "),
-            annotations.join(", "),
-            categories.join(", ")
-        ),
-    )
-    .unwrap();
-}
-
 #[test]
 fn axial_trains_on_cityscapes_format_files() {
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("cityscapes");
-    write_cityscapes(&data, "train");
-    write_cityscapes(&data, "val");
-    let config = dir.path().join("cityscapes.toml");
-    fs::write(
-        &config,
-        format!(
-            r#"description = "Cityscapes-format fixture"
-[train]
-epochs = 1
-batch_size = 2
-num_workers = 1
-lr = 1e-3
-pictures = 1
-[train.schedule]
-kind = "poly"
-[model]
-num_classes = 19
-[model.encoder.axial]
-stem = "resnet"
-layers = [1, 1, 1, 1]
-width = 0.125
-stem_width = 8
-span = 17
-[model.decoder]
-aspp_channels = 16
-semantic_channels = 16
-semantic_low_level = [8, 8]
-semantic_head_channels = 16
-instance_channels = 8
-instance_low_level = [8, 4]
-instance_head_channels = 8
-[targets]
-sigma = 2.0
-small_instance_area = 64
-small_instance_weight = 3.0
-[postprocess]
-center_threshold = 0.1
-nms_kernel = 3
-keep_k_centers = 10
-stuff_area_limit = 4
-[data]
-source = "files"
-format = "cityscapes"
-root = "{}"
-augmentation = {{ crop = [17, 25] }}
-eval_size = [25, 33]
-"#,
-            data.display()
-        ),
-    )
-    .unwrap();
+    let config = cityscapes_config(dir.path(), "");
     let out = dir.path().join("runs");
     run_ok(&[
         "train",
@@ -677,6 +409,7 @@ eval_size = [25, 33]
     assert!(err.contains("the data has 19 semantic classes"), "{err}");
     assert_eq!(fs::read_dir(out.join("axial")).unwrap().count(), 1);
     // A missing annotation file is named.
+    let data = dir.path().join("cityscapes");
     fs::remove_file(data.join("gtFine/cityscapes_panoptic_val_trainId.json")).unwrap();
     let err = run_err(&[
         "train",
@@ -690,48 +423,6 @@ eval_size = [25, 33]
         err.contains("cityscapes_panoptic_val_trainId.json"),
         "{err}"
     );
-}
-
-fn fixture(crate_dir: &str, name: &str) -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("..")
-        .join(crate_dir)
-        .join("tests/fixtures")
-        .join(name)
-        .to_str()
-        .unwrap()
-        .to_string()
-}
-
-fn json_of(output: &Output) -> serde_json::Value {
-    serde_json::from_slice(&output.stdout)
-        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&output.stdout)))
-}
-
-/// The `top` lists of `vireo infer --json`: `k` entries each, probabilities descending.
-fn top_lists(json: &serde_json::Value, images: usize, k: usize) -> Vec<Vec<(String, f64)>> {
-    let predictions = json.as_array().expect("an array of predictions");
-    assert_eq!(predictions.len(), images, "{json}");
-    predictions
-        .iter()
-        .map(|p| {
-            let top: Vec<(String, f64)> = p["result"]["top"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|t| {
-                    (
-                        t["name"].as_str().unwrap().to_string(),
-                        t["probability"].as_f64().unwrap(),
-                    )
-                })
-                .collect();
-            assert_eq!(top.len(), k, "{p}");
-            assert!(top.windows(2).all(|w| w[0].1 >= w[1].1), "{top:?}");
-            assert!(top.iter().map(|t| t.1).sum::<f64>() <= 1.0 + 1e-5);
-            top
-        })
-        .collect()
 }
 
 #[test]

@@ -153,11 +153,11 @@ impl Cifar {
             path,
             &format!("{:?} records of {record_size} bytes", self.version),
         )?;
-        if bytes.len() % record_size != 0 {
+        if bytes.is_empty() || bytes.len() % record_size != 0 {
             return Err(FormatError::malformed(
                 path,
                 None,
-                format!("a multiple of the {record_size}-byte record size"),
+                format!("a positive multiple of the {record_size}-byte record size"),
                 format!("{} bytes", bytes.len()),
             ));
         }

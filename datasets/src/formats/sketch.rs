@@ -152,6 +152,14 @@ impl CidMask {
                 npy.order()
             )));
         }
+        // The header's shape must fit the bytes that follow it before anything is allocated for it.
+        let count = shape.iter().try_fold(1u64, |n, &d| n.checked_mul(d));
+        if count.is_none_or(|n| n.saturating_mul(8) > bytes.len() as u64) {
+            return Err(bad(format!(
+                "a header of shape {shape:?} over {} bytes",
+                bytes.len()
+            )));
+        }
         let values = npy.into_vec::<f64>().map_err(|e| bad(e.to_string()))?;
         Ok(Self {
             path: path.to_path_buf(),

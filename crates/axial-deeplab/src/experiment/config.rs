@@ -53,6 +53,14 @@ pub struct PanopticTrain {
     /// Images of the validation split drawn in `predictions.png`.
     #[serde(default = "four")]
     pub pictures: usize,
+    /// A training loss above this many times the first epoch's mean stops the run as diverged
+    /// (non-finite losses always do).
+    #[serde(default = "divergence_factor")]
+    pub divergence_factor: f64,
+}
+
+fn divergence_factor() -> f64 {
+    core_train::guard::DEFAULT_DIVERGENCE_FACTOR
 }
 
 fn two() -> usize {
@@ -132,6 +140,10 @@ pub enum PanopticData {
         augmentation: PanopticAugmentation,
         /// Validation images are shrunk to fit (never enlarged) and padded to this size.
         eval_size: [usize; 2],
+        /// Leave out image/label pairs that cannot be read (each named once on stderr) instead of
+        /// stopping the run with the first one's error.
+        #[serde(default)]
+        skip_corrupt: bool,
     },
 }
 
@@ -159,6 +171,8 @@ impl PanopticConfig {
         if t.epochs == 0 || t.batch_size == 0 {
             bail!("train.epochs and train.batch_size must be at least 1");
         }
+        core_train::guard::validate_factor("train.divergence_factor", t.divergence_factor)
+            .map_err(anyhow::Error::msg)?;
         if !(t.lr > 0.0 && t.lr.is_finite()) {
             bail!("train.lr = {}: expected a positive number", t.lr);
         }
@@ -224,6 +238,17 @@ impl PanopticConfig {
     }
 
     /// The model must predict the data's classes.
+    /// Whether unreadable files are left out rather than fatal (`data.skip_corrupt`).
+    pub fn skip_corrupt(&self) -> bool {
+        matches!(
+            self.data,
+            PanopticData::Files {
+                skip_corrupt: true,
+                ..
+            }
+        )
+    }
+
     pub fn check_labels(&self, labels: &Labels) -> Result<()> {
         if self.model.num_classes != labels.classes {
             bail!(

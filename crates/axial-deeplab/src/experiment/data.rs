@@ -88,6 +88,7 @@ impl PanopticData {
                 valid_split,
                 augmentation,
                 eval_size,
+                ..
             } => {
                 let read = |split: &str| match format {
                     FileFormat::Coco => CocoPanoptic::coco(root, split),
@@ -246,8 +247,11 @@ impl PanopticFiles {
 
 impl Dataset<PanopticItem> for PanopticFiles {
     fn get(&self, index: usize) -> Option<PanopticItem> {
-        // burn's loader has no error channel: a corrupt file stops the run with its path.
-        (index < self.reader.len()).then(|| self.load(index).unwrap_or_else(|e| panic!("{e}")))
+        if index >= self.reader.len() {
+            return None;
+        }
+        // A corrupt file is an error naming it (or a skipped item), never a short epoch.
+        self.load(index).map_or_else(datasets::load_failed, Some)
     }
     fn len(&self) -> usize {
         self.reader.len()
@@ -344,7 +348,8 @@ pub fn loaders<B: AutodiffBackend>(
         .shuffle(t.seed)
         .workers(t.num_workers)
         .sharing_epoch(sources.epoch.clone())
-        .starting_at_epoch(start_epoch);
+        .starting_at_epoch(start_epoch)
+        .skip_failures(config.skip_corrupt());
     let valid = valid_loader::<B::InnerBackend>(config, sources, device);
     (train, valid)
 }
@@ -360,4 +365,5 @@ pub fn valid_loader<B: Backend>(
     };
     EpochLoader::new(valid_set, batcher, config.train.batch_size, device.clone())
         .workers(config.train.num_workers)
+        .skip_failures(config.skip_corrupt())
 }

@@ -102,7 +102,8 @@ pub fn evaluate<B: Backend>(
     labels: &Labels,
     post: &PostProcessConfig,
     pictures: usize,
-) -> Evaluation {
+) -> Result<Evaluation> {
+    let status = loader.status();
     let mut quality = PanopticQuality::new(labels.divisor, labels.void, labels.things.clone());
     let mut confusion = SemanticConfusion::new(labels.classes, labels.void);
     let mut kept = Vec::new();
@@ -131,13 +132,19 @@ pub fn evaluate<B: Backend>(
             images += 1;
         }
     }
-    Evaluation {
+    if let Some(failure) = status.failure() {
+        anyhow::bail!("evaluation stopped: {failure}");
+    }
+    if images == 0 {
+        anyhow::bail!("no validation image could be evaluated");
+    }
+    Ok(Evaluation {
         pq: quality.summary(),
         miou: confusion.mean_iou(),
         quality,
         images,
         pictures: kept,
-    }
+    })
 }
 
 /// `predictions.png`: per image, the input, semantic truth and prediction, instance truth and
@@ -217,7 +224,7 @@ pub fn write_outputs(
     experiment: &PanopticConfig,
     parameters: usize,
     rows: &[PanopticRow],
-    evaluation: &Evaluation,
+    evaluation: Option<&Evaluation>,
     labels: &Labels,
     resumed: Option<usize>,
     error: Option<&str>,
@@ -273,51 +280,53 @@ pub fn write_outputs(
     if let Some(epoch) = resumed {
         let _ = writeln!(md, "Resumed after epoch {epoch} from its checkpoint.\n");
     }
-    let pq = &evaluation.pq;
-    let _ = writeln!(md, "## Result on {} validation images\n", evaluation.images);
-    let _ = writeln!(
-        md,
-        "| PQ | SQ | RQ | PQ things | PQ stuff | mIoU |\n|---|---|---|---|---|---|"
-    );
-    let _ = writeln!(
-        md,
-        "| {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} |\n",
-        100.0 * pq.pq,
-        100.0 * pq.sq,
-        100.0 * pq.rq,
-        100.0 * pq.pq_things,
-        100.0 * pq.pq_stuff,
-        100.0 * evaluation.miou
-    );
-    let _ = writeln!(md, "Per class (PQ, SQ, RQ in %; TP/FP/FN segments):\n");
-    let _ = writeln!(
-        md,
-        "| class | kind | PQ | SQ | RQ | TP | FP | FN |\n|---|---|---|---|---|---|---|---|"
-    );
-    let mut classes: Vec<_> = evaluation.quality.per_class.iter().collect();
-    classes.sort_by_key(|(c, _)| **c);
-    for (class, q) in classes {
-        let name = labels
-            .names
-            .get(*class as usize)
-            .map(String::as_str)
-            .unwrap_or("?");
-        let kind = if labels.things.contains(class) {
-            "thing"
-        } else {
-            "stuff"
-        };
-        let (pq, sq, rq) = q.quality().unwrap_or((f64::NAN, f64::NAN, f64::NAN));
+    if let Some(evaluation) = evaluation {
+        let pq = &evaluation.pq;
+        let _ = writeln!(md, "## Result on {} validation images\n", evaluation.images);
         let _ = writeln!(
             md,
-            "| {name} | {kind} | {:.1} | {:.1} | {:.1} | {} | {} | {} |",
-            100.0 * pq,
-            100.0 * sq,
-            100.0 * rq,
-            q.tp,
-            q.fp,
-            q.fn_
+            "| PQ | SQ | RQ | PQ things | PQ stuff | mIoU |\n|---|---|---|---|---|---|"
         );
+        let _ = writeln!(
+            md,
+            "| {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} |\n",
+            100.0 * pq.pq,
+            100.0 * pq.sq,
+            100.0 * pq.rq,
+            100.0 * pq.pq_things,
+            100.0 * pq.pq_stuff,
+            100.0 * evaluation.miou
+        );
+        let _ = writeln!(md, "Per class (PQ, SQ, RQ in %; TP/FP/FN segments):\n");
+        let _ = writeln!(
+            md,
+            "| class | kind | PQ | SQ | RQ | TP | FP | FN |\n|---|---|---|---|---|---|---|---|"
+        );
+        let mut classes: Vec<_> = evaluation.quality.per_class.iter().collect();
+        classes.sort_by_key(|(c, _)| **c);
+        for (class, q) in classes {
+            let name = labels
+                .names
+                .get(*class as usize)
+                .map(String::as_str)
+                .unwrap_or("?");
+            let kind = if labels.things.contains(class) {
+                "thing"
+            } else {
+                "stuff"
+            };
+            let (pq, sq, rq) = q.quality().unwrap_or((f64::NAN, f64::NAN, f64::NAN));
+            let _ = writeln!(
+                md,
+                "| {name} | {kind} | {:.1} | {:.1} | {:.1} | {} | {} | {} |",
+                100.0 * pq,
+                100.0 * sq,
+                100.0 * rq,
+                q.tp,
+                q.fp,
+                q.fn_
+            );
+        }
     }
     let _ = writeln!(md, "\n![losses and validation PQ per epoch](curves.png)\n");
     let _ = writeln!(
@@ -372,7 +381,7 @@ pub fn evaluate_run<B: Backend>(
         labels,
         &experiment.postprocess_config(labels),
         experiment.train.pictures,
-    );
+    )?;
     let pictures = run.file("eval-predictions.png");
     draw_predictions(&evaluation.pictures, labels, &pictures)?;
     let pq = &evaluation.pq;

@@ -127,11 +127,9 @@ impl Experiment for Axial {
             &Default::default(),
         )?;
         Ok(format!(
-            "{}: loaded {} tensors into {model}; ignored {} entries that are not model weights ({})",
+            "{} into {model}: {}",
             checkpoint.display(),
-            report.applied,
-            report.ignored.len(),
-            classification::ignored_summary(&report.ignored)
+            report.summary()
         ))
     }
 }

@@ -15,10 +15,9 @@ use burn::{
     tensor::{Tensor, backend::AutodiffBackend},
 };
 use core_train::{
-    AtomicRecorder, Outcome, Schedule, Session,
+    AtomicRecorder, DivergenceGuard, Outcome, Schedule, Session,
     checkpoint::{save_checkpoint, write_atomically},
     epoch_log::format_duration,
-    latest_checkpoint,
 };
 
 use super::{
@@ -179,6 +178,9 @@ pub fn fit<B: AutodiffBackend>(
     let post = experiment.postprocess_config(labels);
     let mut rows = previous_rows;
     let mut error = None;
+    let mut guard = DivergenceGuard::new(t.divergence_factor)
+        .with_reference(rows.first().filter(|r| r.epoch == 1).map(|r| r.loss));
+    let train_status = train_loader.status();
     for epoch in start + 1..=t.epochs {
         let began = Instant::now();
         let (mut sums, mut lr_sum, mut steps, mut images) = ([0f64; 4], 0.0, 0usize, 0usize);
@@ -196,19 +198,8 @@ pub fn fit<B: AutodiffBackend>(
                 .iter::<f64>()
                 .collect();
             let values = [terms[0], terms[1], terms[2], terms[3]];
-            if !values[0].is_finite() {
-                error = Some(format!(
-                    "the training loss became {} at epoch {epoch}, iteration {} (lower the learning rate or check the data); {}",
-                    values[0],
-                    steps + 1,
-                    match latest_checkpoint(&run.checkpoint_dir()) {
-                        Some(e) => format!(
-                            "the last good checkpoint is epoch {e} in {}",
-                            run.checkpoint_dir().display()
-                        ),
-                        None => "no epoch completed, so there is no checkpoint".into(),
-                    }
-                ));
+            if let Err(reason) = guard.check(values[0], epoch, steps + 1) {
+                error = Some(reason);
                 break;
             }
             let grads = GradientsParams::from_grads(loss.total.backward(), &model);
@@ -220,11 +211,20 @@ pub fn fit<B: AutodiffBackend>(
             steps += 1;
             images += batch.items.len();
         }
+        if let (None, Some(failure)) = (&error, train_status.failure()) {
+            error = Some(format!("loading data: {failure}"));
+        }
         if error.is_some() {
             break;
         }
         let train_seconds = began.elapsed().as_secs_f64();
-        let evaluation = evaluate(&model.valid(), &valid_loader, labels, &post, 0);
+        let evaluation = match evaluate(&model.valid(), &valid_loader, labels, &post, 0) {
+            Ok(evaluation) => evaluation,
+            Err(e) => {
+                error = Some(format!("{e:#}"));
+                break;
+            }
+        };
         let steps_f = steps.max(1) as f64;
         let row = PanopticRow {
             epoch,
@@ -275,9 +275,27 @@ pub fn fit<B: AutodiffBackend>(
         }
     }
     let model = model.valid();
+    if let Some(error) = error {
+        // The first error is the one reported; the report of the stopped run comes second.
+        let error = format!("{error}; {}", run.last_good_checkpoint());
+        if let Err(e) = write_outputs(
+            &run,
+            meta,
+            &experiment,
+            parameters,
+            &rows,
+            None,
+            labels,
+            resume_epoch,
+            Some(&error),
+        ) {
+            eprintln!("warning: the report of the stopped run was not written: {e:#}");
+        }
+        bail!("training stopped: {error}");
+    }
     // The final pictures and the per-class table come from one more pass over the validation
     // split (the same numbers as the last row).
-    let evaluation = evaluate(&model, &valid_loader, labels, &post, t.pictures);
+    let evaluation = evaluate(&model, &valid_loader, labels, &post, t.pictures)?;
     draw_predictions(&evaluation.pictures, labels, &run.file("predictions.png"))?;
     write_outputs(
         &run,
@@ -285,14 +303,11 @@ pub fn fit<B: AutodiffBackend>(
         &experiment,
         parameters,
         &rows,
-        &evaluation,
+        Some(&evaluation),
         labels,
         resume_epoch,
-        error.as_deref(),
+        None,
     )?;
-    if let Some(error) = error {
-        bail!("training stopped: {error}");
-    }
     model
         .save_file(run.file("model"), &AtomicRecorder)
         .with_context(|| format!("writing {}", run.file("model.mpk").display()))?;
