@@ -133,11 +133,15 @@ fn run_study(
     }
     let elapsed = started.elapsed().as_secs_f64();
     let command = format!(
-        "cargo xtask train {paper} --preset mini{}",
+        "cargo xtask train {paper} --preset mini{}{}",
         match args.backend.backend {
             BackendKind::Cpu => String::new(),
             other => format!(" --backend {}", other.name()),
-        }
+        },
+        args.overrides
+            .iter()
+            .map(|o| format!(" --set {o}"))
+            .collect::<String>()
     );
     let table = render_table(
         &file.study,
