@@ -10,8 +10,10 @@ use std::{
 
 use datasets::formats::{
     FormatError, cifar, coco,
+    coco_occluded::OccludedCoco,
     imagenet::{ClassIndex, SemiSupervisedSubset},
-    sketch::{CidMask, read_class_ids},
+    occluded::OccludedPascal3d,
+    sketch::{CidMask, SketchDataset, SketchList, SketchSplit, read_class_ids},
     voc,
 };
 use rand::{RngExt, SeedableRng, rngs::Xoshiro256PlusPlus};
@@ -107,6 +109,71 @@ fn text_and_list_readers_never_panic() {
     let ids = dir.path().join("cname_cid.txt");
     fuzz("class ids", &ids, b"airplane 0\nalarm clock 1\n", || {
         read_class_ids(&ids)
+    });
+    // Sketchy's zero-shot lists: the class ids, then a file list against them.
+    let zeroshot = dir.path().join("Sketchy/zeroshot1");
+    fs::create_dir_all(&zeroshot).unwrap();
+    fs::write(
+        zeroshot.join("cname_cid.txt"),
+        "airplane 0\nalarm clock 1\n",
+    )
+    .unwrap();
+    let sketches = zeroshot.join("all_photo_filelist_train.txt");
+    fuzz(
+        "sketch list",
+        &sketches,
+        b"photo/airplane/n02691156_58.jpg 0\nphoto/alarm clock/n02694662_92.jpg 1\n",
+        || {
+            SketchList::read(
+                dir.path(),
+                SketchDataset::Sketchy,
+                "all_photo",
+                SketchSplit::Train,
+            )
+        },
+    );
+    // VOC: the segmentation pair list and a detection split with its XML.
+    let voc_root = dir.path().join("voc");
+    fs::create_dir_all(voc_root.join("list")).unwrap();
+    let pairs = voc_root.join("list/val.txt");
+    fuzz(
+        "voc segmentation list",
+        &pairs,
+        b"/JPEGImages/2007_000032.jpg /SegmentationClassAug/2007_000032.png\n",
+        || voc::VocSegmentation::read(&voc_root, "val"),
+    );
+    fs::create_dir_all(voc_root.join("ImageSets/Main")).unwrap();
+    fs::create_dir_all(voc_root.join("Annotations")).unwrap();
+    fs::write(
+        voc_root.join("Annotations/2007_000027.xml"),
+        "<annotation><object><name>person</name><difficult>0</difficult><bndbox><xmin>1</xmin><ymin>1</ymin><xmax>5</xmax><ymax>5</ymax></bndbox></object></annotation>",
+    )
+    .unwrap();
+    let split = voc_root.join("ImageSets/Main/val.txt");
+    fuzz("voc split", &split, b"2007_000027\n", || {
+        voc::VocDetection::read(&voc_root, "val")
+    });
+    // CompNet's occluded PASCAL3D+ and MS-COCO vehicle lists.
+    let pascal = dir.path().join("occluded");
+    let image = pascal.join("TRAINING_DATA/car_imagenet/n02814533_1234.JPEG");
+    fs::create_dir_all(image.parent().unwrap()).unwrap();
+    fs::write(&image, b"an image").unwrap();
+    let list = pascal.join("car_imagenet_train.txt");
+    fuzz("occluded pascal3d list", &list, b"n02814533_1234\n", || {
+        OccludedPascal3d::train(&pascal, &["car"])
+    });
+    let coco_root = dir.path().join("coco_occ");
+    let (list, images) = datasets::formats::coco_occluded::coco_occluded_paths(
+        &coco_root,
+        "car",
+        datasets::formats::occluded::OcclusionLevel::Zero,
+        true,
+    );
+    fs::create_dir_all(&images).unwrap();
+    fs::create_dir_all(list.parent().unwrap()).unwrap();
+    fs::write(images.join("car_000001.jpg"), b"an image").unwrap();
+    fuzz("occluded coco list", &list, b"car_000001\n", || {
+        OccludedCoco::train(&coco_root, &["car"])
     });
     let meta = dir.path().join("cifar-10-batches-bin");
     fs::create_dir_all(&meta).unwrap();

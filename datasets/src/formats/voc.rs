@@ -168,12 +168,20 @@ impl VocDetection {
         let list = voc_root.join("ImageSets/Main").join(format!("{split}.txt"));
         let text = read_text(&list, "one image id per line")?;
         let annotations = numbered_lines(&text)
-            .map(|(_, id)| {
-                read_annotation(
-                    &voc_root
-                        .join("Annotations")
-                        .join(format!("{}.xml", id.trim())),
-                )
+            .map(|(line, id)| {
+                let xml = voc_root
+                    .join("Annotations")
+                    .join(format!("{}.xml", id.trim()));
+                if !xml.is_file() {
+                    // The list names an image without annotation: say where it was listed.
+                    return Err(FormatError::malformed(
+                        &list,
+                        Some(line),
+                        format!("an id with an annotation {}", xml.display()),
+                        "no such file",
+                    ));
+                }
+                read_annotation(&xml)
             })
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Self {
