@@ -1,0 +1,21 @@
+//! CO2: C. Wei, H. Wang, W. Shen, A. Yuille, "CO2: Consistent Contrast for Unsupervised Visual
+//! Representation Learning", ICLR 2021 (arXiv 2010.02217), on MoCo v1/v2. Spec: `co2-moco.md`.
+//! There is no official CO2 code; every uncertain choice of the paper is an option of
+//! [`Co2Config`] (§2.2), and the community form is selectable (§2.3).
+//!
+//! * [`loss`]: InfoNCE (§2.1), the consistency term with its options, the community form.
+//! * [`Queue`]: the negatives `[dim, K]` and their pointer (§2.1).
+//! * [`momentum`]: the key encoder's update, parameters only.
+//! * [`moco`]: the query and key encoders (core-nets ResNet + v1/v2 head), key BN split.
+//!
+//! Not yet here: the training loop, kNN monitor, linear and semi-supervised evaluation, presets and
+//! the official checkpoint loader (the CO2 issue lists them).
+
+pub mod loss;
+pub mod moco;
+pub mod momentum;
+pub mod queue;
+
+pub use loss::{Co2Config, Co2Form, Co2Loss, Negatives, co2_loss, consistency_loss, info_nce};
+pub use moco::{Encoder, Head, KeyBn, Moco, MocoConfig};
+pub use queue::Queue;
