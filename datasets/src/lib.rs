@@ -22,4 +22,6 @@ pub use classification::{
 pub use image_folder::{FolderError, ImageFolder};
 pub use loader::{EpochLoader, LoaderStatus, load_failed};
 pub use shapeworld::{ShapeClass, ShapeWorld, ShapeWorldClassification, Split};
-pub use transforms::{Augmented, Pipeline, Transform, TransformError, TwoCrops, augmentation_rng};
+pub use transforms::{
+    Augmented, Pipeline, Transform, TransformError, TwoCrops, TwoViews, ViewPair, augmentation_rng,
+};

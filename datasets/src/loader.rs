@@ -117,6 +117,8 @@ pub struct EpochLoader<B: Backend, I, O> {
     epoch_sink: Option<Arc<AtomicUsize>>,
     /// Leave out items that fail to load (counted in `status`) instead of stopping.
     skip_failures: bool,
+    /// Serve only full batches (MoCo's queue takes a batch at a time).
+    drop_last: bool,
     status: LoaderStatus,
 }
 
@@ -139,8 +141,15 @@ impl<B: Backend, I: Send + Sync + 'static, O: Send + 'static> EpochLoader<B, I, 
             range: (0, len),
             epoch_sink: None,
             skip_failures: false,
+            drop_last: false,
             status: LoaderStatus::default(),
         }
+    }
+
+    /// Leave out the last batch of an epoch when it is not full (PyTorch's `drop_last`).
+    pub fn drop_last(mut self) -> Self {
+        self.drop_last = true;
+        self
     }
 
     /// Leave out items whose file cannot be loaded, warning once per item and recording it in
@@ -272,7 +281,10 @@ where
         if let Some(sink) = &self.epoch_sink {
             sink.store(epoch, Ordering::SeqCst);
         }
-        let order = self.order(epoch);
+        let mut order = self.order(epoch);
+        if self.drop_last {
+            order.truncate(order.len() / self.batch_size * self.batch_size);
+        }
         let total = order.len();
         let (sender, receiver) = mpsc::sync_channel(PREFETCH);
         let (dataset, batcher, device) = (
@@ -366,6 +378,7 @@ impl<B: Backend, I, O> EpochLoader<B, I, O> {
             range: self.range,
             epoch_sink: self.epoch_sink.clone(),
             skip_failures: self.skip_failures,
+            drop_last: self.drop_last,
             status: self.status.clone(),
         }
     }

@@ -990,6 +990,60 @@ impl<D: Dataset<ClassificationItem>> Dataset<ClassificationItem> for Augmented<D
     }
 }
 
+/// Two views of each item (MoCo's query and key, [`TwoCrops`]), as a function of
+/// (seed, epoch, index) like [`Augmented`]; the item's label is kept.
+pub struct TwoViews<D> {
+    dataset: D,
+    crops: TwoCrops,
+    seed: u64,
+    epoch: Arc<AtomicUsize>,
+}
+
+/// An image's two views, `[H, W, 3]` each in `[0, 1]`, and its label (unused by pre-training).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ViewPair {
+    pub query: ClassificationItem,
+    pub key: ClassificationItem,
+}
+
+impl<D> TwoViews<D> {
+    pub fn new(
+        dataset: D,
+        pipeline: Pipeline,
+        seed: u64,
+        epoch: Arc<AtomicUsize>,
+    ) -> Result<Self, TransformError> {
+        pipeline.validate()?;
+        Ok(Self {
+            dataset,
+            crops: TwoCrops { pipeline },
+            seed,
+            epoch,
+        })
+    }
+}
+
+impl<D: Dataset<ClassificationItem>> Dataset<ViewPair> for TwoViews<D> {
+    fn get(&self, index: usize) -> Option<ViewPair> {
+        let item = self.dataset.get(index)?;
+        let image = match item_image(&item) {
+            Ok(image) => image,
+            Err(e) => return crate::load_failed(format!("item {index}: {e}")),
+        };
+        let epoch = self.epoch.load(Ordering::SeqCst) as u64;
+        let mut rng = augmentation_rng(self.seed, epoch, index as u64);
+        let [query, key] = self.crops.apply(&image, &mut rng);
+        Some(ViewPair {
+            query: image_item(query, item.label),
+            key: image_item(key, item.label),
+        })
+    }
+
+    fn len(&self) -> usize {
+        self.dataset.len()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

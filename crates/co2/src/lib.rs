@@ -8,14 +8,20 @@
 //! * [`momentum`]: the key encoder's update, parameters only.
 //! * [`moco`]: the query and key encoders (core-nets ResNet + v1/v2 head), key BN split.
 //!
-//! Not yet here: the training loop, kNN monitor, linear and semi-supervised evaluation, presets and
-//! the official checkpoint loader (the CO2 issue lists them).
+//! * [`experiment`]: `vireo train co2` ([`CO2`]): pre-training, the kNN monitor ([`knn`]), linear
+//!   evaluation, pictures, report.
+//!
+//! Not yet here: semi-supervised fine-tuning, the official MoCo checkpoint loader, the paper
+//! recipes and the mini study (the CO2 issue lists them).
 
+pub mod experiment;
+pub mod knn;
 pub mod loss;
 pub mod moco;
 pub mod momentum;
 pub mod queue;
 
+pub use experiment::{CO2, Co2Experiment};
 pub use loss::{Co2Config, Co2Form, Co2Loss, Negatives, co2_loss, consistency_loss, info_nce};
 pub use moco::{Encoder, Head, KeyBn, Moco, MocoConfig};
 pub use queue::Queue;

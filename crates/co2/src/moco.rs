@@ -44,7 +44,7 @@ impl Default for KeyBn {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MocoConfig {
-    /// The backbone; `num_classes` must be unset (features only).
+    /// The backbone (its classifier, if any, is left out: the encoders end in the projection head).
     pub backbone: ResNetConfig,
     #[serde(default)]
     pub head: Head,
@@ -99,11 +99,6 @@ impl MocoConfig {
 
     /// Rejects settings no run can use, naming the key under `prefix` (e.g. `model`).
     pub fn validate(&self, prefix: &str, batch_size: usize) -> Result<(), String> {
-        if self.backbone.num_classes.is_some() {
-            return Err(format!(
-                "{prefix}.backbone.num_classes must be unset: MoCo's encoders end in the projection head"
-            ));
-        }
         self.backbone
             .validate()
             .map_err(|e| format!("{prefix}.backbone: {e}"))?;
@@ -147,7 +142,7 @@ impl MocoConfig {
             }),
         };
         Encoder {
-            backbone: self.backbone.init(device),
+            backbone: self.backbone.clone().with_num_classes(None).init(device),
             fc: projection,
         }
     }

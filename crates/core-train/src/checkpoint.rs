@@ -125,6 +125,28 @@ pub fn save_checkpoint<B: Backend, M: burn::module::Module<B>, O: burn::record::
     Ok(())
 }
 
+/// Loads epoch `epoch`'s checkpoint (as [`save_checkpoint`] wrote it) into `model` and
+/// `optimizer`; returns them with the scheduler's iteration. For training loops outside burn-train's.
+pub fn load_checkpoint<B, M, O>(
+    dir: &Path,
+    epoch: usize,
+    model: M,
+    optimizer: O,
+    device: &B::Device,
+) -> Result<(M, O, usize), RecorderError>
+where
+    B: burn::tensor::backend::AutodiffBackend,
+    M: burn::module::AutodiffModule<B>,
+    O: burn::optim::Optimizer<M, B>,
+{
+    let file = |part: &str| dir.join(format!("{part}-{epoch}"));
+    let model = model.load_record(Recorder::<B>::load(&AtomicRecorder, file("model"), device)?);
+    let optimizer =
+        optimizer.load_record(Recorder::<B>::load(&AtomicRecorder, file("optim"), device)?);
+    let iteration: usize = Recorder::<B>::load(&AtomicRecorder, file("scheduler"), device)?;
+    Ok((model, optimizer, iteration))
+}
+
 /// The last epoch whose model, optimizer and scheduler files all exist in `checkpoint_dir`
 /// (burn-train writes the three on separate threads, so a kill can leave one without the others).
 pub fn latest_checkpoint(checkpoint_dir: &Path) -> Option<usize> {

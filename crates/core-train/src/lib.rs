@@ -14,6 +14,7 @@ pub mod config;
 pub mod epoch_log;
 pub mod experiment;
 pub mod guard;
+pub mod metrics_csv;
 pub mod plot;
 pub mod preset;
 pub mod report;

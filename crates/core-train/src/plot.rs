@@ -231,6 +231,72 @@ pub fn draw_ratio_bars(bars: &[(String, f64)], title: &str, path: &Path) -> Resu
     save_png(&image, path)
 }
 
+/// Points `(x, y, group)` coloured by group, with a legend of `names[group]` (embeddings by
+/// class).
+pub fn draw_scatter(
+    points: &[(f64, f64, usize)],
+    names: &[String],
+    title: &str,
+    axes: [&str; 2],
+    path: &Path,
+) -> Result<()> {
+    register_font();
+    let (width, height) = (760u32, 620u32);
+    let mut buffer = vec![0u8; (width * height * 3) as usize];
+    {
+        let root = BitMapBackend::with_buffer(&mut buffer, (width, height)).into_drawing_area();
+        root.fill(&WHITE)?;
+        let bounds = |pick: fn(&(f64, f64, usize)) -> f64| {
+            let (lo, hi) = points
+                .iter()
+                .map(pick)
+                .filter(|v| v.is_finite())
+                .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+                    (lo.min(v), hi.max(v))
+                });
+            if lo.is_finite() {
+                let pad = ((hi - lo) * 0.05).max(1e-6);
+                (lo - pad)..(hi + pad)
+            } else {
+                -1.0..1.0
+            }
+        };
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 20))
+            .margin(14)
+            .x_label_area_size(36)
+            .y_label_area_size(48)
+            .build_cartesian_2d(bounds(|p| p.0), bounds(|p| p.1))?;
+        chart
+            .configure_mesh()
+            .x_desc(axes[0])
+            .y_desc(axes[1])
+            .label_style(("sans-serif", 13))
+            .draw()?;
+        for (group, name) in names.iter().enumerate() {
+            let colour = Palette99::pick(group).to_rgba();
+            chart
+                .draw_series(
+                    points
+                        .iter()
+                        .filter(|p| p.2 == group && p.0.is_finite() && p.1.is_finite())
+                        .map(|p| Circle::new((p.0, p.1), 3, colour.filled())),
+                )?
+                .label(name.as_str())
+                .legend(move |(x, y)| Circle::new((x, y), 4, colour.filled()));
+        }
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .label_font(("sans-serif", 13))
+            .draw()?;
+        root.present()?;
+    }
+    let image = image::RgbImage::from_raw(width, height, buffer).context("plot buffer size")?;
+    save_png(&image, path)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -29,6 +29,7 @@ pub const PAPERS: &[&dyn Paper] = &[
     &classification::WS,
     &classification::BCN,
     &axial_deeplab::experiment::AXIAL,
+    &co2::CO2,
 ];
 
 #[derive(Parser)]
@@ -46,7 +47,7 @@ struct Cli {
 enum Command {
     /// Train a paper's model from a preset (default: smoke, embedded data, CPU).
     Train {
-        /// The paper (`vireo papers` lists them): ws, bcn, axial.
+        /// The paper (`vireo papers` lists them): ws, bcn, axial, co2.
         paper: String,
         #[command(flatten)]
         request: TrainRequest,

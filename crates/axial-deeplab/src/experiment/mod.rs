@@ -178,11 +178,14 @@ mod tests {
         }];
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("metrics.csv");
-        PanopticRow::write_csv(&rows, &path).unwrap();
+        core_train::metrics_csv::write_rows(&rows, &path).unwrap();
         assert_eq!(
-            PanopticRow::read_csv(&std::fs::read_to_string(&path).unwrap()).unwrap(),
+            core_train::metrics_csv::read_rows::<PanopticRow>(
+                &std::fs::read_to_string(&path).unwrap()
+            )
+            .unwrap(),
             rows
         );
-        assert!(PanopticRow::read_csv("epoch,lr\n1,2").is_err());
+        assert!(core_train::metrics_csv::read_rows::<PanopticRow>("epoch,lr\n1,2").is_err());
     }
 }

@@ -4,20 +4,20 @@
 //! atomic checkpoints (`core_train::checkpoint::save_checkpoint`, the same three files as
 //! burn-train's, so `--resume` works the same way), schedules, `EpochLoader`, plots and report.
 
-use std::{fmt::Write as _, path::Path, time::Instant};
+use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use burn::data::dataloader::DataLoader;
 use burn::{
     module::{AutodiffModule, Module},
     optim::{AdamConfig, GradientsParams, Optimizer, decay::WeightDecayConfig},
-    record::Recorder,
     tensor::{Tensor, backend::AutodiffBackend},
 };
 use core_train::{
     AtomicRecorder, DivergenceGuard, Outcome, Schedule, Session,
-    checkpoint::{save_checkpoint, write_atomically},
+    checkpoint::{load_checkpoint, save_checkpoint},
     epoch_log::format_duration,
+    metrics_csv::{MetricsRow, read_rows, write_rows},
 };
 
 use super::{
@@ -47,11 +47,11 @@ pub struct PanopticRow {
     pub epoch_seconds: f64,
 }
 
-impl PanopticRow {
-    const HEADER: &str = "epoch,lr,loss,semantic_loss,center_loss,offset_loss,pq,sq,rq,pq_things,pq_stuff,miou,train_images_per_s,epoch_seconds";
+impl MetricsRow for PanopticRow {
+    const HEADER: &'static str = "epoch,lr,loss,semantic_loss,center_loss,offset_loss,pq,sq,rq,pq_things,pq_stuff,miou,train_images_per_s,epoch_seconds";
 
-    fn values(&self) -> [f64; 14] {
-        [
+    fn values(&self) -> Vec<f64> {
+        vec![
             self.epoch as f64,
             self.lr,
             self.loss,
@@ -69,54 +69,23 @@ impl PanopticRow {
         ]
     }
 
-    pub fn write_csv(rows: &[Self], path: &Path) -> Result<()> {
-        let mut csv = String::from(Self::HEADER);
-        for r in rows {
-            let v = r.values().map(|x| format!("{x}"));
-            let _ = write!(csv, "\n{}", v.join(","));
+    fn from_values(v: &[f64]) -> Self {
+        Self {
+            epoch: v[0] as usize,
+            lr: v[1],
+            loss: v[2],
+            semantic_loss: v[3],
+            center_loss: v[4],
+            offset_loss: v[5],
+            pq: v[6],
+            sq: v[7],
+            rq: v[8],
+            pq_things: v[9],
+            pq_stuff: v[10],
+            miou: v[11],
+            train_images_per_s: v[12],
+            epoch_seconds: v[13],
         }
-        csv.push('\n');
-        write_atomically(path, csv.as_bytes())
-            .with_context(|| format!("writing {}", path.display()))
-    }
-
-    pub fn read_csv(text: &str) -> Result<Vec<Self>> {
-        let mut lines = text.lines();
-        if lines.next() != Some(Self::HEADER) {
-            bail!(
-                "not a panoptic metrics.csv (expected the header `{}`)",
-                Self::HEADER
-            );
-        }
-        lines
-            .filter(|l| !l.trim().is_empty())
-            .map(|line| {
-                let v: Vec<f64> = line
-                    .split(',')
-                    .map(|x| x.parse::<f64>())
-                    .collect::<Result<_, _>>()
-                    .with_context(|| format!("metrics.csv line `{line}`"))?;
-                if v.len() != 14 {
-                    bail!("metrics.csv line `{line}`: expected 14 values");
-                }
-                Ok(Self {
-                    epoch: v[0] as usize,
-                    lr: v[1],
-                    loss: v[2],
-                    semantic_loss: v[3],
-                    center_loss: v[4],
-                    offset_loss: v[5],
-                    pq: v[6],
-                    sq: v[7],
-                    rq: v[8],
-                    pq_things: v[9],
-                    pq_stuff: v[10],
-                    miou: v[11],
-                    train_images_per_s: v[12],
-                    epoch_seconds: v[13],
-                })
-            })
-            .collect()
     }
 }
 
@@ -136,7 +105,7 @@ pub fn fit<B: AutodiffBackend>(
     let sources = experiment.data.sources(t.seed)?;
     experiment.check_labels(&sources.labels)?;
     let (train_loader, valid_loader) = loaders::<B>(&experiment, &sources, device, start);
-    let previous_rows = session.previous_rows(PanopticRow::read_csv, |r| r.epoch)?;
+    let previous_rows = session.previous_rows(read_rows::<PanopticRow>, |r| r.epoch)?;
     let run = session.open::<B, _>(&experiment, device)?;
     let meta = &session.meta;
     let mut model: PanopticDeepLab<B> = experiment.model.init(device);
@@ -150,17 +119,10 @@ pub fn fit<B: AutodiffBackend>(
         .init::<B, PanopticDeepLab<B>>();
     let mut schedule = Schedule::new(t.schedule.clone(), t.lr, t.epochs, iters_per_epoch);
     if let Some(epoch) = resume_epoch {
-        let dir = run.checkpoint_dir();
-        let file = |part: &str| dir.join(format!("{part}-{epoch}"));
-        let record = Recorder::<B>::load(&AtomicRecorder, file("model"), device)
-            .with_context(|| format!("loading {}", file("model").display()))?;
-        model = model.load_record(record);
-        let record = Recorder::<B>::load(&AtomicRecorder, file("optim"), device)
-            .with_context(|| format!("loading {}", file("optim").display()))?;
-        optimizer = optimizer.load_record(record);
-        let iteration: usize = Recorder::<B>::load(&AtomicRecorder, file("scheduler"), device)
-            .with_context(|| format!("loading {}", file("scheduler").display()))?;
-        schedule.iteration = iteration;
+        let (loaded, loaded_optimizer, iteration) =
+            load_checkpoint(&run.checkpoint_dir(), epoch, model, optimizer, device)
+                .with_context(|| format!("loading the epoch {epoch} checkpoint"))?;
+        (model, optimizer, schedule.iteration) = (loaded, loaded_optimizer, iteration);
     }
     if verbose {
         println!("run directory: {}", run.path.display());
@@ -245,7 +207,7 @@ pub fn fit<B: AutodiffBackend>(
         // The row first: a resume keeps only rows up to its checkpoint, so a row without one is
         // recomputed, while a checkpoint without its row would leave a gap.
         rows.push(row.clone());
-        PanopticRow::write_csv(&rows, &run.file("metrics.csv"))?;
+        write_rows(&rows, &run.file("metrics.csv"))?;
         save_checkpoint(
             &run.checkpoint_dir(),
             epoch,

@@ -1,0 +1,203 @@
+//! The CO2 experiment's configuration (`co2-moco.md` §4): MoCo pre-training (SGD + schedule, the
+//! encoders, the queue, the CO2 term), the kNN monitor, and the linear evaluation that follows.
+
+use std::path::PathBuf;
+
+use anyhow::{Result, bail};
+use core_train::{ScheduleConfig, TrainConfig};
+use datasets::{Normalization, Pipeline, ShapeWorld};
+use serde::{Deserialize, Serialize};
+
+use crate::{Co2Config, MocoConfig};
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Co2Experiment {
+    #[serde(default)]
+    pub description: String,
+    /// Pre-training: SGD with momentum and weight decay, the schedule, epochs, batch.
+    pub train: TrainConfig,
+    pub model: MocoConfig,
+    /// The consistency term; `alpha = 0` is plain MoCo.
+    pub co2: Co2Config,
+    #[serde(default)]
+    pub knn: KnnConfig,
+    /// Linear evaluation after pre-training (`main_lincls.py`); none: skip it.
+    #[serde(default)]
+    pub lincls: Option<LinclsConfig>,
+    pub data: Co2Data,
+}
+
+/// The kNN monitor of self-supervised training: cosine similarity to the labelled memory,
+/// the `k` nearest vote with weights `exp(sim / temperature)`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KnnConfig {
+    #[serde(default = "two_hundred")]
+    pub k: usize,
+    #[serde(default = "knn_temperature")]
+    pub temperature: f64,
+}
+
+fn two_hundred() -> usize {
+    200
+}
+fn knn_temperature() -> f64 {
+    0.1
+}
+
+impl Default for KnnConfig {
+    fn default() -> Self {
+        Self {
+            k: 200,
+            temperature: 0.1,
+        }
+    }
+}
+
+/// `main_lincls.py`: the frozen encoder in eval mode, only a new fc trained (SGD, momentum 0.9,
+/// no weight decay, lr 30, ×0.1 at the milestones).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LinclsConfig {
+    pub epochs: usize,
+    pub batch_size: usize,
+    #[serde(default = "thirty")]
+    pub lr: f64,
+    pub schedule: ScheduleConfig,
+}
+
+fn thirty() -> f64 {
+    30.0
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(tag = "source", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Co2Data {
+    /// ShapeWorld classification images as unlabelled pre-training data; the labels serve the kNN
+    /// monitor and the linear evaluation.
+    Shapeworld {
+        train_size: usize,
+        valid_size: usize,
+        #[serde(default)]
+        world: ShapeWorld,
+        /// The two views' pipeline, e.g. `{ moco_v2 = { size = 32 } }`.
+        augmentation: Pipeline,
+        #[serde(default = "shapeworld_normalization")]
+        normalization: Normalization,
+    },
+    /// ImageNet-style class folders (labels ignored by pre-training).
+    ImageFolder {
+        root: PathBuf,
+        image_size: usize,
+        augmentation: Pipeline,
+        #[serde(default = "imagenet_normalization")]
+        normalization: Normalization,
+        #[serde(default)]
+        skip_corrupt: bool,
+    },
+}
+
+fn shapeworld_normalization() -> Normalization {
+    Normalization {
+        mean: [0.5; 3],
+        std: [0.25; 3],
+    }
+}
+fn imagenet_normalization() -> Normalization {
+    Normalization::IMAGENET
+}
+
+impl Co2Experiment {
+    pub fn validate(&self) -> Result<()> {
+        self.train.validate().map_err(anyhow::Error::msg)?;
+        self.model
+            .validate("model", self.train.batch_size)
+            .map_err(anyhow::Error::msg)?;
+        self.co2.validate("co2").map_err(anyhow::Error::msg)?;
+        if self.knn.k == 0 || !(self.knn.temperature > 0.0) {
+            bail!(
+                "knn.k = {}, knn.temperature = {}: expected k >= 1 and a positive temperature",
+                self.knn.k,
+                self.knn.temperature
+            );
+        }
+        if let Some(lincls) = &self.lincls
+            && (lincls.epochs == 0 || lincls.batch_size == 0 || !(lincls.lr > 0.0))
+        {
+            bail!("lincls: expected epochs >= 1, batch_size >= 1 and lr > 0");
+        }
+        match &self.data {
+            Co2Data::Shapeworld {
+                train_size,
+                valid_size,
+                world,
+                augmentation,
+                ..
+            } => {
+                world
+                    .validate()
+                    .map_err(|e| anyhow::anyhow!("data.world: {e}"))?;
+                augmentation
+                    .validate()
+                    .map_err(|e| anyhow::anyhow!("data.augmentation: {e}"))?;
+                if *train_size < self.train.batch_size || *valid_size == 0 {
+                    bail!(
+                        "data.train_size = {train_size}, data.valid_size = {valid_size}: expected at least one batch ({}) of training images and one validation image",
+                        self.train.batch_size
+                    );
+                }
+            }
+            Co2Data::ImageFolder {
+                image_size,
+                augmentation,
+                ..
+            } => {
+                if *image_size < 8 {
+                    bail!("data.image_size = {image_size}: expected at least 8 pixels");
+                }
+                augmentation
+                    .validate()
+                    .map_err(|e| anyhow::anyhow!("data.augmentation: {e}"))?;
+            }
+        }
+        Ok(())
+    }
+
+    pub fn normalization(&self) -> Normalization {
+        match &self.data {
+            Co2Data::Shapeworld { normalization, .. }
+            | Co2Data::ImageFolder { normalization, .. } => *normalization,
+        }
+    }
+
+    pub fn skip_corrupt(&self) -> bool {
+        matches!(
+            self.data,
+            Co2Data::ImageFolder {
+                skip_corrupt: true,
+                ..
+            }
+        )
+    }
+
+    /// One line about the model for logs and reports.
+    pub fn model_summary(&self, parameters: usize) -> String {
+        let m = &self.model;
+        format!(
+            "MoCo ({:?} head, dim {}, K {}, m {}, τ {}) on a {:?} ResNet {:?}, planes {:?}; CO2 α {} τ_con {} ({:?}); {} parameters per encoder",
+            m.head,
+            m.dim,
+            m.queue,
+            m.momentum,
+            m.tau,
+            m.backbone.block,
+            m.backbone.layers,
+            m.backbone.planes,
+            self.co2.alpha,
+            self.co2.tau_con,
+            self.co2.form,
+            core_train::report::group_thousands(parameters)
+        )
+    }
+}

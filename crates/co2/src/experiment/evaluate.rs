@@ -1,0 +1,243 @@
+//! What a CO2 run shows: the kNN monitor per epoch, the embeddings of the validation split, the
+//! curves, the pictures and the report.
+
+use std::fmt::Write as _;
+
+use anyhow::{Context, Result, bail};
+use burn::{data::dataloader::DataLoader, tensor::backend::Backend};
+use core_train::{
+    RunDir, RunMeta,
+    checkpoint::write_atomically,
+    plot::{Panel, draw_panels},
+};
+use datasets::{ClassificationBatcher, EpochLoader};
+
+use super::{
+    config::Co2Experiment,
+    data::{Co2Sources, Items},
+    lincls::LinclsResult,
+    train::Co2Row,
+};
+use crate::{Encoder, knn::knn_predict};
+
+/// Unit embeddings of a split and their labels.
+pub struct Embedding {
+    /// `[n, dim]` row-major.
+    pub features: Vec<f32>,
+    pub labels: Vec<usize>,
+    pub dim: usize,
+}
+
+/// The encoder's (eval-mode) embeddings of `items`.
+pub fn embed<B: Backend>(
+    encoder: &Encoder<B>,
+    items: &Items,
+    images: &ClassificationBatcher,
+    config: &Co2Experiment,
+    device: &B::Device,
+) -> Result<Embedding> {
+    let loader = EpochLoader::<B, _, _>::new(
+        items.clone(),
+        images.clone(),
+        config.train.batch_size,
+        device.clone(),
+    )
+    .workers(config.train.num_workers)
+    .skip_failures(config.skip_corrupt());
+    let status = loader.status();
+    let (mut features, mut labels) = (Vec::new(), Vec::new());
+    for batch in loader.iter() {
+        features.extend(encoder.forward(batch.images).into_data().iter::<f32>());
+        labels.extend(batch.targets.into_data().iter::<i64>().map(|l| l as usize));
+    }
+    if let Some(failure) = status.failure() {
+        bail!("embedding stopped: {failure}");
+    }
+    Ok(Embedding {
+        features,
+        labels,
+        dim: config.model.dim,
+    })
+}
+
+/// kNN top-1 (%) of the validation split against the training split as memory.
+pub fn knn_accuracy<B: Backend>(
+    encoder: &Encoder<B>,
+    sources: &Co2Sources,
+    images: &ClassificationBatcher,
+    config: &Co2Experiment,
+    device: &B::Device,
+) -> Result<f64> {
+    let memory = embed(encoder, &sources.train, images, config, device)?;
+    let queries = embed(encoder, &sources.valid, images, config, device)?;
+    let predicted = knn_predict(
+        &queries.features,
+        &memory.features,
+        &memory.labels,
+        memory.dim,
+        sources.classes.len(),
+        config.knn.k,
+        config.knn.temperature,
+    );
+    let correct = predicted
+        .iter()
+        .zip(&queries.labels)
+        .filter(|(p, l)| p == l)
+        .count();
+    Ok(100.0 * correct as f64 / queries.labels.len().max(1) as f64)
+}
+
+/// `curves.png` and `report.md` (and, for a finished run, `embedding.png`).
+#[allow(clippy::too_many_arguments)]
+pub fn write_outputs(
+    run: &RunDir,
+    meta: &RunMeta,
+    config: &Co2Experiment,
+    parameters: usize,
+    rows: &[Co2Row],
+    lincls: Option<&LinclsResult>,
+    embedding: Option<&Embedding>,
+    classes: &[String],
+    error: Option<&str>,
+) -> Result<()> {
+    let title = format!("{} — {} ({})", meta.paper, config.description, meta.preset);
+    if !rows.is_empty() {
+        let series = |pick: fn(&Co2Row) -> f64| -> Vec<(f64, f64)> {
+            rows.iter().map(|r| (r.epoch as f64, pick(r))).collect()
+        };
+        let alpha = config.co2.alpha;
+        let mut panels = vec![
+            Panel {
+                name: "pre-training loss".into(),
+                series: vec![
+                    ("total".into(), series(|r| r.loss)),
+                    ("InfoNCE".into(), series(|r| r.info_nce)),
+                    (
+                        format!("{alpha} · CO2"),
+                        rows.iter()
+                            .map(|r| (r.epoch as f64, alpha * r.consistency))
+                            .collect(),
+                    ),
+                ],
+            },
+            Panel {
+                name: "mean similarity".into(),
+                series: vec![
+                    ("positive q·k".into(), series(|r| r.positive_similarity)),
+                    ("negative q·n".into(), series(|r| r.negative_similarity)),
+                ],
+            },
+            Panel {
+                name: "validation kNN top-1 (%)".into(),
+                series: vec![("kNN".into(), series(|r| r.knn_top1))],
+            },
+        ];
+        if let Some(l) = lincls {
+            panels.push(Panel {
+                name: "linear evaluation top-1 (%)".into(),
+                series: vec![(
+                    "valid".into(),
+                    l.rows
+                        .iter()
+                        .map(|r| (r.epoch as f64, r.valid_top1))
+                        .collect(),
+                )],
+            });
+        }
+        draw_panels(&panels, &title, &run.file("curves.png"))?;
+    }
+    if let Some(embedding) = embedding {
+        super::pictures::draw_embedding(embedding, classes, &run.file("embedding.png"))?;
+    }
+    let mut md = String::new();
+    let total: f64 = rows.iter().map(|r| r.epoch_seconds).sum();
+    core_train::report::write_header(
+        &mut md,
+        &title,
+        meta,
+        total,
+        rows.len(),
+        &config.model_summary(parameters),
+    );
+    if let Some(error) = error {
+        let _ = writeln!(md, "**Stopped early:** {error}\n");
+    }
+    if let Some(last) = rows.last() {
+        let _ = writeln!(md, "## Result\n");
+        let _ = writeln!(md, "| | top-1 | top-5 |\n|---|---|---|");
+        let _ = writeln!(
+            md,
+            "| kNN monitor (k = {}, T = {}), epoch {} | {:.2} % | |",
+            config.knn.k, config.knn.temperature, last.epoch, last.knn_top1
+        );
+        if let Some(l) = lincls {
+            let _ = writeln!(
+                md,
+                "| linear evaluation, final epoch {} | {:.2} % | {:.2} % |",
+                l.rows.len(),
+                l.final_top1,
+                l.final_top5
+            );
+            let _ = writeln!(
+                md,
+                "| linear evaluation, best epoch | {:.2} % | {:.2} % |",
+                l.best_top1, l.best_top5
+            );
+        }
+        let _ = writeln!(
+            md,
+            "\nChance level: {:.1} % ({} classes).\n",
+            100.0 / classes.len().max(1) as f64,
+            classes.len()
+        );
+    }
+    let _ = writeln!(
+        md,
+        "![losses, similarities, kNN and linear evaluation per epoch](curves.png)\n"
+    );
+    if embedding.is_some() {
+        let _ = writeln!(
+            md,
+            "![validation embeddings, first two principal components, by class](embedding.png)\n"
+        );
+    }
+    let _ = writeln!(md, "## Pre-training epochs\n");
+    let _ = writeln!(
+        md,
+        "| epoch | mean lr | loss | InfoNCE | CO2 | sim pos | sim neg | kNN top-1 | img/s | s |\n|---|---|---|---|---|---|---|---|---|---|"
+    );
+    for r in rows {
+        let _ = writeln!(
+            md,
+            "| {} | {:.2e} | {:.4} | {:.4} | {:.4} | {:.3} | {:.3} | {:.2} | {:.0} | {:.0} |",
+            r.epoch,
+            r.lr,
+            r.loss,
+            r.info_nce,
+            r.consistency,
+            r.positive_similarity,
+            r.negative_similarity,
+            r.knn_top1,
+            r.train_images_per_s,
+            r.epoch_seconds
+        );
+    }
+    if let Some(l) = lincls {
+        let _ = writeln!(md, "\n## Linear evaluation epochs\n");
+        let _ = writeln!(
+            md,
+            "| epoch | lr | train loss | valid top-1 | valid top-5 |\n|---|---|---|---|---|"
+        );
+        for r in &l.rows {
+            let _ = writeln!(
+                md,
+                "| {} | {:.2e} | {:.4} | {:.2} | {:.2} |",
+                r.epoch, r.lr, r.train_loss, r.valid_top1, r.valid_top5
+            );
+        }
+    }
+    let toml = toml::to_string_pretty(config).context("serialising the config as TOML")?;
+    let _ = writeln!(md, "\n## Configuration\n\n```toml\n{toml}```");
+    write_atomically(&run.file("report.md"), md.as_bytes())
+        .with_context(|| format!("writing {}", run.file("report.md").display()))
+}

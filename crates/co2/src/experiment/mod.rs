@@ -1,0 +1,181 @@
+//! The CO2 experiment (`vireo train co2`): MoCo v1/v2 pre-training with the CO2 term on ShapeWorld
+//! or ImageNet-style folders, the kNN monitor every epoch, then linear evaluation of the frozen
+//! encoder; `metrics.csv`, `curves.png`, `embedding.png`, `report.md`, checkpoints holding both
+//! encoders and the queue (so `--resume` continues exactly), `model.mpk` and `classifier.mpk`.
+//!
+//! * [`config`]: the TOML configuration and its validation.
+//! * [`data`]: labelled splits and two-view pre-training images.
+//! * [`train`]: the pre-training loop ([`train::fit`]).
+//! * [`lincls`]: `main_lincls.py`'s linear evaluation.
+//! * [`evaluate`]: the kNN monitor, embeddings, curves and report; [`pictures`]: the PCA picture.
+
+pub mod config;
+pub mod data;
+pub mod evaluate;
+pub mod lincls;
+pub mod pictures;
+pub mod train;
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use burn::tensor::backend::{AutodiffBackend, Backend};
+use classification::{EvalTransform, classify_images};
+use core_train::{
+    Card, Experiment, InferOptions, ModelCount, Outcome, Prediction, Preset, RunDir, Session,
+    Weights,
+};
+
+pub use config::Co2Experiment;
+
+use crate::MocoConfig;
+
+/// The CO2 experiment (`vireo train co2`).
+pub struct Co2;
+
+/// The registry entry.
+pub const CO2: Co2 = Co2;
+
+const CARD: Card = Card {
+    name: "co2",
+    description: "CO2 (arXiv 2010.02217) on MoCo v1/v2: self-supervised pre-training with a consistency term, kNN monitor, linear evaluation",
+    presets: &[Preset {
+        name: "smoke",
+        toml: include_str!("../../presets/smoke.toml"),
+    }],
+    study_metric: "linear eval top-1 (%)",
+};
+
+impl Experiment for Co2 {
+    type Config = Co2Experiment;
+
+    fn card(&self) -> &Card {
+        &CARD
+    }
+
+    fn validate(&self, config: &Co2Experiment) -> Result<()> {
+        config.validate()
+    }
+
+    fn epochs(&self, config: &Co2Experiment) -> usize {
+        config.train.epochs
+    }
+
+    fn fit<B: AutodiffBackend>(
+        &self,
+        config: Co2Experiment,
+        session: Session,
+        device: &B::Device,
+    ) -> Result<Outcome> {
+        train::fit::<B>(config, session, device)
+    }
+
+    /// The kNN top-1 of the run's final query encoder on its validation split.
+    fn evaluate<B: Backend>(
+        &self,
+        config: Co2Experiment,
+        run: &RunDir,
+        device: &B::Device,
+    ) -> Result<String> {
+        let (model, path) = run.load_final_model(config.model.init::<B>(device), device)?;
+        let sources = config.sources()?;
+        let images = datasets::ClassificationBatcher {
+            normalization: config.normalization(),
+        };
+        let top1 = evaluate::knn_accuracy(&model.encoder_q, &sources, &images, &config, device)?;
+        Ok(format!(
+            "{}: {} validation images, kNN top-1 {top1:.2} % (k = {}, T = {})",
+            path.display(),
+            sources.valid.len(),
+            config.knn.k,
+            config.knn.temperature
+        ))
+    }
+
+    /// A run's linear classifier (`classifier.mpk`) on images, with the run's class names.
+    fn predict<B: Backend>(
+        &self,
+        weights: Weights<Co2Experiment>,
+        images: &[PathBuf],
+        options: &InferOptions,
+        device: &B::Device,
+    ) -> Result<Vec<Prediction>> {
+        let Weights::Run { run, config, .. } = weights else {
+            bail!(
+                "co2 predicts with a run's linear classifier (--run DIR); MoCo's released checkpoints are encoders without a classifier"
+            );
+        };
+        let file = run.file("classifier.mpk");
+        if !file.is_file() {
+            bail!(
+                "{} has no classifier.mpk: the run had no linear evaluation (set [lincls] in its config)",
+                run.path.display()
+            );
+        }
+        let classes = config.sources()?.classes;
+        let classifier = config
+            .model
+            .backbone
+            .clone()
+            .with_num_classes(Some(classes.len()))
+            .init::<B>(device);
+        let classifier = RunDir::load_model(classifier, &file, device)?;
+        let size = match &config.data {
+            config::Co2Data::Shapeworld { world, .. } => world.image_size,
+            config::Co2Data::ImageFolder { image_size, .. } => *image_size,
+        };
+        let transform = EvalTransform {
+            resize: size,
+            crop: size,
+            normalization: config.normalization(),
+        };
+        classify_images(images, &transform, &classes, options.top_k, device, |x| {
+            classifier.forward(x)
+        })
+        .context("classifying with the linear classifier")
+    }
+
+    fn models(&self) -> Vec<ModelCount> {
+        use burn::backend::Flex;
+        [
+            ("moco_v1_encoder", MocoConfig::moco_v1()),
+            ("moco_v2_encoder", MocoConfig::moco_v2()),
+        ]
+        .into_iter()
+        .map(|(name, config)| ModelCount {
+            name: name.into(),
+            group: "CO2 / MoCo".into(),
+            parameters: core_nets::count_parameters::<Flex, _>(
+                &config.init_encoder::<Flex>(&Default::default()),
+            ),
+        })
+        .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_smoke_preset_parses_and_bad_values_are_named() {
+        CO2.config("smoke", &[]).unwrap();
+        let err = format!(
+            "{:#}",
+            CO2.config("smoke", &["model.queue=1000".into()])
+                .unwrap_err()
+        );
+        assert!(err.contains("model.queue = 1000"), "{err}");
+        let err = format!(
+            "{:#}",
+            CO2.config("smoke", &["co2.tau_con=0".into()]).unwrap_err()
+        );
+        assert!(err.contains("co2.tau_con = 0"), "{err}");
+        let err = format!(
+            "{:#}",
+            CO2.config("smoke", &["co2.form=\"lightly\"".into()])
+                .unwrap_err()
+        );
+        assert!(err.contains("co2.form"), "{err}");
+    }
+}

@@ -1,0 +1,347 @@
+//! MoCo (+ CO2) pre-training (`co2-moco.md` §2.1, §4.1), then the linear evaluation. The loop is
+//! written out on the shared pieces (run directory, atomic checkpoints that hold both encoders and
+//! the queue, schedules, the divergence guard, `metrics.csv`, plots, report) rather than run by
+//! burn-train's `SupervisedTraining`: every step also moves the key encoder by momentum and
+//! replaces the queue's oldest keys, state that burn-train's `TrainStep` (`&self`) cannot change.
+
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use burn::{
+    data::dataloader::DataLoader,
+    module::{AutodiffModule, Module},
+    optim::{GradientsParams, Optimizer},
+    tensor::{Tensor, backend::AutodiffBackend},
+};
+use core_train::{
+    AtomicRecorder, DivergenceGuard, Outcome, Schedule, Session,
+    checkpoint::{load_checkpoint, save_checkpoint},
+    epoch_log::format_duration,
+    metrics_csv::{MetricsRow, read_rows, write_rows},
+};
+use datasets::{ClassificationBatcher, EpochLoader};
+use rand::seq::SliceRandom;
+
+use super::{
+    config::Co2Experiment,
+    data::{Co2Sources, PairBatcher},
+    evaluate::{embed, knn_accuracy, write_outputs},
+    lincls::{LinclsResult, linear_evaluation},
+};
+use crate::{Moco, co2_loss, loss::row_dot};
+
+/// One pre-training epoch.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Co2Row {
+    pub epoch: usize,
+    pub lr: f64,
+    /// InfoNCE + α · consistency.
+    pub loss: f64,
+    pub info_nce: f64,
+    pub consistency: f64,
+    /// Mean `q·k` of the positive pairs and `q·n` over the queue.
+    pub positive_similarity: f64,
+    pub negative_similarity: f64,
+    /// kNN top-1 on the validation split (%).
+    pub knn_top1: f64,
+    pub train_images_per_s: f64,
+    pub epoch_seconds: f64,
+}
+
+impl MetricsRow for Co2Row {
+    const HEADER: &'static str = "epoch,lr,loss,info_nce,consistency,positive_similarity,negative_similarity,knn_top1,train_images_per_s,epoch_seconds";
+
+    fn values(&self) -> Vec<f64> {
+        vec![
+            self.epoch as f64,
+            self.lr,
+            self.loss,
+            self.info_nce,
+            self.consistency,
+            self.positive_similarity,
+            self.negative_similarity,
+            self.knn_top1,
+            self.train_images_per_s,
+            self.epoch_seconds,
+        ]
+    }
+
+    fn from_values(v: &[f64]) -> Self {
+        Self {
+            epoch: v[0] as usize,
+            lr: v[1],
+            loss: v[2],
+            info_nce: v[3],
+            consistency: v[4],
+            positive_similarity: v[5],
+            negative_similarity: v[6],
+            knn_top1: v[7],
+            train_images_per_s: v[8],
+            epoch_seconds: v[9],
+        }
+    }
+}
+
+/// The key batch's order for Shuffle-BN's stand-in: a function of (seed, epoch, step).
+fn key_permutation(seed: u64, epoch: usize, step: usize, n: usize) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..n).collect();
+    order.shuffle(&mut datasets::augmentation_rng(
+        seed ^ 0x6b65_795f_626e,
+        epoch as u64,
+        step as u64,
+    ));
+    order
+}
+
+/// Pre-trains `config` into `session`'s run directory (fresh or resumed), then evaluates linearly.
+pub fn fit<B: AutodiffBackend>(
+    config: Co2Experiment,
+    mut session: Session,
+    device: &B::Device,
+) -> Result<Outcome> {
+    let t = &config.train;
+    B::seed(device, t.seed);
+    let resume_epoch = session.resume_epoch();
+    let start = resume_epoch.unwrap_or(0);
+    // Data first: a missing or malformed dataset leaves no run directory behind.
+    let sources = config.sources()?;
+    let Co2Sources { views, epoch, .. } = &sources;
+    let (views, epoch) = (views.clone(), epoch.clone());
+    let images = ClassificationBatcher {
+        normalization: config.normalization(),
+    };
+    let loader = EpochLoader::<B, _, _>::new(
+        views.clone(),
+        PairBatcher {
+            images: images.clone(),
+        },
+        t.batch_size,
+        device.clone(),
+    )
+    .shuffle(t.seed)
+    .workers(t.num_workers)
+    .sharing_epoch(epoch)
+    .starting_at_epoch(start)
+    .skip_failures(config.skip_corrupt())
+    .drop_last();
+    let status = loader.status();
+    let previous_rows = session.previous_rows(read_rows::<Co2Row>, |r| r.epoch)?;
+    let run = session.open::<B, _>(&config, device)?;
+    let meta = &session.meta;
+    let verbose = session.verbose;
+    let mut model: Moco<B> = config.model.init(device);
+    let parameters = core_nets::count_parameters::<B, _>(&model.encoder_q);
+    let steps_per_epoch = views.len() / t.batch_size;
+    let mut optimizer = t.optimizer.sgd().init::<B, Moco<B>>();
+    let mut schedule = Schedule::new(
+        t.schedule.clone(),
+        t.optimizer.lr,
+        t.epochs,
+        steps_per_epoch,
+    );
+    if let Some(epoch) = resume_epoch {
+        let (loaded, loaded_optimizer, iteration) =
+            load_checkpoint(&run.checkpoint_dir(), epoch, model, optimizer, device)
+                .with_context(|| format!("loading the epoch {epoch} checkpoint"))?;
+        (model, optimizer, schedule.iteration) = (loaded, loaded_optimizer, iteration);
+    }
+    if verbose {
+        println!("run directory: {}", run.path.display());
+        println!("model: {}", config.model_summary(parameters));
+        println!(
+            "data: {} pre-training images ({} steps of {}), kNN memory {} / {} validation images, {} epochs on {}",
+            views.len(),
+            steps_per_epoch,
+            t.batch_size,
+            sources.train.len(),
+            sources.valid.len(),
+            t.epochs,
+            meta.backend
+        );
+    }
+    let (m, tau, key_bn) = (config.model.momentum, config.model.tau, config.model.key_bn);
+    let mut rows = previous_rows;
+    let mut guard = DivergenceGuard::new(t.divergence_factor)
+        .with_reference(rows.first().filter(|r| r.epoch == 1).map(|r| r.loss));
+    let mut error = None;
+    for epoch_number in start + 1..=t.epochs {
+        let began = Instant::now();
+        let (mut sums, mut lr_sum, mut steps) = ([0f64; 5], 0.0, 0usize);
+        for batch in loader.iter() {
+            let lr = schedule.lr_at(schedule.iteration);
+            schedule.iteration += 1;
+            let n = batch.query.dims()[0];
+            // The key encoder moves before it encodes this step's keys (§2.1).
+            model = model.momentum_step(m);
+            let q = model.encoder_q.forward(batch.query); // [B, dim]
+            let permutation = key_permutation(t.seed, epoch_number, steps, n);
+            let k = model.keys(batch.key, key_bn, &permutation); // [B, dim], no gradient
+            let negatives = model.queue.snapshot(); // [dim, K], before this step's enqueue
+            let loss = co2_loss(q.clone(), k.clone(), negatives.clone(), tau, &config.co2);
+            let monitored = Tensor::cat(
+                vec![
+                    loss.total.clone().detach(),
+                    loss.info_nce.clone().detach(),
+                    loss.consistency.clone().detach(),
+                    row_dot(q.clone().detach(), k.clone()).mean(),
+                    q.detach().matmul(negatives).mean(),
+                ],
+                0,
+            );
+            let values: Vec<f64> = monitored.into_data().iter::<f64>().collect();
+            if let Err(reason) = guard.check(values[0], epoch_number, steps + 1) {
+                error = Some(reason);
+                break;
+            }
+            let grads = GradientsParams::from_grads(loss.total.backward(), &model);
+            model = optimizer.step(lr, model, grads);
+            let Moco {
+                encoder_q,
+                encoder_k,
+                queue,
+            } = model;
+            model = Moco {
+                encoder_q,
+                encoder_k,
+                queue: queue.enqueue(k),
+            };
+            for (s, v) in sums.iter_mut().zip(values) {
+                *s += v;
+            }
+            lr_sum += lr;
+            steps += 1;
+        }
+        if let (None, Some(failure)) = (&error, status.failure()) {
+            error = Some(format!("loading data: {failure}"));
+        }
+        if error.is_some() {
+            break;
+        }
+        let train_seconds = began.elapsed().as_secs_f64();
+        let encoder = model.encoder_q.valid();
+        let knn = match knn_accuracy(&encoder, &sources, &images, &config, device) {
+            Ok(top1) => top1,
+            Err(e) => {
+                error = Some(format!("{e:#}"));
+                break;
+            }
+        };
+        let per_step = steps.max(1) as f64;
+        let row = Co2Row {
+            epoch: epoch_number,
+            lr: lr_sum / per_step,
+            loss: sums[0] / per_step,
+            info_nce: sums[1] / per_step,
+            consistency: sums[2] / per_step,
+            positive_similarity: sums[3] / per_step,
+            negative_similarity: sums[4] / per_step,
+            knn_top1: knn,
+            train_images_per_s: (steps * t.batch_size) as f64 / train_seconds.max(1e-9),
+            epoch_seconds: began.elapsed().as_secs_f64(),
+        };
+        // The row first: a resume keeps only rows up to its checkpoint.
+        rows.push(row.clone());
+        write_rows(&rows, &run.file("metrics.csv"))?;
+        save_checkpoint(
+            &run.checkpoint_dir(),
+            epoch_number,
+            &model,
+            optimizer.to_record(),
+            schedule.iteration,
+            t.checkpoints_kept,
+        )
+        .with_context(|| format!("writing the epoch {epoch_number} checkpoint"))?;
+        if verbose {
+            println!(
+                "epoch {epoch_number:>3}/{} | lr {:.2e} | loss {:.4} (InfoNCE {:.4}, CO2 {:.4}) | sim pos {:.3} neg {:.3} | kNN top-1 {:5.1}% | {:.0} img/s | {:.0}s, ETA {}",
+                t.epochs,
+                row.lr,
+                row.loss,
+                row.info_nce,
+                row.consistency,
+                row.positive_similarity,
+                row.negative_similarity,
+                row.knn_top1,
+                row.train_images_per_s,
+                row.epoch_seconds,
+                format_duration(row.epoch_seconds * (t.epochs - epoch_number) as f64)
+            );
+        }
+    }
+    let model = model.valid();
+    if let Some(error) = error {
+        let error = format!("{error}; {}", run.last_good_checkpoint());
+        if let Err(e) = write_outputs(
+            &run,
+            meta,
+            &config,
+            parameters,
+            &rows,
+            None,
+            None,
+            &sources.classes,
+            Some(&error),
+        ) {
+            eprintln!("warning: the report of the stopped run was not written: {e:#}");
+        }
+        bail!("training stopped: {error}");
+    }
+    model
+        .clone()
+        .save_file(run.file("model"), &AtomicRecorder)
+        .with_context(|| format!("writing {}", run.file("model.mpk").display()))?;
+    // Linear evaluation of the frozen query encoder (`main_lincls.py`).
+    let lincls: Option<LinclsResult> = match &config.lincls {
+        Some(settings) => Some(linear_evaluation::<B>(
+            &model.encoder_q.backbone,
+            config.model.feature_channels(),
+            &sources,
+            &images,
+            settings,
+            t.seed,
+            &run,
+            verbose,
+            device,
+        )?),
+        None => None,
+    };
+    let embedding = embed(&model.encoder_q, &sources.valid, &images, &config, device)?;
+    write_outputs(
+        &run,
+        meta,
+        &config,
+        parameters,
+        &rows,
+        lincls.as_ref(),
+        Some(&embedding),
+        &sources.classes,
+        None,
+    )?;
+    let knn = rows.last().map_or(f64::NAN, |r| r.knn_top1);
+    let (metric, summary) = match &lincls {
+        Some(l) => (
+            l.final_top1,
+            format!(
+                "linear eval top-1 {:.2} % (best {:.2} %), kNN top-1 {knn:.2} % after {} epochs",
+                l.final_top1,
+                l.best_top1,
+                rows.len()
+            ),
+        ),
+        None => (
+            knn,
+            format!("kNN top-1 {knn:.2} % after {} epochs", rows.len()),
+        ),
+    };
+    if verbose {
+        println!(
+            "done: {summary}; report: {}",
+            run.file("report.md").display()
+        );
+    }
+    Ok(Outcome {
+        metric,
+        summary,
+        run,
+    })
+}
