@@ -11,6 +11,11 @@
 //! * [`experiment`]: `vireo train co2` ([`CO2`]): pre-training, the kNN monitor ([`knn`]), linear
 //!   evaluation, pictures, report.
 //!
+//! Pre-training and predicting through the library, without the `vireo` binary
+//! (`cargo run --release -p co2 --example train_co2`):
+//!
+#![doc = concat!("```ignore\n", include_str!("../examples/train_co2.rs"), "```")]
+//!
 //! Not yet here: semi-supervised fine-tuning, the official MoCo checkpoint loader, the paper
 //! recipes and the mini study (the CO2 issue lists them).
 

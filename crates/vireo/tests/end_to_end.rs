@@ -227,6 +227,10 @@ fn models_lists_the_exact_parameter_counts() {
         "5,944,936",
         "axial50l",
         "43,973,480",
+        "moco_v1_encoder",
+        "23,770,304",
+        "moco_v2_encoder",
+        "27,966,656",
     ] {
         assert!(stdout.contains(line), "{line} missing from:\n{stdout}");
     }
@@ -635,4 +639,77 @@ fn infer_axial_draws_a_panoptic_overlay_per_image() {
     let picture = pictures.join("street-panoptic.png");
     assert_eq!(prediction["picture"], picture.to_str().unwrap());
     assert!(image::open(&picture).is_ok());
+}
+
+fn tiny_co2(out: &std::path::Path, epochs: &str) -> Vec<String> {
+    let mut args: Vec<String> = ["train", "co2", "--out", out.to_str().unwrap()]
+        .map(String::from)
+        .to_vec();
+    for set in [
+        format!("train.epochs={epochs}"),
+        "data.train_size=64".into(),
+        "data.valid_size=32".into(),
+        "data.world.image_size=16".into(),
+        "data.augmentation={moco_v2={size=16}}".into(),
+        "train.batch_size=16".into(),
+        "train.num_workers=1".into(),
+        "model.queue=64".into(),
+        "knn.k=10".into(),
+        "lincls.epochs=1".into(),
+        "lincls.batch_size=16".into(),
+    ] {
+        args.push("--set".into());
+        args.push(set);
+    }
+    args
+}
+
+#[test]
+fn co2_runs_leave_knn_linear_eval_pictures_and_resume_exactly() {
+    let out = tempfile::tempdir().unwrap();
+    let stdout = String::from_utf8(run_ok(&tiny_co2(out.path(), "3")).stdout).unwrap();
+    assert!(
+        stdout.contains("kNN top-1") && stdout.contains("linear eval"),
+        "{stdout}"
+    );
+    let run = single_run(out.path(), "co2");
+    for file in [
+        "config.json",
+        "metrics.csv",
+        "curves.png",
+        "embedding.png",
+        "report.md",
+        "model.mpk",
+        "classifier.mpk",
+        "checkpoint/model-3.mpk",
+    ] {
+        assert!(run.join(file).is_file(), "missing {file}");
+    }
+    assert_eq!(csv_epochs(&run), [1, 2, 3]);
+    let report = fs::read_to_string(run.join("report.md")).unwrap();
+    assert!(
+        report.contains("kNN monitor") && report.contains("linear evaluation, final epoch"),
+        "{report}"
+    );
+    // Killed after epoch 2: the resumed epoch 3 equals the uninterrupted one (queue, key encoder,
+    // optimizer and the key-BN permutation all continue).
+    let uninterrupted = forget_epoch_3(&run);
+    run_ok(&["train", "co2", "--resume", run.to_str().unwrap()]);
+    let resumed = fs::read_to_string(run.join("metrics.csv")).unwrap();
+    assert_eq!(without_timing(&resumed), without_timing(&uninterrupted));
+    // The linear classifier names ShapeWorld's classes; eval gives the kNN top-1.
+    let image = out.path().join("shape.png");
+    image_of(20, 20, 120).save(&image).unwrap();
+    let json = json_of(&run_ok(&[
+        "infer",
+        "co2",
+        "--run",
+        run.to_str().unwrap(),
+        "--image",
+        image.to_str().unwrap(),
+        "--json",
+    ]));
+    top_lists(&json, 1, 5);
+    let eval = run_ok(&["eval", "co2", "--run", run.to_str().unwrap()]);
+    assert!(String::from_utf8_lossy(&eval.stdout).contains("kNN top-1"));
 }

@@ -115,7 +115,7 @@ impl Co2Experiment {
             .validate("model", self.train.batch_size)
             .map_err(anyhow::Error::msg)?;
         self.co2.validate("co2").map_err(anyhow::Error::msg)?;
-        if self.knn.k == 0 || !(self.knn.temperature > 0.0) {
+        if self.knn.k == 0 || self.knn.temperature.is_nan() || self.knn.temperature <= 0.0 {
             bail!(
                 "knn.k = {}, knn.temperature = {}: expected k >= 1 and a positive temperature",
                 self.knn.k,
@@ -123,7 +123,10 @@ impl Co2Experiment {
             );
         }
         if let Some(lincls) = &self.lincls
-            && (lincls.epochs == 0 || lincls.batch_size == 0 || !(lincls.lr > 0.0))
+            && (lincls.epochs == 0
+                || lincls.batch_size == 0
+                || lincls.lr.is_nan()
+                || lincls.lr <= 0.0)
         {
             bail!("lincls: expected epochs >= 1, batch_size >= 1 and lr > 0");
         }

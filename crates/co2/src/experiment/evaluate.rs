@@ -165,6 +165,15 @@ pub fn write_outputs(
     if let Some(last) = rows.last() {
         let _ = writeln!(md, "## Result\n");
         let _ = writeln!(md, "| | top-1 | top-5 |\n|---|---|---|");
+        if let Some(untrained) = std::fs::read_to_string(run.file("knn-untrained.txt"))
+            .ok()
+            .and_then(|t| t.trim().parse::<f64>().ok())
+        {
+            let _ = writeln!(
+                md,
+                "| kNN monitor, untrained encoder (the reference) | {untrained:.2} % | |"
+            );
+        }
         let _ = writeln!(
             md,
             "| kNN monitor (k = {}, T = {}), epoch {} | {:.2} % | |",

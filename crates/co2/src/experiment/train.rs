@@ -15,7 +15,7 @@ use burn::{
 };
 use core_train::{
     AtomicRecorder, DivergenceGuard, Outcome, Schedule, Session,
-    checkpoint::{load_checkpoint, save_checkpoint},
+    checkpoint::{load_checkpoint, save_checkpoint, write_atomically},
     epoch_log::format_duration,
     metrics_csv::{MetricsRow, read_rows, write_rows},
 };
@@ -158,6 +158,17 @@ pub fn fit<B: AutodiffBackend>(
             t.epochs,
             meta.backend
         );
+    }
+    if resume_epoch.is_none() {
+        // The reference every kNN number is read against: the untrained encoder's.
+        let untrained = knn_accuracy(&model.encoder_q.valid(), &sources, &images, &config, device)?;
+        write_atomically(
+            &run.file("knn-untrained.txt"),
+            format!("{untrained}\n").as_bytes(),
+        )?;
+        if verbose {
+            println!("kNN top-1 of the untrained encoder: {untrained:.1} %");
+        }
     }
     let (m, tau, key_bn) = (config.model.momentum, config.model.tau, config.model.key_bn);
     let mut rows = previous_rows;
