@@ -16,14 +16,16 @@
 //!
 #![doc = concat!("```ignore\n", include_str!("../examples/train_co2.rs"), "```")]
 //!
-//! Not yet here: semi-supervised fine-tuning, the official MoCo checkpoint loader, the paper
-//! recipes and the mini study (the CO2 issue lists them).
+//! * [`official`]: the released MoCo checkpoints, both encoders, queue and pointer.
+//!
+//! Not yet here: semi-supervised fine-tuning and the mini study (the CO2 issue lists them).
 
 pub mod experiment;
 pub mod knn;
 pub mod loss;
 pub mod moco;
 pub mod momentum;
+pub mod official;
 pub mod queue;
 
 pub use experiment::{CO2, Co2Experiment};

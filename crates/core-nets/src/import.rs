@@ -136,9 +136,21 @@ pub fn load_pytorch_resnet<B: Backend>(
 /// `KEY_REMAPPING`) equal `model`'s parameter paths; every tensor of the model must be found with
 /// its shape, and every file key used or ignorable. `model_name` is used in errors.
 pub fn load_pytorch_checkpoint<B: Backend, M: ModuleSnapshot<B>>(
+    model: M,
+    path: &Path,
+    model_name: &str,
+) -> Result<(M, ImportReport), ImportError> {
+    load_pytorch_checkpoint_with(model, path, model_name, &[])
+}
+
+/// [`load_pytorch_checkpoint`] with `remaps` (`(pattern, replacement)`) applied to every key before
+/// the shared ones, for a model whose paths differ from the file's by more than the wrappers (MoCo's
+/// `encoder_q.*` → `encoder_q.backbone.*`).
+pub fn load_pytorch_checkpoint_with<B: Backend, M: ModuleSnapshot<B>>(
     mut model: M,
     path: &Path,
     model_name: &str,
+    remaps: &[(&str, &str)],
 ) -> Result<(M, ImportReport), ImportError> {
     if !path.is_file() {
         return Err(ImportError::NotFound(path.to_path_buf()));
@@ -172,7 +184,7 @@ pub fn load_pytorch_checkpoint<B: Backend, M: ModuleSnapshot<B>>(
     if let Some(entry) = &model_entry {
         store = store.with_top_level_key(entry.clone());
     }
-    for &(pattern, replacement) in KEY_REMAPPING {
+    for &(pattern, replacement) in remaps.iter().chain(KEY_REMAPPING) {
         store = store.with_key_remapping(pattern, replacement);
     }
     let result = model.load_from(&mut store).map_err(|e| unreadable(&e))?;

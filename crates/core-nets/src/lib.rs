@@ -11,6 +11,9 @@ mod parameters;
 mod resnet;
 
 pub use block::{BasicBlock, Bottleneck, Downsample, ResidualBlock};
-pub use import::{ImportError, ImportReport, load_pytorch_checkpoint, load_pytorch_resnet};
+pub use import::{
+    ImportError, ImportReport, load_pytorch_checkpoint, load_pytorch_checkpoint_with,
+    load_pytorch_resnet,
+};
 pub use parameters::count_parameters;
 pub use resnet::{BlockKind, MODEL_PRESETS, ModelPreset, ResNet, ResNetConfig, ResNetFeatures};

@@ -25,6 +25,10 @@ pub struct Co2Experiment {
     /// Linear evaluation after pre-training (`main_lincls.py`); none: skip it.
     #[serde(default)]
     pub lincls: Option<LinclsConfig>,
+    /// Linear evaluation only, of a pre-trained encoder instead of pre-training: a vireo CO2 run
+    /// (its directory or a `.mpk`) or an official MoCo checkpoint (`.pth.tar`, §5).
+    #[serde(default)]
+    pub pretrained: Option<PathBuf>,
     pub data: Co2Data,
 }
 
@@ -121,6 +125,9 @@ impl Co2Experiment {
                 self.knn.k,
                 self.knn.temperature
             );
+        }
+        if self.pretrained.is_some() && self.lincls.is_none() {
+            bail!("pretrained is set: [lincls] must say how to evaluate it");
         }
         if let Some(lincls) = &self.lincls
             && (lincls.epochs == 0

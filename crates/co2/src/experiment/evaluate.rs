@@ -97,6 +97,7 @@ pub fn write_outputs(
     rows: &[Co2Row],
     lincls: Option<&LinclsResult>,
     embedding: Option<&Embedding>,
+    knn: &[(String, f64)],
     classes: &[String],
     error: Option<&str>,
 ) -> Result<()> {
@@ -162,23 +163,16 @@ pub fn write_outputs(
     if let Some(error) = error {
         let _ = writeln!(md, "**Stopped early:** {error}\n");
     }
-    if let Some(last) = rows.last() {
+    if !knn.is_empty() || lincls.is_some() {
         let _ = writeln!(md, "## Result\n");
         let _ = writeln!(md, "| | top-1 | top-5 |\n|---|---|---|");
-        if let Some(untrained) = std::fs::read_to_string(run.file("knn-untrained.txt"))
-            .ok()
-            .and_then(|t| t.trim().parse::<f64>().ok())
-        {
+        for (label, top1) in knn {
             let _ = writeln!(
                 md,
-                "| kNN monitor, untrained encoder (the reference) | {untrained:.2} % | |"
+                "| kNN monitor (k = {}, T = {}), {label} | {top1:.2} % | |",
+                config.knn.k, config.knn.temperature
             );
         }
-        let _ = writeln!(
-            md,
-            "| kNN monitor (k = {}, T = {}), epoch {} | {:.2} % | |",
-            config.knn.k, config.knn.temperature, last.epoch, last.knn_top1
-        );
         if let Some(l) = lincls {
             let _ = writeln!(
                 md,

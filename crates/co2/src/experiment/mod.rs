@@ -39,10 +39,36 @@ pub const CO2: Co2 = Co2;
 const CARD: Card = Card {
     name: "co2",
     description: "CO2 (arXiv 2010.02217) on MoCo v1/v2: self-supervised pre-training with a consistency term, kNN monitor, linear evaluation",
-    presets: &[Preset {
-        name: "smoke",
-        toml: include_str!("../../presets/smoke.toml"),
-    }],
+    presets: &[
+        Preset {
+            name: "smoke",
+            toml: include_str!("../../presets/smoke.toml"),
+        },
+        Preset {
+            name: "mini",
+            toml: include_str!("../../presets/mini.toml"),
+        },
+        Preset {
+            name: "moco_v1",
+            toml: include_str!("../../presets/moco_v1.toml"),
+        },
+        Preset {
+            name: "moco_v2",
+            toml: include_str!("../../presets/moco_v2.toml"),
+        },
+        Preset {
+            name: "co2_moco_v1",
+            toml: include_str!("../../presets/co2_moco_v1.toml"),
+        },
+        Preset {
+            name: "co2_moco_v2",
+            toml: include_str!("../../presets/co2_moco_v2.toml"),
+        },
+        Preset {
+            name: "lincls",
+            toml: include_str!("../../presets/lincls.toml"),
+        },
+    ],
     study_metric: "linear eval top-1 (%)",
 };
 
@@ -135,6 +161,31 @@ impl Experiment for Co2 {
         .context("classifying with the linear classifier")
     }
 
+    /// An official MoCo checkpoint into MoCo v1 or v2 on ResNet-50 (`moco_v1_encoder`,
+    /// `moco_v2_encoder`): both encoders, the queue and its pointer.
+    fn import(
+        &self,
+        model: &str,
+        checkpoint: &std::path::Path,
+        _num_classes: usize,
+    ) -> Result<String> {
+        let config = match model {
+            "moco_v1_encoder" => MocoConfig::moco_v1(),
+            "moco_v2_encoder" => MocoConfig::moco_v2(),
+            other => bail!("unknown model '{other}': expected moco_v1_encoder or moco_v2_encoder"),
+        };
+        let (_, report) = crate::official::load_moco_checkpoint(
+            config.init::<burn::backend::Flex>(&Default::default()),
+            checkpoint,
+            model,
+        )?;
+        Ok(format!(
+            "{} into {model}: {}",
+            checkpoint.display(),
+            report.summary()
+        ))
+    }
+
     fn models(&self) -> Vec<ModelCount> {
         use burn::backend::Flex;
         [
@@ -158,8 +209,33 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_smoke_preset_parses_and_bad_values_are_named() {
-        CO2.config("smoke", &[]).unwrap();
+    fn every_preset_parses_and_bad_values_are_named() {
+        for preset in CARD.presets.iter().filter(|p| p.name != "mini") {
+            CO2.config(preset.name, &[])
+                .unwrap_or_else(|e| panic!("{}: {e:#}", preset.name));
+        }
+        assert_eq!(core_train::study::check_variants(&CO2).unwrap(), 4);
+        // The paper recipes: MoCo's 200 epochs and K, the v1/v2 differences.
+        let v1 = CO2.config("co2_moco_v1", &[]).unwrap();
+        assert_eq!(
+            (v1.train.epochs, v1.model.queue, v1.model.tau),
+            (200, 65_536, 0.07)
+        );
+        assert_eq!((v1.co2.alpha, v1.co2.tau_con), (10.0, 0.04));
+        let v2 = CO2.config("moco_v2", &[]).unwrap();
+        assert_eq!(
+            (v2.model.head, v2.model.tau, v2.co2.alpha),
+            (crate::Head::Mlp, 0.2, 0.0)
+        );
+        let err = format!(
+            "{:#}",
+            CO2.config(
+                "smoke",
+                &["pretrained=\"x.pth\"".into(), "lincls=false".into()]
+            )
+            .unwrap_err()
+        );
+        assert!(err.contains("lincls"), "{err}");
         let err = format!(
             "{:#}",
             CO2.config("smoke", &["model.queue=1000".into()])

@@ -99,6 +99,9 @@ pub fn fit<B: AutodiffBackend>(
     mut session: Session,
     device: &B::Device,
 ) -> Result<Outcome> {
+    if let Some(source) = config.pretrained.clone() {
+        return linear_evaluation_only::<B>(config, session, &source, device);
+    }
     let t = &config.train;
     B::seed(device, t.seed);
     let resume_epoch = session.resume_epoch();
@@ -290,6 +293,7 @@ pub fn fit<B: AutodiffBackend>(
             &rows,
             None,
             None,
+            &knn_lines(&run, &rows),
             &sources.classes,
             Some(&error),
         ) {
@@ -325,6 +329,7 @@ pub fn fit<B: AutodiffBackend>(
         &rows,
         lincls.as_ref(),
         Some(&embedding),
+        &knn_lines(&run, &rows),
         &sources.classes,
         None,
     )?;
@@ -352,6 +357,112 @@ pub fn fit<B: AutodiffBackend>(
     }
     Ok(Outcome {
         metric,
+        summary,
+        run,
+    })
+}
+
+/// The report's kNN lines: the untrained encoder's (the reference) and the last epoch's.
+fn knn_lines(run: &core_train::RunDir, rows: &[Co2Row]) -> Vec<(String, f64)> {
+    let untrained = std::fs::read_to_string(run.file("knn-untrained.txt"))
+        .ok()
+        .and_then(|t| t.trim().parse::<f64>().ok());
+    untrained
+        .map(|v| ("untrained encoder (the reference)".to_string(), v))
+        .into_iter()
+        .chain(
+            rows.last()
+                .map(|r| (format!("epoch {}", r.epoch), r.knn_top1)),
+        )
+        .collect()
+}
+
+/// The encoder of `source`: a vireo CO2 run (directory or `.mpk`) or an official MoCo checkpoint.
+pub fn load_pretrained<B: burn::tensor::backend::Backend>(
+    config: &crate::MocoConfig,
+    source: &std::path::Path,
+    device: &B::Device,
+) -> Result<Moco<B>> {
+    let model = config.init::<B>(device);
+    if source.is_dir() {
+        let run = core_train::RunDir::open(source)?;
+        return core_train::RunDir::load_model(model, &run.final_weights()?, device);
+    }
+    if source.extension().is_some_and(|e| e == "mpk") {
+        return core_train::RunDir::load_model(model, source, device);
+    }
+    let (model, report) =
+        crate::official::load_moco_checkpoint(model, source, "the MoCo model of this config")
+            .with_context(|| format!("pretrained = {}", source.display()))?;
+    eprintln!("{}: {}", source.display(), report.summary());
+    Ok(model)
+}
+
+/// `pretrained` set: the kNN of that encoder and its linear evaluation, no pre-training.
+fn linear_evaluation_only<B: AutodiffBackend>(
+    config: Co2Experiment,
+    mut session: Session,
+    source: &std::path::Path,
+    device: &B::Device,
+) -> Result<Outcome> {
+    B::seed(device, config.train.seed);
+    let sources = config.sources()?;
+    let model = load_pretrained::<B::InnerBackend>(&config.model, source, device)?;
+    let run = session.open::<B, _>(&config, device)?;
+    let images = ClassificationBatcher {
+        normalization: config.normalization(),
+    };
+    let parameters = core_nets::count_parameters::<B::InnerBackend, _>(&model.encoder_q);
+    let knn = knn_accuracy(&model.encoder_q, &sources, &images, &config, device)?;
+    if session.verbose {
+        println!("run directory: {}", run.path.display());
+        println!(
+            "pretrained encoder {}: kNN top-1 {knn:.2} %",
+            source.display()
+        );
+    }
+    let settings = config
+        .lincls
+        .as_ref()
+        .context("pretrained is set but [lincls] is missing")?;
+    let lincls = linear_evaluation::<B>(
+        &model.encoder_q.backbone,
+        config.model.feature_channels(),
+        &sources,
+        &images,
+        settings,
+        config.train.seed,
+        &run,
+        session.verbose,
+        device,
+    )?;
+    let embedding = embed(&model.encoder_q, &sources.valid, &images, &config, device)?;
+    write_outputs(
+        &run,
+        &session.meta,
+        &config,
+        parameters,
+        &[],
+        Some(&lincls),
+        Some(&embedding),
+        &[(format!("pretrained encoder {}", source.display()), knn)],
+        &sources.classes,
+        None,
+    )?;
+    let summary = format!(
+        "linear eval top-1 {:.2} % (best {:.2} %), kNN top-1 {knn:.2} % of {}",
+        lincls.final_top1,
+        lincls.best_top1,
+        source.display()
+    );
+    if session.verbose {
+        println!(
+            "done: {summary}; report: {}",
+            run.file("report.md").display()
+        );
+    }
+    Ok(Outcome {
+        metric: lincls.final_top1,
         summary,
         run,
     })
