@@ -297,9 +297,114 @@ pub fn draw_scatter(
     save_png(&image, path)
 }
 
+/// Overlaid histograms of `series` over `range` in `bins` bins, as fractions of each series (the
+/// positive and negative similarities of a contrastive model).
+pub fn draw_histograms(
+    series: &[(String, Vec<f64>)],
+    range: (f64, f64),
+    bins: usize,
+    title: &str,
+    x_desc: &str,
+    path: &Path,
+) -> Result<()> {
+    register_font();
+    let bins = bins.max(1);
+    let width_of_bin = (range.1 - range.0) / bins as f64;
+    let fractions: Vec<Vec<f64>> = series
+        .iter()
+        .map(|(_, values)| {
+            let mut counts = vec![0f64; bins];
+            let finite: Vec<f64> = values.iter().copied().filter(|v| v.is_finite()).collect();
+            for v in &finite {
+                let bin = (((v - range.0) / width_of_bin).floor().max(0.0) as usize).min(bins - 1);
+                counts[bin] += 1.0;
+            }
+            counts
+                .iter()
+                .map(|c| c / finite.len().max(1) as f64)
+                .collect()
+        })
+        .collect();
+    let top = fractions
+        .iter()
+        .flatten()
+        .copied()
+        .fold(0.0f64, f64::max)
+        .max(1e-3)
+        * 1.1;
+    let (width, height) = (760u32, 480u32);
+    let mut buffer = vec![0u8; (width * height * 3) as usize];
+    {
+        let root = BitMapBackend::with_buffer(&mut buffer, (width, height)).into_drawing_area();
+        root.fill(&WHITE)?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 20))
+            .margin(14)
+            .x_label_area_size(36)
+            .y_label_area_size(52)
+            .build_cartesian_2d(range.0..range.1, 0.0..top)?;
+        chart
+            .configure_mesh()
+            .x_desc(x_desc)
+            .y_desc("fraction")
+            .label_style(("sans-serif", 13))
+            .draw()?;
+        const COLOURS: [RGBColor; 4] = [BLUE, RED, GREEN, MAGENTA];
+        for (k, ((name, _), fraction)) in series.iter().zip(&fractions).enumerate() {
+            let colour = COLOURS[k % COLOURS.len()];
+            chart
+                .draw_series(fraction.iter().enumerate().map(|(i, &f)| {
+                    let x0 = range.0 + i as f64 * width_of_bin;
+                    Rectangle::new(
+                        [(x0, 0.0), (x0 + width_of_bin, f)],
+                        colour.mix(0.35).filled(),
+                    )
+                }))?
+                .label(name.as_str())
+                .legend(move |(x, y)| {
+                    Rectangle::new([(x, y - 5), (x + 12, y + 5)], colour.filled())
+                });
+        }
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .label_font(("sans-serif", 13))
+            .draw()?;
+        root.present()?;
+    }
+    let image = image::RgbImage::from_raw(width, height, buffer).context("plot buffer size")?;
+    save_png(&image, path)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn histograms_and_scatters_draw_pngs() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("similarities.png");
+        let series = vec![
+            ("positive".to_string(), vec![0.8, 0.9, 0.85, 0.95]),
+            ("negative".to_string(), vec![-0.1, 0.0, 0.1, 0.05, f64::NAN]),
+        ];
+        draw_histograms(&series, (-1.0, 1.0), 40, "similarities", "cosine", &path).unwrap();
+        let img = image::open(&path).unwrap().to_rgb8();
+        // The blue and red bars were drawn.
+        assert!(
+            img.pixels()
+                .any(|p| p.0[2] > 200 && p.0[0] < 200 && p.0[1] < 200)
+        );
+        assert!(
+            img.pixels()
+                .any(|p| p.0[0] > 200 && p.0[1] < 200 && p.0[2] < 200)
+        );
+        let path = dir.path().join("scatter.png");
+        let points = vec![(0.0, 1.0, 0), (1.0, 0.0, 1), (0.5, 0.5, 1)];
+        draw_scatter(&points, &["a".into(), "b".into()], "s", ["x", "y"], &path).unwrap();
+        assert!(image::open(&path).is_ok());
+    }
 
     #[test]
     fn draws_a_png() {

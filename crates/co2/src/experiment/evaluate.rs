@@ -60,6 +60,51 @@ pub fn embed<B: Backend>(
     })
 }
 
+/// Cosine similarities of the query embedding of one view of each validation image to the key
+/// embedding of another view (positives) and to the queue's keys (negatives, the first 64 columns),
+/// both encoders in eval mode: the picture of how far apart the two kinds of pairs ended.
+pub fn similarity_samples<B: Backend>(
+    model: &crate::Moco<B>,
+    sources: &Co2Sources,
+    images: &ClassificationBatcher,
+    config: &Co2Experiment,
+    device: &B::Device,
+) -> Result<(Vec<f64>, Vec<f64>)> {
+    let views = datasets::TwoViews::new(
+        sources.valid.clone(),
+        match &config.data {
+            super::config::Co2Data::Shapeworld { augmentation, .. }
+            | super::config::Co2Data::ImageFolder { augmentation, .. } => augmentation.clone(),
+        },
+        config.train.seed ^ 0x7369_6d73,
+        std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0)),
+    )
+    .map_err(|e| anyhow::anyhow!("data.augmentation: {e}"))?;
+    let loader = EpochLoader::<B, _, _>::new(
+        std::sync::Arc::new(views),
+        super::data::PairBatcher {
+            images: images.clone(),
+        },
+        config.train.batch_size,
+        device.clone(),
+    )
+    .workers(config.train.num_workers);
+    let queue = model.queue.snapshot();
+    let columns = queue.dims()[1].min(64);
+    let negatives = queue.narrow(1, 0, columns);
+    let (mut positive, mut negative) = (Vec::new(), Vec::new());
+    for batch in loader.iter() {
+        let q = model.encoder_q.forward(batch.query);
+        let k = model.encoder_k.forward(batch.key);
+        positive.extend(crate::loss::row_dot(q.clone(), k).into_data().iter::<f64>());
+        negative.extend(q.matmul(negatives.clone()).into_data().iter::<f64>());
+    }
+    if let Some(failure) = loader.status().failure() {
+        bail!("similarities stopped: {failure}");
+    }
+    Ok((positive, negative))
+}
+
 /// kNN top-1 (%) of the validation split against the training split as memory.
 pub fn knn_accuracy<B: Backend>(
     encoder: &Encoder<B>,
@@ -97,6 +142,7 @@ pub fn write_outputs(
     rows: &[Co2Row],
     lincls: Option<&LinclsResult>,
     embedding: Option<&Embedding>,
+    similarities: Option<&(Vec<f64>, Vec<f64>)>,
     knn: &[(String, f64)],
     classes: &[String],
     error: Option<&str>,
@@ -150,6 +196,22 @@ pub fn write_outputs(
     if let Some(embedding) = embedding {
         super::pictures::draw_embedding(embedding, classes, &run.file("embedding.png"))?;
     }
+    if let Some((positive, negative)) = similarities {
+        core_train::plot::draw_histograms(
+            &[
+                (
+                    "positive pairs (two views of one image)".into(),
+                    positive.clone(),
+                ),
+                ("negative pairs (query and queue)".into(), negative.clone()),
+            ],
+            (-1.0, 1.0),
+            50,
+            "cosine similarity at the end of pre-training (validation images)",
+            "q·k",
+            &run.file("similarities.png"),
+        )?;
+    }
     let mut md = String::new();
     let total: f64 = rows.iter().map(|r| r.epoch_seconds).sum();
     core_train::report::write_header(
@@ -202,6 +264,12 @@ pub fn write_outputs(
         let _ = writeln!(
             md,
             "![validation embeddings, first two principal components, by class](embedding.png)\n"
+        );
+    }
+    if similarities.is_some() {
+        let _ = writeln!(
+            md,
+            "![positive and negative similarities at the end](similarities.png)\n"
         );
     }
     let _ = writeln!(md, "## Pre-training epochs\n");

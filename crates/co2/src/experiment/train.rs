@@ -25,7 +25,7 @@ use rand::seq::SliceRandom;
 use super::{
     config::Co2Experiment,
     data::{Co2Sources, PairBatcher},
-    evaluate::{embed, knn_accuracy, write_outputs},
+    evaluate::{embed, knn_accuracy, similarity_samples, write_outputs},
     lincls::{LinclsResult, linear_evaluation},
 };
 use crate::{Moco, co2_loss, loss::row_dot};
@@ -293,6 +293,7 @@ pub fn fit<B: AutodiffBackend>(
             &rows,
             None,
             None,
+            None,
             &knn_lines(&run, &rows),
             &sources.classes,
             Some(&error),
@@ -321,6 +322,7 @@ pub fn fit<B: AutodiffBackend>(
         None => None,
     };
     let embedding = embed(&model.encoder_q, &sources.valid, &images, &config, device)?;
+    let similarities = similarity_samples(&model, &sources, &images, &config, device)?;
     write_outputs(
         &run,
         meta,
@@ -329,6 +331,7 @@ pub fn fit<B: AutodiffBackend>(
         &rows,
         lincls.as_ref(),
         Some(&embedding),
+        Some(&similarities),
         &knn_lines(&run, &rows),
         &sources.classes,
         None,
@@ -445,6 +448,9 @@ fn linear_evaluation_only<B: AutodiffBackend>(
         &[],
         Some(&lincls),
         Some(&embedding),
+        Some(&similarity_samples(
+            &model, &sources, &images, &config, device,
+        )?),
         &[(format!("pretrained encoder {}", source.display()), knn)],
         &sources.classes,
         None,
