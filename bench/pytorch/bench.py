@@ -83,7 +83,7 @@ def resnet(depth, norm):
 
 
 def smoke_net():
-    """The WS smoke preset's network (crates/vireo/presets/ws/smoke.toml): GN(8)+WS basic ResNet,
+    """The WS smoke preset's network (crates/classification/presets/ws/smoke.toml): GN(8)+WS basic ResNet,
     blocks [1,1,1,1], widths 16-128, small 3x3 stem, 10 classes."""
     import torchvision.models.resnet as tvr
     model = tvr.ResNet(tvr.BasicBlock, [1, 1, 1, 1], num_classes=10,
@@ -194,6 +194,68 @@ def image_folder_case(device, data_dir, threads):
     return len(dataset), step
 
 
+def co2_loss(q, k, queue, t=0.2, tau_con=0.04, alpha=1.0):
+    """InfoNCE + alpha * the symmetric CO2 term (crates/co2/src/loss.rs, co2-moco.md 2.1-2.2)."""
+    logits = torch.cat([(q * k).sum(1, keepdim=True), q @ queue], 1) / t
+    info_nce = F.cross_entropy(logits, torch.zeros(len(q), dtype=torch.long, device=q.device))
+    log_q = F.log_softmax(q @ queue / tau_con, 1)
+    log_p = F.log_softmax(k @ queue / tau_con, 1).detach()
+    kl = lambda a, b: (a.exp() * (a - b)).sum(1)
+    return info_nce + alpha * (0.5 * (kl(log_p, log_q) + kl(log_q, log_p))).mean()
+
+
+def co2_loss_case(device, backward):
+    unit = lambda *shape: F.normalize(torch.randn(*shape, device=device), dim=1)
+    q, k, queue = unit(256, 128), unit(256, 128), unit(65536, 128).t().contiguous()
+    if backward:
+        q.requires_grad_(True)
+        def step():
+            q.grad = None
+            co2_loss(q, k, queue).backward()
+    else:
+        def step():
+            with torch.no_grad():
+                co2_loss(q, k, queue)
+    return 256, step
+
+
+def moco_train_case(device):
+    """One MoCo v2 + CO2 step as crates/co2 runs it: ResNet-18 with the v2 head, B64 64^2, queue
+    4096, momentum update, key forward in 2 BN groups of a permuted batch, SGD, enqueue."""
+    import torchvision.models.resnet as tvr
+    def encoder():
+        net = tvr.resnet18()
+        net.fc = nn.Sequential(nn.Linear(512, 512), nn.ReLU(), nn.Linear(512, 128))
+        return net.to(device).train()
+    encoder_q, encoder_k = encoder(), encoder()
+    encoder_k.load_state_dict(encoder_q.state_dict())
+    for p in encoder_k.parameters():
+        p.requires_grad = False
+    queue = F.normalize(torch.randn(128, 4096, device=device), dim=0)
+    state = {"ptr": 0}
+    optimizer = torch.optim.SGD(encoder_q.parameters(), lr=0.03, momentum=0.9, weight_decay=1e-4)
+    xq, xk = torch.randn(64, 3, 64, 64, device=device), torch.randn(64, 3, 64, 64, device=device)
+    order = torch.arange(63, -1, -1, device=device)
+    inverse = torch.argsort(order)
+    def step():
+        with torch.no_grad():
+            for pk, pq in zip(encoder_k.parameters(), encoder_q.parameters()):
+                pk.mul_(0.999).add_(pq.detach(), alpha=0.001)
+        q = F.normalize(encoder_q(xq), dim=1)
+        with torch.no_grad():
+            shuffled = xk[order]
+            k = torch.cat([encoder_k(part) for part in shuffled.chunk(2)])[inverse]
+            k = F.normalize(k, dim=1)
+        loss = co2_loss(q, k, queue)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        ptr = state["ptr"]
+        queue[:, ptr:ptr + 64] = k.t()
+        state["ptr"] = (ptr + 64) % 4096
+    return 64, step
+
+
 def make_case(name, device, threads, data_dir):
     conv = lambda ws: (WSConv2d if ws else nn.Conv2d)(64, 64, 3, padding=1, bias=False)
     cases = {
@@ -206,6 +268,9 @@ def make_case(name, device, threads, data_dir):
         "axial_h56_fwd": lambda: axial_case(device, False),
         "axial_h56_fwd_bwd": lambda: axial_case(device, True),
         "axial26s_train_b8_224": lambda: train_case(device, axial26s(), 8, 224),
+        "co2_loss_b256_k65536_fwd": lambda: co2_loss_case(device, False),
+        "co2_loss_b256_k65536_fwd_bwd": lambda: co2_loss_case(device, True),
+        "moco_v2_co2_train_b64_64": lambda: moco_train_case(device),
         "resnet50_gnws_train_b8_224": lambda: train_case(device, resnet(50, "gn"), 8, 224),
         "resnet50_gnws_infer_b8_224": lambda: infer_case(device, resnet(50, "gn"), 8, 224),
         "resnet50_gnws_train_b32_64": lambda: train_case(device, resnet(50, "gn"), 32, 64),
@@ -309,7 +374,9 @@ def main():
     if args.list:
         for name in ["conv3x3_fwd", "conv3x3_fwd_bwd", "ws_conv3x3_fwd", "ws_conv3x3_fwd_bwd",
                      "gn32_fwd_bwd", "bcn32_fwd_bwd", "axial_h56_fwd", "axial_h56_fwd_bwd",
-                     "axial26s_train_b8_224", "resnet50_gnws_train_b8_224",
+                     "axial26s_train_b8_224", "co2_loss_b256_k65536_fwd",
+                     "co2_loss_b256_k65536_fwd_bwd", "moco_v2_co2_train_b64_64",
+                     "resnet50_gnws_train_b8_224",
                      "resnet50_gnws_infer_b8_224", "resnet50_gnws_train_b32_64",
                      "resnet50_gnws_infer_b32_64", "resnet18_bn_train_b32_32",
                      "resnet18_bn_infer_b32_32", "ws_smoke_train_b32_32", "imagefolder_rrc_224"]:

@@ -145,6 +145,24 @@ pub fn registry<B: AutodiffBackend>() -> Vec<Case<B>> {
             |c| inference(c, ResNetConfig::resnet18(), 32, 32),
         ),
         case(
+            "co2_loss_b256_k65536_fwd",
+            Layers,
+            "InfoNCE + CO2 loss, B256, K 65,536, dim 128, forward",
+            co2_loss_case::<B, false>,
+        ),
+        case(
+            "co2_loss_b256_k65536_fwd_bwd",
+            Layers,
+            "InfoNCE + CO2 loss, B256, K 65,536, dim 128, forward+backward",
+            co2_loss_case::<B, true>,
+        ),
+        case(
+            "moco_v2_co2_train_b64_64",
+            Models,
+            "MoCo v2 + CO2 train step (ResNet-18, B64 64², queue 4,096, momentum update, enqueue)",
+            moco_train_step::<B>,
+        ),
+        case(
             "axial26s_train_b8_224",
             Models,
             "Axial-ResNet-26-S train step, B8 224²",
@@ -448,4 +466,102 @@ fn image_folder_loader<B: AutodiffBackend>(c: &Context<B>) -> Result<Prepared> {
         c.threads,
         Normalization::IMAGENET,
     )
+}
+
+/// Unit rows `[n, d]`.
+fn unit_rows<B: burn::tensor::backend::Backend>(
+    n: usize,
+    d: usize,
+    device: &B::Device,
+) -> Tensor<B, 2> {
+    co2::moco::normalize_rows(Tensor::random(
+        [n, d],
+        Distribution::Normal(0.0, 1.0),
+        device,
+    ))
+}
+
+/// InfoNCE (τ 0.2) + the CO2 term (α 1, τ_con 0.04) of 256 queries against a 65,536-key queue:
+/// forward on the inference backend, or forward+backward to the queries.
+fn co2_loss_case<B: AutodiffBackend, const BACKWARD: bool>(c: &Context<B>) -> Result<Prepared> {
+    let device = c.device.clone();
+    let config = co2::Co2Config::paper(1.0, 0.04);
+    if BACKWARD {
+        let (q, k) = (
+            unit_rows::<B>(256, 128, &device).require_grad(),
+            unit_rows::<B>(256, 128, &device),
+        );
+        let queue = unit_rows::<B>(65_536, 128, &device).transpose();
+        Ok(Prepared {
+            items: 256,
+            step: Box::new(move || {
+                let loss = co2::co2_loss(q.clone(), k.clone(), queue.clone(), 0.2, &config);
+                let _grads = loss.total.backward();
+                sync::<B>(&device)
+            }),
+        })
+    } else {
+        let inner = |n| unit_rows::<B::InnerBackend>(n, 128, &device);
+        let (q, k, queue) = (inner(256), inner(256), inner(65_536).transpose());
+        Ok(Prepared {
+            items: 256,
+            step: Box::new(move || {
+                let _ = co2::co2_loss(q.clone(), k.clone(), queue.clone(), 0.2, &config);
+                sync::<B::InnerBackend>(&device)
+            }),
+        })
+    }
+}
+
+/// One MoCo v2 + CO2 step as the co2 experiment runs it: momentum update, query forward, key
+/// forward in 2 BN groups, InfoNCE + CO2, backward, SGD, enqueue.
+fn moco_train_step<B: AutodiffBackend>(c: &Context<B>) -> Result<Prepared> {
+    let config = co2::MocoConfig {
+        backbone: ResNetConfig::resnet18(),
+        queue: 4096,
+        key_bn: co2::KeyBn::Split { groups: 2 },
+        ..co2::MocoConfig::moco_v2()
+    };
+    let co2_term = co2::Co2Config::paper(1.0, 0.04);
+    let mut model = Some(config.init::<B>(&c.device));
+    let mut optimizer = core_train::OptimizerConfig {
+        lr: 0.03,
+        momentum: 0.9,
+        nesterov: false,
+        weight_decay: 1e-4,
+    }
+    .sgd()
+    .init::<B, co2::Moco<B>>();
+    let (query, _) = classification_batch::<B>(64, 64, 10, &c.device);
+    let (key, _) = classification_batch::<B>(64, 64, 10, &c.device);
+    let permutation: Vec<usize> = (0..64).rev().collect();
+    let device = c.device.clone();
+    Ok(Prepared {
+        items: 64,
+        step: Box::new(move || {
+            let current = model.take().context("the model of the previous step")?;
+            let current = current.momentum_step(config.momentum);
+            let q = current.encoder_q.forward(query.clone());
+            let k = current.keys(key.clone(), config.key_bn, &permutation);
+            let loss = co2::co2_loss(
+                q,
+                k.clone(),
+                current.queue.snapshot(),
+                config.tau,
+                &co2_term,
+            );
+            let grads = GradientsParams::from_grads(loss.total.backward(), &current);
+            let co2::Moco {
+                encoder_q,
+                encoder_k,
+                queue,
+            } = optimizer.step(0.03, current, grads);
+            model = Some(co2::Moco {
+                encoder_q,
+                encoder_k,
+                queue: queue.enqueue(k),
+            });
+            sync::<B>(&device)
+        }),
+    })
 }
