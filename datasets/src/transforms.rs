@@ -975,19 +975,35 @@ impl<D> Augmented<D> {
 
 impl<D: Dataset<ClassificationItem>> Dataset<ClassificationItem> for Augmented<D> {
     fn get(&self, index: usize) -> Option<ClassificationItem> {
-        let item = self.dataset.get(index)?;
-        let image = match item_image(&item) {
-            Ok(image) => image,
-            Err(e) => return crate::load_failed(format!("item {index}: {e}")),
-        };
-        let epoch = self.epoch.load(Ordering::SeqCst) as u64;
-        let mut rng = augmentation_rng(self.seed, epoch, index as u64);
-        Some(image_item(self.pipeline.apply(image, &mut rng), item.label))
+        let (image, label, mut rng) =
+            image_to_augment(&self.dataset, index, self.seed, &self.epoch)?;
+        Some(image_item(self.pipeline.apply(image, &mut rng), label))
     }
 
     fn len(&self) -> usize {
         self.dataset.len()
     }
+}
+
+/// Item `index` as an image, its label, and the generator of its augmentation in the current epoch;
+/// an inconsistent item is reported through [`crate::load_failed`].
+fn image_to_augment<D: Dataset<ClassificationItem>>(
+    dataset: &D,
+    index: usize,
+    seed: u64,
+    epoch: &AtomicUsize,
+) -> Option<(Image, usize, Xoshiro256PlusPlus)> {
+    let item = dataset.get(index)?;
+    let image = match item_image(&item) {
+        Ok(image) => image,
+        Err(e) => return crate::load_failed(format!("item {index}: {e}")),
+    };
+    let epoch = epoch.load(Ordering::SeqCst) as u64;
+    Some((
+        image,
+        item.label,
+        augmentation_rng(seed, epoch, index as u64),
+    ))
 }
 
 /// Two views of each item (MoCo's query and key, [`TwoCrops`]), as a function of
@@ -1025,17 +1041,12 @@ impl<D> TwoViews<D> {
 
 impl<D: Dataset<ClassificationItem>> Dataset<ViewPair> for TwoViews<D> {
     fn get(&self, index: usize) -> Option<ViewPair> {
-        let item = self.dataset.get(index)?;
-        let image = match item_image(&item) {
-            Ok(image) => image,
-            Err(e) => return crate::load_failed(format!("item {index}: {e}")),
-        };
-        let epoch = self.epoch.load(Ordering::SeqCst) as u64;
-        let mut rng = augmentation_rng(self.seed, epoch, index as u64);
+        let (image, label, mut rng) =
+            image_to_augment(&self.dataset, index, self.seed, &self.epoch)?;
         let [query, key] = self.crops.apply(&image, &mut rng);
         Some(ViewPair {
-            query: image_item(query, item.label),
-            key: image_item(key, item.label),
+            query: image_item(query, label),
+            key: image_item(key, label),
         })
     }
 

@@ -6,7 +6,7 @@
 use axial_deeplab::{AXIAL, experiment::config::PanopticData};
 use burn::backend::{Autodiff, Flex};
 use core_train::{Experiment, InferOptions, Session, Weights};
-use datasets::Split;
+use datasets::{Split, shapeworld::rgb_picture};
 
 fn main() -> anyhow::Result<()> {
     // `--set key=value` pairs from the command line change the preset, as in `vireo train`.
@@ -27,12 +27,8 @@ fn main() -> anyhow::Result<()> {
 
     // One validation scene of the world the model was trained on, as a PNG file.
     let scene = world.panoptic_scene(Split::Val, 0).scene;
-    let pixels: Vec<u8> = scene.render().iter().map(|v| (v * 255.0) as u8).collect();
-    let size = scene.size as u32;
     let png = outcome.run.file("example.png");
-    image::RgbImage::from_raw(size, size, pixels)
-        .expect("a rendered scene holds H·W·3 values")
-        .save(&png)?;
+    rgb_picture(&scene.render(), [scene.size; 2]).save(&png)?;
 
     let weights = Weights::Run {
         file: outcome.run.final_weights()?,

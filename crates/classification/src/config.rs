@@ -54,6 +54,43 @@ pub enum DataConfig {
     },
 }
 
+impl DataConfig {
+    /// The per-channel normalisation of every image this data gives.
+    pub fn normalization(&self) -> Normalization {
+        match self {
+            DataConfig::Shapeworld { normalization, .. }
+            | DataConfig::ImageFolder { normalization, .. } => *normalization,
+        }
+    }
+
+    /// Whether unreadable images are left out rather than fatal (`data.skip_corrupt`).
+    pub fn skip_corrupt(&self) -> bool {
+        matches!(
+            self,
+            DataConfig::ImageFolder {
+                skip_corrupt: true,
+                ..
+            }
+        )
+    }
+
+    /// The training pipeline given in the config, if any.
+    pub fn augmentation(&self) -> Option<&Pipeline> {
+        match self {
+            DataConfig::Shapeworld { augmentation, .. }
+            | DataConfig::ImageFolder { augmentation, .. } => augmentation.as_ref(),
+        }
+    }
+
+    /// The side of the images a model sees at evaluation.
+    pub fn image_size(&self) -> usize {
+        match self {
+            DataConfig::Shapeworld { world, .. } => world.image_size,
+            DataConfig::ImageFolder { image_size, .. } => *image_size,
+        }
+    }
+}
+
 fn shapeworld_normalization() -> Normalization {
     Normalization {
         mean: [0.5; 3],
@@ -67,13 +104,7 @@ fn imagenet_normalization() -> Normalization {
 impl ClassificationConfig {
     /// Whether unreadable images are left out rather than fatal (`data.skip_corrupt`).
     pub fn skip_corrupt(&self) -> bool {
-        matches!(
-            self.data,
-            DataConfig::ImageFolder {
-                skip_corrupt: true,
-                ..
-            }
-        )
+        self.data.skip_corrupt()
     }
 
     pub fn num_classes(&self) -> usize {

@@ -194,18 +194,17 @@ pub fn load_official<B: Backend>(
     if num_classes < 2 {
         bail!("--num-classes {num_classes}: expected at least 2");
     }
-    let config = if name.ends_with(".toml") {
-        core_train::preset::read_model_file::<core_nets::ResNetConfig>(Path::new(name))?
-    } else {
-        let Some(preset) = core_nets::MODEL_PRESETS.iter().find(|p| p.name == name) else {
-            let names: Vec<_> = core_nets::MODEL_PRESETS.iter().map(|p| p.name).collect();
-            bail!(
-                "unknown model '{name}': expected one of {}, or a model TOML file",
-                names.join(", ")
-            );
-        };
-        (preset.config)()
-    };
+    let names: Vec<_> = core_nets::MODEL_PRESETS.iter().map(|p| p.name).collect();
+    let config = core_train::preset::model_preset_or_file(
+        name,
+        |n| {
+            core_nets::MODEL_PRESETS
+                .iter()
+                .find(|p| p.name == n)
+                .map(|p| (p.config)())
+        },
+        &names,
+    )?;
     let config = config.with_num_classes(Some(num_classes));
     config
         .validate()

@@ -107,11 +107,9 @@ pub fn datasets_of(config: &ClassificationConfig) -> Result<ExperimentData> {
 }
 
 pub fn batcher_of(config: &ClassificationConfig) -> ClassificationBatcher {
-    let normalization = match &config.data {
-        DataConfig::Shapeworld { normalization, .. }
-        | DataConfig::ImageFolder { normalization, .. } => *normalization,
-    };
-    ClassificationBatcher { normalization }
+    ClassificationBatcher {
+        normalization: config.data.normalization(),
+    }
 }
 
 /// Trains `config` into `session`'s run directory (fresh or resumed).

@@ -4,15 +4,16 @@
 //! `cargo run --release -p co2 --example train_co2 [-- --set train.epochs=1 …]`
 
 use burn::backend::{Autodiff, Flex};
-use co2::{CO2, experiment::config::Co2Data};
+use classification::DataConfig;
+use co2::CO2;
 use core_train::{Experiment, InferOptions, Session, Weights};
-use datasets::Split;
+use datasets::{Split, shapeworld::rgb_picture};
 
 fn main() -> anyhow::Result<()> {
     // `--set key=value` pairs from the command line change the preset, as in `vireo train`.
     let overrides: Vec<String> = std::env::args().skip(1).filter(|a| a != "--set").collect();
     let config = CO2.config("smoke", &overrides)?;
-    let Co2Data::Shapeworld { world, .. } = config.data.clone() else {
+    let DataConfig::Shapeworld { world, .. } = config.data.clone() else {
         unreachable!("the smoke preset trains on ShapeWorld")
     };
     let device = Default::default();
@@ -27,12 +28,8 @@ fn main() -> anyhow::Result<()> {
 
     // One validation image of the world, as a PNG file, through the linear classifier.
     let (scene, label) = world.classification_scene(Split::Val, 0);
-    let pixels: Vec<u8> = scene.render().iter().map(|v| (v * 255.0) as u8).collect();
-    let size = scene.size as u32;
     let png = outcome.run.file("example.png");
-    image::RgbImage::from_raw(size, size, pixels)
-        .expect("a rendered scene holds H·W·3 values")
-        .save(&png)?;
+    rgb_picture(&scene.render(), [scene.size; 2]).save(&png)?;
     let weights = Weights::Run {
         file: outcome.run.final_weights()?,
         run: outcome.run,

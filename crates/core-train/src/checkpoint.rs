@@ -150,15 +150,8 @@ where
 /// The last epoch whose model, optimizer and scheduler files all exist in `checkpoint_dir`
 /// (burn-train writes the three on separate threads, so a kill can leave one without the others).
 pub fn latest_checkpoint(checkpoint_dir: &Path) -> Option<usize> {
-    let entries = fs::read_dir(checkpoint_dir).ok()?;
-    entries
-        .filter_map(|e| {
-            let name = e.ok()?.file_name().into_string().ok()?;
-            name.strip_prefix("model-")?
-                .strip_suffix(".mpk")?
-                .parse::<usize>()
-                .ok()
-        })
+    checkpoint_epochs(checkpoint_dir)
+        .into_iter()
         .filter(|epoch| {
             PARTS.iter().all(|p| {
                 checkpoint_dir
@@ -167,6 +160,21 @@ pub fn latest_checkpoint(checkpoint_dir: &Path) -> Option<usize> {
             })
         })
         .max()
+}
+
+/// The epochs with a `model-N.mpk` in `checkpoint_dir` (in no order).
+fn checkpoint_epochs(checkpoint_dir: &Path) -> Vec<usize> {
+    fs::read_dir(checkpoint_dir)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| {
+            let name = e.ok()?.file_name().into_string().ok()?;
+            name.strip_prefix("model-")?
+                .strip_suffix(".mpk")?
+                .parse::<usize>()
+                .ok()
+        })
+        .collect()
 }
 
 /// Deletes the checkpoint files of every epoch after `epoch`.
@@ -214,17 +222,7 @@ pub fn latest_intact_checkpoint_upto(
     checkpoint_dir: &Path,
     last: usize,
 ) -> (Option<usize>, Vec<String>) {
-    let mut epochs: Vec<usize> = fs::read_dir(checkpoint_dir)
-        .into_iter()
-        .flatten()
-        .filter_map(|e| {
-            let name = e.ok()?.file_name().into_string().ok()?;
-            name.strip_prefix("model-")?
-                .strip_suffix(".mpk")?
-                .parse::<usize>()
-                .ok()
-        })
-        .collect();
+    let mut epochs = checkpoint_epochs(checkpoint_dir);
     epochs.retain(|&e| e <= last);
     epochs.sort_unstable_by(|a, b| b.cmp(a));
     let mut skipped = Vec::new();

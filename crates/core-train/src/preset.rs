@@ -64,6 +64,24 @@ pub fn read_model_file<C: DeserializeOwned>(path: &Path) -> Result<C> {
     parse_config(load_table(&text, &origin, &[])?, &origin)
 }
 
+/// `name` as a model: a `.toml` file of its config ([`read_model_file`]), or one of the named
+/// presets `lookup` knows (`choices` lists them in the error).
+pub fn model_preset_or_file<C: DeserializeOwned>(
+    name: &str,
+    lookup: impl Fn(&str) -> Option<C>,
+    choices: &[&str],
+) -> Result<C> {
+    if name.ends_with(".toml") {
+        return read_model_file(Path::new(name));
+    }
+    lookup(name).with_context(|| {
+        format!(
+            "unknown model '{name}': expected one of {}, or a model TOML file",
+            choices.join(", ")
+        )
+    })
+}
+
 /// `a.b.c=value`: the value is read as TOML (`0.1`, `true`, `[1, 2]`, `"text"`), or as a string.
 fn set_key(table: &mut toml::Table, assignment: &str) -> Result<()> {
     let (key, raw) = assignment

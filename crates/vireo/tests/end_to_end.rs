@@ -642,26 +642,23 @@ fn infer_axial_draws_a_panoptic_overlay_per_image() {
 }
 
 fn tiny_co2(out: &std::path::Path, epochs: &str) -> Vec<String> {
-    let mut args: Vec<String> = ["train", "co2", "--out", out.to_str().unwrap()]
-        .map(String::from)
-        .to_vec();
-    for set in [
-        format!("train.epochs={epochs}"),
-        "data.train_size=64".into(),
-        "data.valid_size=32".into(),
-        "data.world.image_size=16".into(),
-        "data.augmentation={moco_v2={size=16}}".into(),
-        "train.batch_size=16".into(),
-        "train.num_workers=1".into(),
-        "model.queue=64".into(),
-        "knn.k=10".into(),
-        "lincls.epochs=1".into(),
-        "lincls.batch_size=16".into(),
-    ] {
-        args.push("--set".into());
-        args.push(set);
-    }
-    args
+    train_args(
+        "co2",
+        out,
+        &[
+            format!("train.epochs={epochs}"),
+            "data.train_size=64".into(),
+            "data.valid_size=32".into(),
+            "data.world.image_size=16".into(),
+            "data.augmentation={moco_v2={size=16}}".into(),
+            "train.batch_size=16".into(),
+            "train.num_workers=1".into(),
+            "model.queue=64".into(),
+            "knn.k=10".into(),
+            "lincls.epochs=1".into(),
+            "lincls.batch_size=16".into(),
+        ],
+    )
 }
 
 #[test]
@@ -720,29 +717,27 @@ fn co2_evaluates_an_official_moco_checkpoint_linearly() {
     // The tiny MoCo v2 in the released layout (co2/tests/fixtures/make_moco_checkpoint.py): its
     // architecture through --set, linear evaluation only.
     let out = tempfile::tempdir().unwrap();
-    let mut args: Vec<String> = ["train", "co2", "--out", out.path().to_str().unwrap()]
-        .map(String::from)
-        .to_vec();
     let checkpoint = fixture("co2", "moco_tiny.pth.tar");
-    for set in [
-        format!("pretrained=\"{checkpoint}\""),
-        "model.backbone.layers=[1, 1, 1, 1]".into(),
-        "model.backbone.planes=[4, 4, 8, 8]".into(),
-        "model.backbone.stem_width=4".into(),
-        "model.backbone.small_stem=false".into(),
-        "model.dim=6".into(),
-        "model.queue=16".into(),
-        "train.batch_size=16".into(),
-        "train.num_workers=1".into(),
-        "data.train_size=64".into(),
-        "data.valid_size=32".into(),
-        "knn.k=10".into(),
-        "lincls.epochs=1".into(),
-        "lincls.batch_size=16".into(),
-    ] {
-        args.push("--set".into());
-        args.push(set);
-    }
+    let args = train_args(
+        "co2",
+        out.path(),
+        &[
+            format!("pretrained=\"{checkpoint}\""),
+            "model.backbone.layers=[1, 1, 1, 1]".into(),
+            "model.backbone.planes=[4, 4, 8, 8]".into(),
+            "model.backbone.stem_width=4".into(),
+            "model.backbone.small_stem=false".into(),
+            "model.dim=6".into(),
+            "model.queue=16".into(),
+            "train.batch_size=16".into(),
+            "train.num_workers=1".into(),
+            "data.train_size=64".into(),
+            "data.valid_size=32".into(),
+            "knn.k=10".into(),
+            "lincls.epochs=1".into(),
+            "lincls.batch_size=16".into(),
+        ],
+    );
     let output = run_ok(&args);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(

@@ -64,18 +64,17 @@ pub fn load_official<B: Backend>(
     if num_classes < 2 {
         bail!("--num-classes {num_classes}: expected at least 2");
     }
-    let config = if name.ends_with(".toml") {
-        core_train::preset::read_model_file::<crate::AxialResNetConfig>(std::path::Path::new(name))?
-    } else {
-        let Some(preset) = AXIAL_PRESETS.iter().find(|p| p.name == name) else {
-            let names: Vec<_> = AXIAL_PRESETS.iter().map(|p| p.name).collect();
-            bail!(
-                "'{name}' has no official checkpoint loader: the released checkpoints are the ImageNet Axial-ResNets {} (or give a model TOML file); DeepLab2's TensorFlow checkpoints of axial_resnet_*/axial_deeplab_* are not converted",
-                names.join(", ")
-            );
-        };
-        (preset.config)()
-    };
+    let names: Vec<_> = AXIAL_PRESETS.iter().map(|p| p.name).collect();
+    let config = core_train::preset::model_preset_or_file(
+        name,
+        |n| AXIAL_PRESETS.iter().find(|p| p.name == n).map(|p| (p.config)()),
+        &names,
+    )
+    .with_context(|| {
+        format!(
+            "'{name}' has no official checkpoint loader: the released checkpoints are the ImageNet Axial-ResNets; DeepLab2's TensorFlow checkpoints of axial_resnet_*/axial_deeplab_* are not converted"
+        )
+    })?;
     let model = config.with_num_classes(num_classes).init::<B>(device);
     crate::load_axial_checkpoint(model, file, name)
         .with_context(|| format!("loading {} into {name}", file.display()))

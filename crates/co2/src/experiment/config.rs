@@ -4,8 +4,8 @@
 use std::path::PathBuf;
 
 use anyhow::{Result, bail};
+use classification::DataConfig;
 use core_train::{ScheduleConfig, TrainConfig};
-use datasets::{Normalization, Pipeline, ShapeWorld};
 use serde::{Deserialize, Serialize};
 
 use crate::{Co2Config, MocoConfig};
@@ -29,7 +29,9 @@ pub struct Co2Experiment {
     /// (its directory or a `.mpk`) or an official MoCo checkpoint (`.pth.tar`, §5).
     #[serde(default)]
     pub pretrained: Option<PathBuf>,
-    pub data: Co2Data,
+    /// The images (ShapeWorld or class folders); `augmentation` is the two views' pipeline and
+    /// required here. Labels only serve the kNN monitor and the linear evaluation.
+    pub data: DataConfig,
 }
 
 /// The kNN monitor of self-supervised training: cosine similarity to the labelled memory,
@@ -75,43 +77,6 @@ fn thirty() -> f64 {
     30.0
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(tag = "source", rename_all = "snake_case", deny_unknown_fields)]
-pub enum Co2Data {
-    /// ShapeWorld classification images as unlabelled pre-training data; the labels serve the kNN
-    /// monitor and the linear evaluation.
-    Shapeworld {
-        train_size: usize,
-        valid_size: usize,
-        #[serde(default)]
-        world: ShapeWorld,
-        /// The two views' pipeline, e.g. `{ moco_v2 = { size = 32 } }`.
-        augmentation: Pipeline,
-        #[serde(default = "shapeworld_normalization")]
-        normalization: Normalization,
-    },
-    /// ImageNet-style class folders (labels ignored by pre-training).
-    ImageFolder {
-        root: PathBuf,
-        image_size: usize,
-        augmentation: Pipeline,
-        #[serde(default = "imagenet_normalization")]
-        normalization: Normalization,
-        #[serde(default)]
-        skip_corrupt: bool,
-    },
-}
-
-fn shapeworld_normalization() -> Normalization {
-    Normalization {
-        mean: [0.5; 3],
-        std: [0.25; 3],
-    }
-}
-fn imagenet_normalization() -> Normalization {
-    Normalization::IMAGENET
-}
-
 impl Co2Experiment {
     pub fn validate(&self) -> Result<()> {
         self.train.validate().map_err(anyhow::Error::msg)?;
@@ -137,20 +102,24 @@ impl Co2Experiment {
         {
             bail!("lincls: expected epochs >= 1, batch_size >= 1 and lr > 0");
         }
+        let Some(augmentation) = self.data.augmentation() else {
+            bail!(
+                "data.augmentation: MoCo needs the pipeline of its two views, e.g. {{ moco_v2 = {{ size = 32 }} }}"
+            );
+        };
+        augmentation
+            .validate()
+            .map_err(|e| anyhow::anyhow!("data.augmentation: {e}"))?;
         match &self.data {
-            Co2Data::Shapeworld {
+            DataConfig::Shapeworld {
                 train_size,
                 valid_size,
                 world,
-                augmentation,
                 ..
             } => {
                 world
                     .validate()
                     .map_err(|e| anyhow::anyhow!("data.world: {e}"))?;
-                augmentation
-                    .validate()
-                    .map_err(|e| anyhow::anyhow!("data.augmentation: {e}"))?;
                 if *train_size < self.train.batch_size || *valid_size == 0 {
                     bail!(
                         "data.train_size = {train_size}, data.valid_size = {valid_size}: expected at least one batch ({}) of training images and one validation image",
@@ -158,37 +127,13 @@ impl Co2Experiment {
                     );
                 }
             }
-            Co2Data::ImageFolder {
-                image_size,
-                augmentation,
-                ..
-            } => {
+            DataConfig::ImageFolder { image_size, .. } => {
                 if *image_size < 8 {
                     bail!("data.image_size = {image_size}: expected at least 8 pixels");
                 }
-                augmentation
-                    .validate()
-                    .map_err(|e| anyhow::anyhow!("data.augmentation: {e}"))?;
             }
         }
         Ok(())
-    }
-
-    pub fn normalization(&self) -> Normalization {
-        match &self.data {
-            Co2Data::Shapeworld { normalization, .. }
-            | Co2Data::ImageFolder { normalization, .. } => *normalization,
-        }
-    }
-
-    pub fn skip_corrupt(&self) -> bool {
-        matches!(
-            self.data,
-            Co2Data::ImageFolder {
-                skip_corrupt: true,
-                ..
-            }
-        )
     }
 
     /// One line about the model for logs and reports.

@@ -13,7 +13,9 @@ use datasets::{
     ShapeWorldClassification, Split, TwoViews, ViewPair,
 };
 
-use super::config::{Co2Data, Co2Experiment};
+use classification::DataConfig;
+
+use super::config::Co2Experiment;
 
 pub type Items = Arc<dyn Dataset<ClassificationItem>>;
 
@@ -39,12 +41,15 @@ impl Co2Experiment {
                     .map_err(|e| anyhow::anyhow!("data.augmentation: {e}"))?,
             ))
         };
+        let augmentation = self
+            .data
+            .augmentation()
+            .ok_or_else(|| anyhow::anyhow!("data.augmentation is missing"))?;
         let (train, valid, pairs, classes): (Items, Items, _, Vec<String>) = match &self.data {
-            Co2Data::Shapeworld {
+            DataConfig::Shapeworld {
                 train_size,
                 valid_size,
                 world,
-                augmentation,
                 ..
             } => {
                 let split = |split, len| -> Items {
@@ -62,11 +67,8 @@ impl Co2Experiment {
                     world.class_names().iter().map(|s| s.to_string()).collect(),
                 )
             }
-            Co2Data::ImageFolder {
-                root,
-                image_size,
-                augmentation,
-                ..
+            DataConfig::ImageFolder {
+                root, image_size, ..
             } => {
                 let train = ImageFolder::scan(root, "train", None)?;
                 let valid = ImageFolder::scan(root, "val", Some(&train.classes))?;

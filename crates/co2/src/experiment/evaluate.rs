@@ -43,7 +43,7 @@ pub fn embed<B: Backend>(
         device.clone(),
     )
     .workers(config.train.num_workers)
-    .skip_failures(config.skip_corrupt());
+    .skip_failures(config.data.skip_corrupt());
     let status = loader.status();
     let (mut features, mut labels) = (Vec::new(), Vec::new());
     for batch in loader.iter() {
@@ -72,10 +72,11 @@ pub fn similarity_samples<B: Backend>(
 ) -> Result<(Vec<f64>, Vec<f64>)> {
     let views = datasets::TwoViews::new(
         sources.valid.clone(),
-        match &config.data {
-            super::config::Co2Data::Shapeworld { augmentation, .. }
-            | super::config::Co2Data::ImageFolder { augmentation, .. } => augmentation.clone(),
-        },
+        config
+            .data
+            .augmentation()
+            .cloned()
+            .ok_or_else(|| anyhow::anyhow!("data.augmentation is missing"))?,
         config.train.seed ^ 0x7369_6d73,
         std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0)),
     )

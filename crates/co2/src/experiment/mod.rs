@@ -106,7 +106,7 @@ impl Experiment for Co2 {
         let (model, path) = run.load_final_model(config.model.init::<B>(device), device)?;
         let sources = config.sources()?;
         let images = datasets::ClassificationBatcher {
-            normalization: config.normalization(),
+            normalization: config.data.normalization(),
         };
         let top1 = evaluate::knn_accuracy(&model.encoder_q, &sources, &images, &config, device)?;
         Ok(format!(
@@ -146,14 +146,11 @@ impl Experiment for Co2 {
             .with_num_classes(Some(classes.len()))
             .init::<B>(device);
         let classifier = RunDir::load_model(classifier, &file, device)?;
-        let size = match &config.data {
-            config::Co2Data::Shapeworld { world, .. } => world.image_size,
-            config::Co2Data::ImageFolder { image_size, .. } => *image_size,
-        };
+        let size = config.data.image_size();
         let transform = EvalTransform {
             resize: size,
             crop: size,
-            normalization: config.normalization(),
+            normalization: config.data.normalization(),
         };
         classify_images(images, &transform, &classes, options.top_k, device, |x| {
             classifier.forward(x)

@@ -111,7 +111,7 @@ pub fn fit<B: AutodiffBackend>(
     let Co2Sources { views, epoch, .. } = &sources;
     let (views, epoch) = (views.clone(), epoch.clone());
     let images = ClassificationBatcher {
-        normalization: config.normalization(),
+        normalization: config.data.normalization(),
     };
     let loader = EpochLoader::<B, _, _>::new(
         views.clone(),
@@ -125,7 +125,7 @@ pub fn fit<B: AutodiffBackend>(
     .workers(t.num_workers)
     .sharing_epoch(epoch)
     .starting_at_epoch(start)
-    .skip_failures(config.skip_corrupt())
+    .skip_failures(config.data.skip_corrupt())
     .drop_last();
     let status = loader.status();
     let previous_rows = session.previous_rows(read_rows::<Co2Row>, |r| r.epoch)?;
@@ -413,7 +413,7 @@ fn linear_evaluation_only<B: AutodiffBackend>(
     let model = load_pretrained::<B::InnerBackend>(&config.model, source, device)?;
     let run = session.open::<B, _>(&config, device)?;
     let images = ClassificationBatcher {
-        normalization: config.normalization(),
+        normalization: config.data.normalization(),
     };
     let parameters = core_nets::count_parameters::<B::InnerBackend, _>(&model.encoder_q);
     let knn = knn_accuracy(&model.encoder_q, &sources, &images, &config, device)?;

@@ -111,24 +111,33 @@ pub fn image_of(w: u32, h: u32, shade: u8) -> image::RgbImage {
     })
 }
 
-pub fn tiny_axial(out: &Path, epochs: &str) -> Vec<String> {
-    let mut args: Vec<String> = ["train", "axial", "--out", out.to_str().unwrap()]
+/// `train <paper> --out <out>` and a `--set` for each of `sets`.
+pub fn train_args<S: AsRef<str>>(paper: &str, out: &Path, sets: &[S]) -> Vec<String> {
+    let mut args: Vec<String> = ["train", paper, "--out", out.to_str().unwrap()]
         .map(String::from)
         .to_vec();
-    for set in [
-        format!("train.epochs={epochs}"),
-        "data.train_size=16".into(),
-        "data.valid_size=8".into(),
-        "data.world.image_size=17".into(),
-        "train.batch_size=8".into(),
-        "train.num_workers=1".into(),
-        "train.pictures=2".into(),
-        "model.encoder.axial.span=9".into(),
-    ] {
+    for set in sets {
         args.push("--set".into());
-        args.push(set);
+        args.push(set.as_ref().to_string());
     }
     args
+}
+
+pub fn tiny_axial(out: &Path, epochs: &str) -> Vec<String> {
+    train_args(
+        "axial",
+        out,
+        &[
+            format!("train.epochs={epochs}"),
+            "data.train_size=16".into(),
+            "data.valid_size=8".into(),
+            "data.world.image_size=17".into(),
+            "train.batch_size=8".into(),
+            "train.num_workers=1".into(),
+            "train.pictures=2".into(),
+            "model.encoder.axial.span=9".into(),
+        ],
+    )
 }
 
 /// A two-image Cityscapes panoptic tree (cityscapesScripts' trainId layout): road (train id 0)
