@@ -15,6 +15,39 @@ pub trait MetricsRow: Sized {
     fn from_values(values: &[f64]) -> Self;
 }
 
+/// The end of an epoch of a hand-written loop: its row appended and `metrics.csv` rewritten, then
+/// the epoch's checkpoint (the row first: a resume keeps only rows its checkpoint reaches, so a row
+/// without a checkpoint is recomputed, while a checkpoint without its row would leave a gap).
+#[allow(clippy::too_many_arguments)]
+pub fn end_epoch<B, M, O, R>(
+    run: &crate::RunDir,
+    rows: &mut Vec<R>,
+    row: R,
+    epoch: usize,
+    model: &M,
+    optimizer: O,
+    scheduler_iteration: usize,
+    keep: usize,
+) -> Result<()>
+where
+    B: burn::tensor::backend::Backend,
+    M: burn::module::Module<B>,
+    O: burn::record::Record<B>,
+    R: MetricsRow,
+{
+    rows.push(row);
+    write_rows(rows, &run.file("metrics.csv"))?;
+    crate::checkpoint::save_checkpoint(
+        &run.checkpoint_dir(),
+        epoch,
+        model,
+        optimizer,
+        scheduler_iteration,
+        keep,
+    )
+    .with_context(|| format!("writing the epoch {epoch} checkpoint"))
+}
+
 fn columns<R: MetricsRow>() -> usize {
     R::HEADER.split(',').count()
 }

@@ -15,9 +15,9 @@ use burn::{
 };
 use core_train::{
     AtomicRecorder, DivergenceGuard, Outcome, Schedule, Session,
-    checkpoint::{load_checkpoint, save_checkpoint},
+    checkpoint::load_checkpoint,
     epoch_log::format_duration,
-    metrics_csv::{MetricsRow, read_rows, write_rows},
+    metrics_csv::{MetricsRow, end_epoch, read_rows},
 };
 
 use super::{
@@ -204,19 +204,16 @@ pub fn fit<B: AutodiffBackend>(
             train_images_per_s: images as f64 / train_seconds.max(1e-9),
             epoch_seconds: began.elapsed().as_secs_f64(),
         };
-        // The row first: a resume keeps only rows up to its checkpoint, so a row without one is
-        // recomputed, while a checkpoint without its row would leave a gap.
-        rows.push(row.clone());
-        write_rows(&rows, &run.file("metrics.csv"))?;
-        save_checkpoint(
-            &run.checkpoint_dir(),
+        end_epoch(
+            &run,
+            &mut rows,
+            row.clone(),
             epoch,
             &model,
             optimizer.to_record(),
             schedule.iteration,
             t.checkpoints_kept,
-        )
-        .with_context(|| format!("writing the epoch {epoch} checkpoint"))?;
+        )?;
         if verbose {
             println!(
                 "epoch {epoch:>3}/{} | lr {:.2e} | loss {:.4} (sem {:.4}, ctr {:.5}, off {:.3}) | valid PQ {:5.1}% (Th {:.1}, St {:.1}) mIoU {:5.1}% | {:.1} img/s | {:.0}s, ETA {}",

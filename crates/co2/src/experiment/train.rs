@@ -15,9 +15,9 @@ use burn::{
 };
 use core_train::{
     AtomicRecorder, DivergenceGuard, Outcome, Schedule, Session,
-    checkpoint::{load_checkpoint, save_checkpoint, write_atomically},
+    checkpoint::{load_checkpoint, write_atomically},
     epoch_log::format_duration,
-    metrics_csv::{MetricsRow, read_rows, write_rows},
+    metrics_csv::{MetricsRow, end_epoch, read_rows},
 };
 use datasets::{ClassificationBatcher, EpochLoader};
 use rand::seq::SliceRandom;
@@ -253,18 +253,16 @@ pub fn fit<B: AutodiffBackend>(
             train_images_per_s: (steps * t.batch_size) as f64 / train_seconds.max(1e-9),
             epoch_seconds: began.elapsed().as_secs_f64(),
         };
-        // The row first: a resume keeps only rows up to its checkpoint.
-        rows.push(row.clone());
-        write_rows(&rows, &run.file("metrics.csv"))?;
-        save_checkpoint(
-            &run.checkpoint_dir(),
+        end_epoch(
+            &run,
+            &mut rows,
+            row.clone(),
             epoch_number,
             &model,
             optimizer.to_record(),
             schedule.iteration,
             t.checkpoints_kept,
-        )
-        .with_context(|| format!("writing the epoch {epoch_number} checkpoint"))?;
+        )?;
         if verbose {
             println!(
                 "epoch {epoch_number:>3}/{} | lr {:.2e} | loss {:.4} (InfoNCE {:.4}, CO2 {:.4}) | sim pos {:.3} neg {:.3} | kNN top-1 {:5.1}% | {:.0} img/s | {:.0}s, ETA {}",
