@@ -169,3 +169,82 @@ fn accuracy<Bi: burn::tensor::backend::Backend>(
     let percent = |n: usize| 100.0 * n as f64 / count.max(1) as f64;
     (percent(top1), percent(top5))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::backend::{Autodiff, Flex};
+    use core_train::Experiment;
+
+    /// §8.7: after linear evaluation every non-fc tensor, BN running statistics included, is what
+    /// it was: the saved classifier's features equal the pre-trained backbone's, in eval mode.
+    #[test]
+    fn linear_evaluation_changes_nothing_but_fc() {
+        let overrides: Vec<String> = [
+            "data.train_size=64",
+            "data.valid_size=16",
+            "data.world.image_size=16",
+            "train.batch_size=16",
+            "model.queue=64",
+            "lincls.epochs=2",
+            "lincls.batch_size=16",
+        ]
+        .map(String::from)
+        .to_vec();
+        let config = crate::CO2.config("smoke", &overrides).unwrap();
+        let device = Default::default();
+        let sources = config.sources().unwrap();
+        let images = datasets::ClassificationBatcher {
+            normalization: config.data.normalization(),
+        };
+        let backbone = config.model.init_encoder::<Flex>(&device).backbone;
+        let dir = tempfile::tempdir().unwrap();
+        let run = RunDir {
+            path: dir.path().to_path_buf(),
+        };
+        let settings = config.lincls.clone().unwrap();
+        linear_evaluation::<Autodiff<Flex>>(
+            &backbone,
+            config.model.feature_channels(),
+            &sources,
+            &images,
+            &settings,
+            0,
+            &run,
+            false,
+            &device,
+        )
+        .unwrap();
+        let saved = RunDir::load_model(
+            config
+                .model
+                .backbone
+                .clone()
+                .with_num_classes(Some(sources.classes.len()))
+                .init::<Flex>(&device),
+            &run.file("classifier.mpk"),
+            &device,
+        )
+        .unwrap();
+        let x = Tensor::<Flex, 4>::random(
+            [4, 3, 16, 16],
+            burn::tensor::Distribution::Normal(0.0, 1.0),
+            &device,
+        );
+        saved
+            .forward_pooled(x.clone())
+            .into_data()
+            .assert_eq(&backbone.forward_pooled(x).into_data(), true);
+        // ... and the fc did train: it is not its N(0, 0.01) start any more.
+        let fc = saved
+            .fc
+            .unwrap()
+            .weight
+            .val()
+            .abs()
+            .max()
+            .into_scalar()
+            .elem::<f64>();
+        assert!(fc > 0.05, "{fc}");
+    }
+}
