@@ -293,6 +293,7 @@ where
             self.device.clone(),
         );
         let (batch_size, workers, skip) = (self.batch_size, self.workers, self.skip_failures);
+        let drop_last = self.drop_last;
         let status = self.status.clone();
         let skipped = status.skipped.clone();
         // The producer stops when the iterator (and so the receiver) is dropped.
@@ -310,7 +311,8 @@ where
                             Err(message) => return Message::Failed(message),
                         }
                     }
-                    if items.is_empty() {
+                    // Skipped items can leave a batch short: with drop_last it is dropped too.
+                    if items.is_empty() || (drop_last && items.len() < batch_size) {
                         continue;
                     }
                     if sender
@@ -511,6 +513,13 @@ mod tests {
             .skip_failures(true);
         let served: Vec<usize> = DataLoader::iter(&l).flatten().collect();
         assert_eq!(served.len(), 21);
+        // With drop_last, the batches a skipped item made short are left out as well.
+        let full = EpochLoader::<Flex, _, _>::new(Arc::new(Flaky), Identity, 5, Default::default())
+            .skip_failures(true)
+            .drop_last();
+        let batches: Vec<Vec<usize>> = DataLoader::iter(&full).collect();
+        assert!(batches.iter().all(|b| b.len() == 5), "{batches:?}");
+        assert_eq!(batches.len(), 2);
         assert!(!served.contains(&3) && !served.contains(&17));
         assert_eq!(l.status().failure(), None);
         assert_eq!(l.status().skipped().len(), 2);

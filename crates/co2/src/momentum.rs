@@ -8,14 +8,31 @@ use burn::{
     tensor::{Tensor, backend::Backend},
 };
 
+/// burn visits BN running statistics (`RunningState`) like parameters; the update leaves them out.
+fn is_running_statistic(path: &[String]) -> bool {
+    path.last()
+        .is_some_and(|name| name == "running_mean" || name == "running_var")
+}
+
 /// The query encoder's parameters, flattened, in visiting order.
 struct Collect<B: Backend> {
     values: Vec<Tensor<B, 1>>,
+    path: Vec<String>,
 }
 
 impl<B: Backend> ModuleVisitor<B> for Collect<B> {
+    fn enter_module(&mut self, name: &str, _container_type: &str) {
+        self.path.push(name.to_string());
+    }
+
+    fn exit_module(&mut self, _name: &str, _container_type: &str) {
+        self.path.pop();
+    }
+
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
-        self.values.push(param.val().detach().flatten(0, D - 1));
+        if !is_running_statistic(&self.path) {
+            self.values.push(param.val().detach().flatten(0, D - 1));
+        }
     }
 }
 
@@ -23,10 +40,22 @@ impl<B: Backend> ModuleVisitor<B> for Collect<B> {
 struct Blend<B: Backend> {
     query: std::vec::IntoIter<Tensor<B, 1>>,
     momentum: f64,
+    path: Vec<String>,
 }
 
 impl<B: Backend> ModuleMapper<B> for Blend<B> {
+    fn enter_module(&mut self, name: &str, _container_type: &str) {
+        self.path.push(name.to_string());
+    }
+
+    fn exit_module(&mut self, _name: &str, _container_type: &str) {
+        self.path.pop();
+    }
+
     fn map_float<const D: usize>(&mut self, param: Param<Tensor<B, D>>) -> Param<Tensor<B, D>> {
+        if is_running_statistic(&self.path) {
+            return param;
+        }
         let query = self
             .query
             .next()
@@ -57,10 +86,14 @@ pub fn momentum_average<B: Backend, const D: usize>(
 
 /// `key` with every parameter moved towards `query`'s by `1 − m`; both must have one structure.
 pub fn momentum_update<B: Backend, M: Module<B>>(key: M, query: &M, m: f64) -> M {
-    let mut collect = Collect { values: Vec::new() };
+    let mut collect = Collect {
+        values: Vec::new(),
+        path: Vec::new(),
+    };
     query.visit(&mut collect);
     key.map(&mut Blend {
         query: collect.values.into_iter(),
         momentum: m,
+        path: Vec::new(),
     })
 }

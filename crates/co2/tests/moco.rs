@@ -158,3 +158,31 @@ fn queue_size_and_key_groups_are_checked_against_the_batch() {
             .is_ok()
     );
 }
+
+#[test]
+fn the_momentum_update_leaves_the_key_bn_running_statistics_alone() {
+    // §2.1: parameters only. A training-mode pass moves the query encoder's running statistics;
+    // the key encoder's stay at their initial 0 / 1 through the update.
+    let device = Default::default();
+    let model = tiny(KeyBn::None).init::<B>(&device);
+    let _ = model.encoder_q.forward(images(4) * 3.0 + 1.0);
+    // burn applies running-statistics updates lazily: make the query's visible first.
+    if let core_norm::Norm::Batch(bn) = &model.encoder_q.backbone.bn1 {
+        let _ = bn.running_mean.value_sync();
+        let _ = bn.running_var.value_sync();
+    }
+    let model = model.momentum_step(0.5);
+    let core_norm::Norm::Batch(query_bn) = &model.encoder_q.backbone.bn1 else {
+        panic!("a BN stem")
+    };
+    let core_norm::Norm::Batch(key_bn) = &model.encoder_k.backbone.bn1 else {
+        panic!("a BN stem")
+    };
+    let mean = |t: Tensor<Flex, 1>| t.abs().max().into_scalar();
+    assert!(mean(query_bn.running_mean.value_sync().inner()) > 0.01);
+    assert_eq!(mean(key_bn.running_mean.value_sync().inner()), 0.0);
+    assert_eq!(
+        key_bn.running_var.value_sync().inner().into_data(),
+        Tensor::<Flex, 1>::ones([4], &device).into_data()
+    );
+}

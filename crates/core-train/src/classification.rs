@@ -122,7 +122,11 @@ where
     if let Some(message) = stop.get_message() {
         // burn-train checkpoints an epoch whose validation was interrupted: drop checkpoints
         // without a complete metrics row, so a resume recomputes that epoch.
-        let last_row = rows.last().map_or(0, |r| r.epoch);
+        // Never below the checkpoint this run resumed from.
+        let last_row = rows
+            .last()
+            .map_or(0, |r| r.epoch)
+            .max(resume_epoch.unwrap_or(0));
         crate::checkpoint::remove_checkpoints_after(&run.checkpoint_dir(), last_row);
         let last_good = run.last_good_checkpoint();
         bail!("training stopped: {message}; {last_good}");

@@ -128,6 +128,8 @@ impl<E: Experiment> Paper for E {
             };
             let (run, meta, config, epoch) =
                 RunDir::open_for_resume(&path, name, |c: &E::Config| self.epochs(c))?;
+            self.validate(&config)
+                .map_err(|e| anyhow::anyhow!("{}: {e:#}", run.file("config.json").display()))?;
             println!("resuming {} after epoch {epoch}", run.path.display());
             let session = Session {
                 destination: Destination::Resume { run, epoch },

@@ -165,7 +165,12 @@ impl RunDir {
 
     /// "the last good checkpoint is epoch N in DIR" (or that there is none), for a stopped run.
     pub fn last_good_checkpoint(&self) -> String {
-        match crate::latest_checkpoint(&self.checkpoint_dir()) {
+        // The checkpoint `--resume` would use: intact, and reached by metrics.csv.
+        let (epoch, _) = crate::checkpoint::latest_intact_checkpoint_upto(
+            &self.checkpoint_dir(),
+            self.metrics_rows_reach().unwrap_or(usize::MAX),
+        );
+        match epoch {
             Some(e) => format!(
                 "the last good checkpoint is epoch {e} in {}",
                 self.checkpoint_dir().display()

@@ -116,6 +116,9 @@ pub fn knn_accuracy<B: Backend>(
 ) -> Result<f64> {
     let memory = embed(encoder, &sources.train, images, config, device)?;
     let queries = embed(encoder, &sources.valid, images, config, device)?;
+    if memory.labels.is_empty() || queries.labels.is_empty() {
+        bail!("the kNN monitor has no training or no validation image (all skipped?)");
+    }
     let predicted = knn_predict(
         &queries.features,
         &memory.features,

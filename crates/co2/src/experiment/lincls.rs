@@ -47,6 +47,7 @@ pub fn linear_evaluation<B: AutodiffBackend>(
     sources: &Co2Sources,
     images: &ClassificationBatcher,
     settings: &LinclsConfig,
+    skip_corrupt: bool,
     seed: u64,
     run: &RunDir,
     verbose: bool,
@@ -74,13 +75,16 @@ pub fn linear_evaluation<B: AutodiffBackend>(
         settings.batch_size,
         device.clone(),
     )
-    .shuffle(seed ^ 0x6c69_6e63_6c73);
+    .shuffle(seed ^ 0x6c69_6e63_6c73)
+    .skip_failures(skip_corrupt);
     let valid = EpochLoader::<B::InnerBackend, _, _>::new(
         sources.valid.clone(),
         images.clone(),
         settings.batch_size,
         device.clone(),
-    );
+    )
+    .skip_failures(skip_corrupt);
+    let statuses = [train.status(), valid.status()];
     let mut schedule = Schedule::new(
         settings.schedule.clone(),
         settings.lr,
@@ -105,6 +109,9 @@ pub fn linear_evaluation<B: AutodiffBackend>(
             steps += 1;
         }
         let (top1, top5) = accuracy(backbone, &fc.valid(), &valid);
+        if let Some(failure) = statuses.iter().find_map(|s| s.failure()) {
+            anyhow::bail!("linear evaluation stopped: {failure}");
+        }
         let row = LinclsRow {
             epoch,
             lr: lr_sum / steps.max(1) as f64,
@@ -209,6 +216,7 @@ mod tests {
             &sources,
             &images,
             &settings,
+            false,
             0,
             &run,
             false,

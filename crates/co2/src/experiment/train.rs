@@ -110,6 +110,13 @@ pub fn fit<B: AutodiffBackend>(
     let sources = config.sources()?;
     let Co2Sources { views, epoch, .. } = &sources;
     let (views, epoch) = (views.clone(), epoch.clone());
+    if views.len() < t.batch_size {
+        bail!(
+            "{} training images: fewer than train.batch_size = {} (MoCo trains on full batches only)",
+            views.len(),
+            t.batch_size
+        );
+    }
     let images = ClassificationBatcher {
         normalization: config.data.normalization(),
     };
@@ -312,6 +319,7 @@ pub fn fit<B: AutodiffBackend>(
             &sources,
             &images,
             settings,
+            config.data.skip_corrupt(),
             t.seed,
             &run,
             verbose,
@@ -432,6 +440,7 @@ fn linear_evaluation_only<B: AutodiffBackend>(
         &sources,
         &images,
         settings,
+        config.data.skip_corrupt(),
         config.train.seed,
         &run,
         session.verbose,
