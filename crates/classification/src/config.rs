@@ -55,6 +55,34 @@ pub enum DataConfig {
 }
 
 impl DataConfig {
+    /// Rejects data settings no run can use, naming the key.
+    pub fn validate(&self) -> Result<()> {
+        if let Some(pipeline) = self.augmentation() {
+            pipeline
+                .validate()
+                .map_err(|e| anyhow::anyhow!("data.augmentation: {e}"))?;
+        }
+        match self {
+            DataConfig::Shapeworld {
+                train_size,
+                valid_size,
+                world,
+                ..
+            } => {
+                world.validate().map_err(anyhow::Error::msg)?;
+                if *train_size == 0 || *valid_size == 0 {
+                    bail!("data.train_size and data.valid_size must be positive");
+                }
+            }
+            DataConfig::ImageFolder { image_size, .. } => {
+                if *image_size < 8 {
+                    bail!("data.image_size = {image_size}: expected at least 8 pixels");
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// The per-channel normalisation of every image this data gives.
     pub fn normalization(&self) -> Normalization {
         match self {
@@ -120,44 +148,14 @@ impl ClassificationConfig {
         if classes < 2 {
             bail!("model.num_classes = {classes}: a classifier needs at least 2 classes");
         }
-        match &self.data {
-            DataConfig::Shapeworld {
-                train_size,
-                valid_size,
-                world,
-                augmentation,
-                ..
-            } => {
-                world.validate().map_err(anyhow::Error::msg)?;
-                if let Some(pipeline) = augmentation {
-                    pipeline
-                        .validate()
-                        .map_err(|e| anyhow::anyhow!("data.augmentation: {e}"))?;
-                }
-                if *train_size == 0 || *valid_size == 0 {
-                    bail!("data.train_size and data.valid_size must be positive");
-                }
-                if world.num_classes != classes {
-                    bail!(
-                        "model.num_classes = {classes} but data.world.num_classes = {}: they must agree",
-                        world.num_classes
-                    );
-                }
-            }
-            DataConfig::ImageFolder {
-                image_size,
-                augmentation,
-                ..
-            } => {
-                if *image_size < 8 {
-                    bail!("data.image_size = {image_size}: expected at least 8 pixels");
-                }
-                if let Some(pipeline) = augmentation {
-                    pipeline
-                        .validate()
-                        .map_err(|e| anyhow::anyhow!("data.augmentation: {e}"))?;
-                }
-            }
+        self.data.validate()?;
+        if let DataConfig::Shapeworld { world, .. } = &self.data
+            && world.num_classes != classes
+        {
+            bail!(
+                "model.num_classes = {classes} but data.world.num_classes = {}: they must agree",
+                world.num_classes
+            );
         }
         Ok(())
     }

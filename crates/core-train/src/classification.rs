@@ -4,7 +4,7 @@
 
 use std::{io::IsTerminal, sync::Arc};
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 use burn::{
     backend::Flex,
     data::dataloader::DataLoader,
@@ -128,8 +128,7 @@ where
             .map_or(0, |r| r.epoch)
             .max(resume_epoch.unwrap_or(0));
         crate::checkpoint::remove_checkpoints_after(&run.checkpoint_dir(), last_row);
-        let last_good = run.last_good_checkpoint();
-        bail!("training stopped: {message}; {last_good}");
+        return Err(run.stop(&message, |_| Ok(())));
     }
     Ok(TrainOutcome { model, rows })
 }

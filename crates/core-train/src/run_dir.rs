@@ -197,6 +197,17 @@ impl RunDir {
         Some(reach)
     }
 
+    /// The error that stops a run: `reason` and the checkpoint `--resume` would use. `report` writes
+    /// the stopped run's report first; its own failure is only warned about, so the first error is
+    /// the one reported.
+    pub fn stop(&self, reason: &str, report: impl FnOnce(&str) -> Result<()>) -> anyhow::Error {
+        let error = format!("{reason}; {}", self.last_good_checkpoint());
+        if let Err(e) = report(&error) {
+            eprintln!("warning: the report of the stopped run was not written: {e:#}");
+        }
+        anyhow::anyhow!("training stopped: {error}")
+    }
+
     /// The paper `config.json` says this run is of.
     pub fn paper(&self) -> Result<String> {
         Ok(self.read_config::<serde_json::Value>()?.0.paper)

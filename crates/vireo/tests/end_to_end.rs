@@ -335,18 +335,19 @@ fn axial_runs_leave_pq_pictures_and_resume_exactly() {
     let out = tempfile::tempdir().unwrap();
     run_ok(&tiny_axial(out.path(), "3"));
     let run = single_run(out.path(), "axial");
-    for file in [
-        "config.json",
-        "metrics.csv",
-        "curves.png",
-        "predictions.png",
-        "report.md",
-        "model.mpk",
-        "checkpoint/model-3.mpk",
-        "checkpoint/scheduler-3.mpk",
-    ] {
-        assert!(run.join(file).is_file(), "missing {file}");
-    }
+    assert_files(
+        &run,
+        &[
+            "config.json",
+            "metrics.csv",
+            "curves.png",
+            "predictions.png",
+            "report.md",
+            "model.mpk",
+            "checkpoint/model-3.mpk",
+            "checkpoint/scheduler-3.mpk",
+        ],
+    );
     assert_eq!(csv_epochs(&run), [1, 2, 3]);
     let report = fs::read_to_string(run.join("report.md")).unwrap();
     assert!(
@@ -670,19 +671,20 @@ fn co2_runs_leave_knn_linear_eval_pictures_and_resume_exactly() {
         "{stdout}"
     );
     let run = single_run(out.path(), "co2");
-    for file in [
-        "config.json",
-        "metrics.csv",
-        "curves.png",
-        "embedding.png",
-        "similarities.png",
-        "report.md",
-        "model.mpk",
-        "classifier.mpk",
-        "checkpoint/model-3.mpk",
-    ] {
-        assert!(run.join(file).is_file(), "missing {file}");
-    }
+    assert_files(
+        &run,
+        &[
+            "config.json",
+            "metrics.csv",
+            "curves.png",
+            "embedding.png",
+            "similarities.png",
+            "report.md",
+            "model.mpk",
+            "classifier.mpk",
+            "checkpoint/model-3.mpk",
+        ],
+    );
     assert_eq!(csv_epochs(&run), [1, 2, 3]);
     let report = fs::read_to_string(run.join("report.md")).unwrap();
     assert!(

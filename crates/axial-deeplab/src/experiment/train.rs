@@ -6,7 +6,7 @@
 
 use std::time::Instant;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use burn::data::dataloader::DataLoader;
 use burn::{
     module::{AutodiffModule, Module},
@@ -234,23 +234,20 @@ pub fn fit<B: AutodiffBackend>(
         }
     }
     let model = model.valid();
-    if let Some(error) = error {
-        // The first error is the one reported; the report of the stopped run comes second.
-        let error = format!("{error}; {}", run.last_good_checkpoint());
-        if let Err(e) = write_outputs(
-            &run,
-            meta,
-            &experiment,
-            parameters,
-            &rows,
-            None,
-            labels,
-            resume_epoch,
-            Some(&error),
-        ) {
-            eprintln!("warning: the report of the stopped run was not written: {e:#}");
-        }
-        bail!("training stopped: {error}");
+    if let Some(reason) = error {
+        return Err(run.stop(&reason, |error| {
+            write_outputs(
+                &run,
+                meta,
+                &experiment,
+                parameters,
+                &rows,
+                None,
+                labels,
+                resume_epoch,
+                Some(error),
+            )
+        }));
     }
     // The final pictures and the per-class table come from one more pass over the validation
     // split (the same numbers as the last row).

@@ -102,36 +102,19 @@ impl Co2Experiment {
         {
             bail!("lincls: expected epochs >= 1, batch_size >= 1 and lr > 0");
         }
-        let Some(augmentation) = self.data.augmentation() else {
+        if self.data.augmentation().is_none() {
             bail!(
                 "data.augmentation: MoCo needs the pipeline of its two views, e.g. {{ moco_v2 = {{ size = 32 }} }}"
             );
-        };
-        augmentation
-            .validate()
-            .map_err(|e| anyhow::anyhow!("data.augmentation: {e}"))?;
-        match &self.data {
-            DataConfig::Shapeworld {
-                train_size,
-                valid_size,
-                world,
-                ..
-            } => {
-                world
-                    .validate()
-                    .map_err(|e| anyhow::anyhow!("data.world: {e}"))?;
-                if *train_size < self.train.batch_size || *valid_size == 0 {
-                    bail!(
-                        "data.train_size = {train_size}, data.valid_size = {valid_size}: expected at least one batch ({}) of training images and one validation image",
-                        self.train.batch_size
-                    );
-                }
-            }
-            DataConfig::ImageFolder { image_size, .. } => {
-                if *image_size < 8 {
-                    bail!("data.image_size = {image_size}: expected at least 8 pixels");
-                }
-            }
+        }
+        self.data.validate()?;
+        if let DataConfig::Shapeworld { train_size, .. } = &self.data
+            && *train_size < self.train.batch_size
+        {
+            bail!(
+                "data.train_size = {train_size}: expected at least one batch (train.batch_size = {}) of training images",
+                self.train.batch_size
+            );
         }
         Ok(())
     }

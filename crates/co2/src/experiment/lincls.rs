@@ -18,7 +18,10 @@ use core_nets::ResNet;
 use core_train::{AtomicRecorder, OptimizerConfig, RunDir, Schedule};
 use datasets::{ClassificationBatcher, EpochLoader};
 
-use super::{config::LinclsConfig, data::Co2Sources};
+use super::{
+    config::{Co2Experiment, LinclsConfig},
+    data::Co2Sources,
+};
 
 /// One epoch of the linear evaluation.
 #[derive(Clone, Debug, PartialEq)]
@@ -43,16 +46,19 @@ pub struct LinclsResult {
 #[allow(clippy::too_many_arguments)]
 pub fn linear_evaluation<B: AutodiffBackend>(
     backbone: &ResNet<B::InnerBackend>,
-    channels: usize,
+    config: &Co2Experiment,
+    settings: &LinclsConfig,
     sources: &Co2Sources,
     images: &ClassificationBatcher,
-    settings: &LinclsConfig,
-    skip_corrupt: bool,
-    seed: u64,
     run: &RunDir,
     verbose: bool,
     device: &B::Device,
 ) -> Result<LinclsResult> {
+    let (channels, skip_corrupt, seed) = (
+        config.model.feature_channels(),
+        config.data.skip_corrupt(),
+        config.train.seed,
+    );
     let classes = sources.classes.len();
     let mut fc: Linear<B> = LinearConfig::new(channels, classes)
         .with_initializer(Initializer::Normal {
@@ -211,16 +217,7 @@ mod tests {
         };
         let settings = config.lincls.clone().unwrap();
         linear_evaluation::<Autodiff<Flex>>(
-            &backbone,
-            config.model.feature_channels(),
-            &sources,
-            &images,
-            &settings,
-            false,
-            0,
-            &run,
-            false,
-            &device,
+            &backbone, &config, &settings, &sources, &images, &run, false, &device,
         )
         .unwrap();
         let saved = RunDir::load_model(

@@ -288,24 +288,22 @@ pub fn fit<B: AutodiffBackend>(
         }
     }
     let model = model.valid();
-    if let Some(error) = error {
-        let error = format!("{error}; {}", run.last_good_checkpoint());
-        if let Err(e) = write_outputs(
-            &run,
-            meta,
-            &config,
-            parameters,
-            &rows,
-            None,
-            None,
-            None,
-            &knn_lines(&run, &rows),
-            &sources.classes,
-            Some(&error),
-        ) {
-            eprintln!("warning: the report of the stopped run was not written: {e:#}");
-        }
-        bail!("training stopped: {error}");
+    if let Some(reason) = error {
+        return Err(run.stop(&reason, |error| {
+            write_outputs(
+                &run,
+                meta,
+                &config,
+                parameters,
+                &rows,
+                None,
+                None,
+                None,
+                &knn_lines(&run, &rows),
+                &sources.classes,
+                Some(error),
+            )
+        }));
     }
     model
         .clone()
@@ -315,12 +313,10 @@ pub fn fit<B: AutodiffBackend>(
     let lincls: Option<LinclsResult> = match &config.lincls {
         Some(settings) => Some(linear_evaluation::<B>(
             &model.encoder_q.backbone,
-            config.model.feature_channels(),
+            &config,
+            settings,
             &sources,
             &images,
-            settings,
-            config.data.skip_corrupt(),
-            t.seed,
             &run,
             verbose,
             device,
@@ -436,12 +432,10 @@ fn linear_evaluation_only<B: AutodiffBackend>(
         .context("pretrained is set but [lincls] is missing")?;
     let lincls = linear_evaluation::<B>(
         &model.encoder_q.backbone,
-        config.model.feature_channels(),
+        &config,
+        settings,
         &sources,
         &images,
-        settings,
-        config.data.skip_corrupt(),
-        config.train.seed,
         &run,
         session.verbose,
         device,

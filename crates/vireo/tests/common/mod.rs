@@ -344,3 +344,14 @@ eval_size = [25, 33]
     .unwrap();
     config
 }
+
+/// Every one of `files` (relative paths) exists in `run`.
+pub fn assert_files(run: &Path, files: &[&str]) {
+    for file in files {
+        assert!(
+            run.join(file).is_file(),
+            "{}: missing {file}",
+            run.display()
+        );
+    }
+}
