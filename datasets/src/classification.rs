@@ -72,3 +72,47 @@ impl<B: Backend> Batcher<B, ClassificationItem, ClassificationBatch<B>> for Clas
         }
     }
 }
+
+/// A class-balanced label subset for semi-supervised evaluation: from each class, `fraction` of its
+/// images (rounded up, at least one), drawn by a seeded shuffle; indices in ascending order.
+/// The real ImageNet subsets are files (`ImageFolder::subset_indices`); this draws the same kind of
+/// subset for data that has no published one (ShapeWorld).
+pub fn balanced_subset(labels: &[usize], fraction: f64, seed: u64) -> Vec<usize> {
+    use rand::{SeedableRng, seq::SliceRandom};
+    let classes = labels.iter().max().map_or(0, |&m| m + 1);
+    let mut by_class = vec![Vec::new(); classes];
+    for (index, &label) in labels.iter().enumerate() {
+        by_class[label].push(index);
+    }
+    let mut rng = rand::rngs::Xoshiro256PlusPlus::seed_from_u64(seed);
+    let mut chosen: Vec<usize> = by_class
+        .into_iter()
+        .flat_map(|mut members| {
+            let take = ((members.len() as f64 * fraction).ceil() as usize)
+                .clamp(1, members.len().max(1))
+                .min(members.len());
+            members.shuffle(&mut rng);
+            members.truncate(take);
+            members
+        })
+        .collect();
+    chosen.sort_unstable();
+    chosen
+}
+
+#[cfg(test)]
+mod subset_tests {
+    use super::balanced_subset;
+
+    #[test]
+    fn balanced_subset_takes_the_fraction_of_every_class() {
+        // 30 of class 0, 10 of class 1, 0 of class 2, 1 of class 3.
+        let labels: Vec<usize> = [vec![0; 30], vec![1; 10], vec![3]].concat();
+        let subset = balanced_subset(&labels, 0.1, 7);
+        let count = |c| subset.iter().filter(|&&i| labels[i] == c).count();
+        assert_eq!((count(0), count(1), count(2), count(3)), (3, 1, 0, 1));
+        assert!(subset.windows(2).all(|w| w[0] < w[1]));
+        assert_eq!(subset, balanced_subset(&labels, 0.1, 7));
+        assert_ne!(subset, balanced_subset(&labels, 0.1, 8));
+    }
+}

@@ -105,6 +105,11 @@ impl ImageFolder {
         Ok(Self { classes, samples })
     }
 
+    /// The class of every sample, in order.
+    pub fn labels(&self) -> Vec<usize> {
+        self.samples.iter().map(|(_, label)| *label).collect()
+    }
+
     /// Decodes sample `index` at its own size. A corrupt image is an error naming its path.
     pub fn load(&self, index: usize) -> Result<ClassificationItem, String> {
         let (path, label) = &self.samples[index];

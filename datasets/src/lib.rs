@@ -17,7 +17,7 @@ pub mod shapeworld;
 pub mod transforms;
 
 pub use classification::{
-    ClassificationBatch, ClassificationBatcher, ClassificationItem, Normalization,
+    ClassificationBatch, ClassificationBatcher, ClassificationItem, Normalization, balanced_subset,
 };
 pub use image_folder::{FolderError, ImageFolder};
 pub use loader::{EpochLoader, LoaderStatus, load_failed};

@@ -658,6 +658,8 @@ fn tiny_co2(out: &std::path::Path, epochs: &str) -> Vec<String> {
             "knn.k=10".into(),
             "lincls.epochs=1".into(),
             "lincls.batch_size=16".into(),
+            "semi.epochs=1".into(),
+            "semi.batch_size=8".into(),
         ],
     )
 }
@@ -682,13 +684,17 @@ fn co2_runs_leave_knn_linear_eval_pictures_and_resume_exactly() {
             "report.md",
             "model.mpk",
             "classifier.mpk",
+            "classifier-semi.mpk",
             "checkpoint/model-3.mpk",
         ],
     );
     assert_eq!(csv_epochs(&run), [1, 2, 3]);
     let report = fs::read_to_string(run.join("report.md")).unwrap();
     assert!(
-        report.contains("kNN monitor") && report.contains("linear evaluation, final epoch"),
+        report.contains("kNN monitor")
+            && report.contains("| linear evaluation (64 images), final epoch 1 |")
+            && report.contains("| semi-supervised fine-tuning, 10 % of the labels (")
+            && report.contains("## Semi-supervised fine-tuning, 10 % of the labels: epochs"),
         "{report}"
     );
     // Killed after epoch 2: the resumed epoch 3 equals the uninterrupted one (queue, key encoder,
@@ -738,6 +744,7 @@ fn co2_evaluates_an_official_moco_checkpoint_linearly() {
             "knn.k=10".into(),
             "lincls.epochs=1".into(),
             "lincls.batch_size=16".into(),
+            "semi.epochs=1".into(),
         ],
     );
     let output = run_ok(&args);
@@ -749,10 +756,12 @@ fn co2_evaluates_an_official_moco_checkpoint_linearly() {
     let run = single_run(out.path(), "co2");
     let report = fs::read_to_string(run.join("report.md")).unwrap();
     assert!(
-        report.contains("pretrained encoder") && report.contains("linear evaluation, final epoch"),
+        report.contains("pretrained encoder")
+            && report.contains("linear evaluation (64 images), final epoch")
+            && report.contains("semi-supervised fine-tuning"),
         "{report}"
     );
-    assert!(run.join("classifier.mpk").is_file());
+    assert!(run.join("classifier.mpk").is_file() && run.join("classifier-semi.mpk").is_file());
     // The ResNet-50 MoCo v2 model does not fit the tiny file: refused naming the keys.
     let err = run_err(&[
         "import",

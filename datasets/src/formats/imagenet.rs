@@ -165,6 +165,20 @@ impl SemiSupervisedSubset {
     }
 }
 
+impl burn::data::dataset::Dataset<ClassificationItem> for SemiSupervisedSubset {
+    fn get(&self, index: usize) -> Option<ClassificationItem> {
+        if index >= self.samples.len() {
+            return None;
+        }
+        // A corrupt file is an error naming it (or a skipped item), never a short epoch.
+        self.load(index).map_or_else(crate::load_failed, Some)
+    }
+
+    fn len(&self) -> usize {
+        self.samples.len()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

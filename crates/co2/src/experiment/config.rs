@@ -25,8 +25,12 @@ pub struct Co2Experiment {
     /// Linear evaluation after pre-training (`main_lincls.py`); none: skip it.
     #[serde(default)]
     pub lincls: Option<LinclsConfig>,
-    /// Linear evaluation only, of a pre-trained encoder instead of pre-training: a vireo CO2 run
-    /// (its directory or a `.mpk`) or an official MoCo checkpoint (`.pth.tar`, §5).
+    /// Semi-supervised fine-tuning after pre-training (§4.3); none: skip it.
+    #[serde(default)]
+    pub semi: Option<SemiConfig>,
+    /// Evaluation only (`[lincls]` and/or `[semi]`), of a pre-trained encoder instead of
+    /// pre-training: a vireo CO2 run (its directory or a `.mpk`) or an official MoCo checkpoint
+    /// (`.pth.tar`, §5).
     #[serde(default)]
     pub pretrained: Option<PathBuf>,
     /// The images (ShapeWorld or class folders); `augmentation` is the two views' pipeline and
@@ -71,10 +75,81 @@ pub struct LinclsConfig {
     #[serde(default = "thirty")]
     pub lr: f64,
     pub schedule: ScheduleConfig,
+    /// `main_lincls.py`'s RandomResizedCrop (scale 0.08–1) + horizontal flip of the training
+    /// images; false: the evaluation-size images as they are.
+    #[serde(default = "yes")]
+    pub augment: bool,
 }
 
 fn thirty() -> f64 {
     30.0
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// Semi-supervised fine-tuning (`co2-moco.md` §4.3): the whole pre-trained network (BN in training
+/// mode) and a new fc trained on a labelled subset, SGD with momentum 0.9 and no weight decay, one
+/// learning rate for the backbone and one for the head, both following `schedule`. The paper's
+/// optimiser and schedule are not published: the defaults of the presets are a starting point.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SemiConfig {
+    /// Which labelled images: `{ fraction = 0.01 }` (class-balanced, drawn by the seed) or
+    /// `{ file = "imagenet_subsets/1percent.txt" }` (SimCLR's lists; class folders only).
+    pub subset: LabelSubset,
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub lr_backbone: f64,
+    pub lr_head: f64,
+    pub schedule: ScheduleConfig,
+    /// RandomResizedCrop + flip of the training images, as in linear evaluation.
+    #[serde(default = "yes")]
+    pub augment: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum LabelSubset {
+    Fraction(f64),
+    File(PathBuf),
+}
+
+impl SemiConfig {
+    fn validate(&self, data: &DataConfig) -> Result<()> {
+        let positive = |v: f64| v.is_finite() && v > 0.0;
+        if self.epochs == 0
+            || self.batch_size == 0
+            || !positive(self.lr_backbone)
+            || !positive(self.lr_head)
+        {
+            bail!("semi: expected epochs >= 1, batch_size >= 1, lr_backbone > 0 and lr_head > 0");
+        }
+        match &self.subset {
+            LabelSubset::Fraction(f) if !(*f > 0.0 && *f <= 1.0) => {
+                bail!("semi.subset.fraction = {f}: expected a fraction in (0, 1]")
+            }
+            LabelSubset::File(path) if !matches!(data, DataConfig::ImageFolder { .. }) => bail!(
+                "semi.subset.file = {}: subset lists name ImageNet files; with data.source = \"shapeworld\" use semi.subset = {{ fraction = 0.1 }}",
+                path.display()
+            ),
+            _ => Ok(()),
+        }
+    }
+
+    /// How the report names this stage.
+    pub fn describe(&self) -> String {
+        match &self.subset {
+            LabelSubset::Fraction(f) => {
+                format!("semi-supervised fine-tuning, {} % of the labels", f * 100.0)
+            }
+            LabelSubset::File(path) => format!(
+                "semi-supervised fine-tuning, the labels of {}",
+                path.display()
+            ),
+        }
+    }
 }
 
 impl Co2Experiment {
@@ -91,8 +166,11 @@ impl Co2Experiment {
                 self.knn.temperature
             );
         }
-        if self.pretrained.is_some() && self.lincls.is_none() {
-            bail!("pretrained is set: [lincls] must say how to evaluate it");
+        if self.pretrained.is_some() && self.lincls.is_none() && self.semi.is_none() {
+            bail!("pretrained is set: [lincls] or [semi] must say how to evaluate it");
+        }
+        if let Some(semi) = &self.semi {
+            semi.validate(&self.data)?;
         }
         if let Some(lincls) = &self.lincls
             && (lincls.epochs == 0

@@ -3,19 +3,23 @@
 
 use std::sync::{Arc, atomic::AtomicUsize};
 
-use anyhow::Result;
+use anyhow::{Result, bail};
 use burn::{
-    data::{dataloader::batcher::Batcher, dataset::Dataset},
+    data::{
+        dataloader::batcher::Batcher,
+        dataset::{Dataset, transform::SelectionDataset},
+    },
     tensor::{Tensor, backend::Backend},
 };
 use datasets::{
     Augmented, ClassificationBatcher, ClassificationItem, ImageFolder, Pipeline,
-    ShapeWorldClassification, Split, TwoViews, ViewPair,
+    ShapeWorldClassification, Split, TwoViews, ViewPair, balanced_subset,
+    formats::imagenet::{ClassIndex, SemiSupervisedSubset},
 };
 
 use classification::DataConfig;
 
-use super::config::Co2Experiment;
+use super::config::{Co2Experiment, LabelSubset};
 
 pub type Items = Arc<dyn Dataset<ClassificationItem>>;
 
@@ -25,6 +29,10 @@ pub struct Co2Sources {
     pub train: Items,
     pub valid: Items,
     pub views: Arc<dyn Dataset<ViewPair>>,
+    /// The labelled training images at their own size (what a supervised stage crops), and
+    /// their classes.
+    pub raw_train: Items,
+    pub train_labels: Vec<usize>,
     pub classes: Vec<String>,
     /// The epoch the views are drawn for (shared with the loader).
     pub epoch: Arc<AtomicUsize>,
@@ -45,7 +53,14 @@ impl Co2Experiment {
             .data
             .augmentation()
             .ok_or_else(|| anyhow::anyhow!("data.augmentation is missing"))?;
-        let (train, valid, pairs, classes): (Items, Items, _, Vec<String>) = match &self.data {
+        let (train, valid, pairs, classes, raw_train, train_labels): (
+            Items,
+            Items,
+            _,
+            Vec<String>,
+            Items,
+            Vec<usize>,
+        ) = match &self.data {
             DataConfig::Shapeworld {
                 train_size,
                 valid_size,
@@ -60,11 +75,16 @@ impl Co2Experiment {
                     })
                 };
                 let train = split(Split::Train, *train_size);
+                let labels = (0..*train_size as u64)
+                    .map(|i| world.classification_scene(Split::Train, i).1)
+                    .collect();
                 (
                     train.clone(),
                     split(Split::Val, *valid_size),
-                    views(train, augmentation)?,
+                    views(train.clone(), augmentation)?,
                     world.class_names().iter().map(|s| s.to_string()).collect(),
+                    train,
+                    labels,
                 )
             }
             DataConfig::ImageFolder {
@@ -73,6 +93,7 @@ impl Co2Experiment {
                 let train = ImageFolder::scan(root, "train", None)?;
                 let valid = ImageFolder::scan(root, "val", Some(&train.classes))?;
                 let classes = train.classes.clone();
+                let labels = train.labels();
                 let train: Items = Arc::new(train);
                 let eval = |items: Items| -> Result<Items> {
                     Ok(Arc::new(
@@ -83,8 +104,10 @@ impl Co2Experiment {
                 (
                     eval(train.clone())?,
                     eval(Arc::new(valid))?,
-                    views(train, augmentation)?,
+                    views(train.clone(), augmentation)?,
                     classes,
+                    train,
+                    labels,
                 )
             }
         };
@@ -92,9 +115,52 @@ impl Co2Experiment {
             train,
             valid,
             views: pairs,
+            raw_train,
+            train_labels,
             classes,
             epoch,
         })
+    }
+
+    /// The training images of a supervised stage (linear evaluation, fine-tuning): `subset` of the
+    /// labelled split (all of it when none), with `main_lincls.py`'s RandomResizedCrop + flip when
+    /// `augment`, else at evaluation size; and the epoch counter the crops read (share it with the
+    /// loader).
+    pub fn supervised_train(
+        &self,
+        sources: &Co2Sources,
+        subset: Option<&LabelSubset>,
+        augment: bool,
+    ) -> Result<(Items, Arc<AtomicUsize>)> {
+        let seed = self.train.seed;
+        let chosen: Items = match subset {
+            None => sources.raw_train.clone(),
+            Some(LabelSubset::Fraction(fraction)) => Arc::new(SelectionDataset::<
+                Items,
+                ClassificationItem,
+            >::from_indices_checked(
+                sources.raw_train.clone(),
+                balanced_subset(&sources.train_labels, *fraction, seed ^ 0x7365_6d69),
+            )),
+            Some(LabelSubset::File(list)) => {
+                let DataConfig::ImageFolder { root, .. } = &self.data else {
+                    bail!("semi.subset.file needs data.source = \"image_folder\"");
+                };
+                let classes = ClassIndex::from_wnids(sources.classes.clone());
+                Arc::new(SemiSupervisedSubset::read(list, root, &classes)?)
+            }
+        };
+        let epoch = Arc::new(AtomicUsize::new(0));
+        let size = self.data.image_size();
+        let pipeline = match (augment, &self.data) {
+            (true, _) => Pipeline::imagenet_train(size),
+            (false, DataConfig::ImageFolder { .. }) => Pipeline::imagenet_eval(size),
+            (false, DataConfig::Shapeworld { .. }) => return Ok((chosen, epoch)),
+        };
+        let items = Augmented::new(chosen, pipeline, seed)
+            .map_err(|e| anyhow::anyhow!("data.image_size: {e}"))?
+            .with_epoch(epoch.clone());
+        Ok((Arc::new(items), epoch))
     }
 }
 

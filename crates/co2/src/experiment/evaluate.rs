@@ -15,7 +15,7 @@ use datasets::{ClassificationBatcher, EpochLoader};
 use super::{
     config::Co2Experiment,
     data::{Co2Sources, Items},
-    lincls::LinclsResult,
+    lincls::SupervisedResult,
     train::Co2Row,
 };
 use crate::{Encoder, knn::knn_predict};
@@ -144,7 +144,7 @@ pub fn write_outputs(
     config: &Co2Experiment,
     parameters: usize,
     rows: &[Co2Row],
-    lincls: Option<&LinclsResult>,
+    stages: &[SupervisedResult],
     embedding: Option<&Embedding>,
     similarities: Option<&(Vec<f64>, Vec<f64>)>,
     knn: &[(String, f64)],
@@ -183,16 +183,21 @@ pub fn write_outputs(
                 series: vec![("kNN".into(), series(|r| r.knn_top1))],
             },
         ];
-        if let Some(l) = lincls {
+        if !stages.is_empty() {
             panels.push(Panel {
-                name: "linear evaluation top-1 (%)".into(),
-                series: vec![(
-                    "valid".into(),
-                    l.rows
-                        .iter()
-                        .map(|r| (r.epoch as f64, r.valid_top1))
-                        .collect(),
-                )],
+                name: "after pre-training: validation top-1 (%)".into(),
+                series: stages
+                    .iter()
+                    .map(|l| {
+                        (
+                            l.name.clone(),
+                            l.rows
+                                .iter()
+                                .map(|r| (r.epoch as f64, r.valid_top1))
+                                .collect(),
+                        )
+                    })
+                    .collect(),
             });
         }
         draw_panels(&panels, &title, &run.file("curves.png"))?;
@@ -229,7 +234,7 @@ pub fn write_outputs(
     if let Some(error) = error {
         let _ = writeln!(md, "**Stopped early:** {error}\n");
     }
-    if !knn.is_empty() || lincls.is_some() {
+    if !knn.is_empty() || !stages.is_empty() {
         let _ = writeln!(md, "## Result\n");
         let _ = writeln!(md, "| | top-1 | top-5 |\n|---|---|---|");
         for (label, top1) in knn {
@@ -239,18 +244,20 @@ pub fn write_outputs(
                 config.knn.k, config.knn.temperature
             );
         }
-        if let Some(l) = lincls {
+        for l in stages {
             let _ = writeln!(
                 md,
-                "| linear evaluation, final epoch {} | {:.2} % | {:.2} % |",
+                "| {} ({} images), final epoch {} | {:.2} % | {:.2} % |",
+                l.name,
+                l.images,
                 l.rows.len(),
                 l.final_top1,
                 l.final_top5
             );
             let _ = writeln!(
                 md,
-                "| linear evaluation, best epoch | {:.2} % | {:.2} % |",
-                l.best_top1, l.best_top5
+                "| {}, best epoch | {:.2} % | {:.2} % |",
+                l.name, l.best_top1, l.best_top5
             );
         }
         let _ = writeln!(
@@ -262,7 +269,7 @@ pub fn write_outputs(
     }
     let _ = writeln!(
         md,
-        "![losses, similarities, kNN and linear evaluation per epoch](curves.png)\n"
+        "![losses, similarities, kNN and the supervised stages per epoch](curves.png)\n"
     );
     if embedding.is_some() {
         let _ = writeln!(
@@ -297,8 +304,10 @@ pub fn write_outputs(
             r.epoch_seconds
         );
     }
-    if let Some(l) = lincls {
-        let _ = writeln!(md, "\n## Linear evaluation epochs\n");
+    for l in stages {
+        let mut heading = l.name.clone();
+        heading[..1].make_ascii_uppercase();
+        let _ = writeln!(md, "\n## {heading}: epochs\n");
         let _ = writeln!(
             md,
             "| epoch | lr | train loss | valid top-1 | valid top-5 |\n|---|---|---|---|---|"

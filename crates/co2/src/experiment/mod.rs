@@ -68,6 +68,10 @@ const CARD: Card = Card {
             name: "lincls",
             toml: include_str!("../../presets/lincls.toml"),
         },
+        Preset {
+            name: "semi",
+            toml: include_str!("../../presets/semi.toml"),
+        },
     ],
     study_metric: "linear eval top-1 (%)",
 };
@@ -118,7 +122,8 @@ impl Experiment for Co2 {
         ))
     }
 
-    /// A run's linear classifier (`classifier.mpk`) on images, with the run's class names.
+    /// A run's classifier on images, with the run's class names: the linear one (`classifier.mpk`),
+    /// else the fine-tuned one (`classifier-semi.mpk`).
     fn predict<B: Backend>(
         &self,
         weights: Weights<Co2Experiment>,
@@ -131,13 +136,16 @@ impl Experiment for Co2 {
                 "co2 predicts with a run's linear classifier (--run DIR); MoCo's released checkpoints are encoders without a classifier"
             );
         };
-        let file = run.file("classifier.mpk");
-        if !file.is_file() {
+        let Some(file) = ["classifier.mpk", "classifier-semi.mpk"]
+            .map(|name| run.file(name))
+            .into_iter()
+            .find(|f| f.is_file())
+        else {
             bail!(
-                "{} has no classifier.mpk: the run had no linear evaluation (set [lincls] in its config)",
+                "{} has no classifier.mpk or classifier-semi.mpk: the run had no linear evaluation or fine-tuning (set [lincls] or [semi] in its config)",
                 run.path.display()
             );
-        }
+        };
         let classes = config.sources()?.classes;
         let classifier = config
             .model
@@ -155,7 +163,7 @@ impl Experiment for Co2 {
         classify_images(images, &transform, &classes, options.top_k, device, |x| {
             classifier.forward(x)
         })
-        .context("classifying with the linear classifier")
+        .with_context(|| format!("classifying with {}", file.display()))
     }
 
     /// An official MoCo checkpoint into MoCo v1 or v2 on ResNet-50 (`moco_v1_encoder`,
@@ -224,15 +232,26 @@ mod tests {
             (v2.model.head, v2.model.tau, v2.co2.alpha),
             (crate::Head::Mlp, 0.2, 0.0)
         );
-        let err = format!(
-            "{:#}",
-            CO2.config(
-                "smoke",
-                &["pretrained=\"x.pth\"".into(), "lincls=false".into()]
-            )
-            .unwrap_err()
-        );
-        assert!(err.contains("lincls"), "{err}");
+        // An encoder to evaluate needs a stage that evaluates it.
+        let mut config = CO2
+            .config("smoke", &["pretrained=\"x.pth\"".into()])
+            .unwrap();
+        (config.lincls, config.semi) = (None, None);
+        let err = format!("{:#}", config.validate().unwrap_err());
+        assert!(err.contains("[lincls] or [semi]"), "{err}");
+        let semi = CO2.config("semi", &[]).unwrap().semi.unwrap();
+        assert_eq!((semi.lr_backbone, semi.lr_head), (0.01, 1.0));
+        for (set, named) in [
+            ("semi.subset={ fraction = 0 }", "semi.subset.fraction = 0"),
+            (
+                "semi.subset={ file = \"1percent.txt\" }",
+                "semi.subset.file",
+            ),
+            ("semi.lr_head=0", "lr_head > 0"),
+        ] {
+            let err = format!("{:#}", CO2.config("smoke", &[set.into()]).unwrap_err());
+            assert!(err.contains(named), "{set}: {err}");
+        }
         let err = format!(
             "{:#}",
             CO2.config("smoke", &["model.queue=1000".into()])

@@ -26,7 +26,7 @@ use super::{
     config::Co2Experiment,
     data::{Co2Sources, PairBatcher},
     evaluate::{embed, knn_accuracy, similarity_samples, write_outputs},
-    lincls::{LinclsResult, linear_evaluation},
+    lincls::{Stage, SupervisedResult, supervised_stage},
 };
 use crate::{Moco, co2_loss, loss::row_dot};
 
@@ -296,7 +296,7 @@ pub fn fit<B: AutodiffBackend>(
                 &config,
                 parameters,
                 &rows,
-                None,
+                &[],
                 None,
                 None,
                 &knn_lines(&run, &rows),
@@ -309,20 +309,16 @@ pub fn fit<B: AutodiffBackend>(
         .clone()
         .save_file(run.file("model"), &AtomicRecorder)
         .with_context(|| format!("writing {}", run.file("model.mpk").display()))?;
-    // Linear evaluation of the frozen query encoder (`main_lincls.py`).
-    let lincls: Option<LinclsResult> = match &config.lincls {
-        Some(settings) => Some(linear_evaluation::<B>(
-            &model.encoder_q.backbone,
-            &config,
-            settings,
-            &sources,
-            &images,
-            &run,
-            verbose,
-            device,
-        )?),
-        None => None,
-    };
+    // Linear evaluation of the frozen query encoder (`main_lincls.py`), semi-supervised fine-tuning.
+    let stages = supervised_stages::<B>(
+        &model.encoder_q.backbone,
+        &config,
+        &sources,
+        &images,
+        &run,
+        verbose,
+        device,
+    )?;
     let embedding = embed(&model.encoder_q, &sources.valid, &images, &config, device)?;
     let similarities = similarity_samples(&model, &sources, &images, &config, device)?;
     write_outputs(
@@ -331,7 +327,7 @@ pub fn fit<B: AutodiffBackend>(
         &config,
         parameters,
         &rows,
-        lincls.as_ref(),
+        &stages,
         Some(&embedding),
         Some(&similarities),
         &knn_lines(&run, &rows),
@@ -339,13 +335,12 @@ pub fn fit<B: AutodiffBackend>(
         None,
     )?;
     let knn = rows.last().map_or(f64::NAN, |r| r.knn_top1);
-    let (metric, summary) = match &lincls {
-        Some(l) => (
-            l.final_top1,
+    let (metric, summary) = match stages.first() {
+        Some(first) => (
+            first.final_top1,
             format!(
-                "linear eval top-1 {:.2} % (best {:.2} %), kNN top-1 {knn:.2} % after {} epochs",
-                l.final_top1,
-                l.best_top1,
+                "{}, kNN top-1 {knn:.2} % after {} epochs",
+                stages_summary(&stages),
                 rows.len()
             ),
         ),
@@ -426,20 +421,18 @@ fn linear_evaluation_only<B: AutodiffBackend>(
             source.display()
         );
     }
-    let settings = config
-        .lincls
-        .as_ref()
-        .context("pretrained is set but [lincls] is missing")?;
-    let lincls = linear_evaluation::<B>(
+    let stages = supervised_stages::<B>(
         &model.encoder_q.backbone,
         &config,
-        settings,
         &sources,
         &images,
         &run,
         session.verbose,
         device,
     )?;
+    let first = stages
+        .first()
+        .context("pretrained is set but neither [lincls] nor [semi] is")?;
     let embedding = embed(&model.encoder_q, &sources.valid, &images, &config, device)?;
     write_outputs(
         &run,
@@ -447,7 +440,7 @@ fn linear_evaluation_only<B: AutodiffBackend>(
         &config,
         parameters,
         &[],
-        Some(&lincls),
+        &stages,
         Some(&embedding),
         Some(&similarity_samples(
             &model, &sources, &images, &config, device,
@@ -456,10 +449,10 @@ fn linear_evaluation_only<B: AutodiffBackend>(
         &sources.classes,
         None,
     )?;
+    let metric = first.final_top1;
     let summary = format!(
-        "linear eval top-1 {:.2} % (best {:.2} %), kNN top-1 {knn:.2} % of {}",
-        lincls.final_top1,
-        lincls.best_top1,
+        "{}, kNN top-1 {knn:.2} % of {}",
+        stages_summary(&stages),
         source.display()
     );
     if session.verbose {
@@ -469,8 +462,47 @@ fn linear_evaluation_only<B: AutodiffBackend>(
         );
     }
     Ok(Outcome {
-        metric: lincls.final_top1,
+        metric,
         summary,
         run,
     })
+}
+
+/// The configured supervised stages on the pre-trained `backbone`: linear evaluation, then
+/// semi-supervised fine-tuning.
+fn supervised_stages<B: AutodiffBackend>(
+    backbone: &core_nets::ResNet<B::InnerBackend>,
+    config: &Co2Experiment,
+    sources: &Co2Sources,
+    images: &ClassificationBatcher,
+    run: &core_train::RunDir,
+    verbose: bool,
+    device: &B::Device,
+) -> Result<Vec<SupervisedResult>> {
+    let stages = config
+        .lincls
+        .iter()
+        .map(Stage::Linear)
+        .chain(config.semi.iter().map(Stage::Semi));
+    stages
+        .map(|stage| {
+            supervised_stage::<B>(
+                stage, backbone, config, sources, images, run, verbose, device,
+            )
+        })
+        .collect()
+}
+
+/// "linear evaluation top-1 45.50 % (best 47.00 %); semi-supervised ... top-1 ..."
+fn stages_summary(stages: &[SupervisedResult]) -> String {
+    stages
+        .iter()
+        .map(|s| {
+            format!(
+                "{} top-1 {:.2} % (best {:.2} %)",
+                s.name, s.final_top1, s.best_top1
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
 }
