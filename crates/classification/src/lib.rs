@@ -144,6 +144,7 @@ impl Experiment for Classification {
                 parameters: core_nets::count_parameters::<Flex, _>(
                     &(p.config)().init::<Flex>(&Default::default()),
                 ),
+                gflops: None,
             })
             .collect()
     }

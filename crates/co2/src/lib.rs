@@ -18,7 +18,7 @@
 //!
 //! * [`official`]: the released MoCo checkpoints, both encoders, queue and pointer.
 //!
-//! Not yet here: semi-supervised fine-tuning and the mini study (the CO2 issue lists them).
+//! * [`experiment::lincls`]: linear evaluation and semi-supervised fine-tuning after pre-training.
 
 pub mod experiment;
 pub mod knn;

@@ -2,7 +2,11 @@
 
 use burn::{
     module::Module,
-    tensor::{Tensor, activation::relu, backend::Backend},
+    tensor::{
+        Tensor,
+        activation::{relu, sigmoid},
+        backend::Backend,
+    },
 };
 use core_norm::{Conv2d, ConvKind, Norm, NormKind};
 
@@ -40,6 +44,10 @@ pub(crate) struct BlockSpec {
     pub width: usize,
     pub groups: usize,
     pub zero_init_residual: bool,
+    /// Two-path block only: whether the second path runs at half resolution (`elastic.md` §2.1).
+    pub elastic: bool,
+    /// Two-path block only: a squeeze-and-excitation layer after the merged norm.
+    pub se: bool,
 }
 
 impl BlockSpec {
@@ -97,6 +105,63 @@ pub struct Bottleneck<B: Backend> {
 pub enum ResidualBlock<B: Backend> {
     Basic(BasicBlock<B>),
     Bottleneck(Bottleneck<B>),
+    TwoPath(TwoPathBottleneck<B>),
+}
+
+/// ELASTIC's squeeze-and-excitation (`elastic.md` §2.1, `Selayer`): global average →
+/// 1×1 conv (C → C/16, bias) → ReLU → 1×1 conv (→ C, bias) → sigmoid → channel scale.
+#[derive(Module, Debug)]
+pub struct SeLayer<B: Backend> {
+    pub conv1: Conv2d<B>,
+    pub conv2: Conv2d<B>,
+}
+
+impl<B: Backend> SeLayer<B> {
+    pub fn new(channels: usize, device: &B::Device) -> Self {
+        let conv = |i, o| {
+            core_norm::Conv2dConfig::new(i, o, 1)
+                .with_bias(true)
+                .init(device)
+        };
+        Self {
+            conv1: conv(channels, channels / 16),
+            conv2: conv(channels / 16, channels),
+        }
+    }
+
+    pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+        let [n, c, h, w] = x.dims();
+        let squeezed = x
+            .clone()
+            .reshape([n, c, h * w])
+            .mean_dim(2)
+            .reshape([n, c, 1, 1]);
+        let gate = sigmoid(self.conv2.forward(relu(self.conv1.forward(squeezed))));
+        x * gate
+    }
+}
+
+/// ELASTIC's two-path ResNeXt bottleneck (Wang et al., CVPR 2019; `elastic.md` §2.1,
+/// `resnet-family.md` §2.4), expansion 4. Two paths of width `p` with half the cardinality each;
+/// the `_d` path runs at half resolution when the block is elastic; the paths' 1×1 outputs are
+/// summed and normalised by one `bn3`, then the optional SE, the residual and ReLU. Not elastic,
+/// it is a ResNeXt 32×4d block (same parameters) in the official two-path key layout.
+#[derive(Module, Debug)]
+pub struct TwoPathBottleneck<B: Backend> {
+    pub conv1_d: Conv2d<B>,
+    pub bn1_d: Norm<B>,
+    pub conv2_d: Conv2d<B>,
+    pub bn2_d: Norm<B>,
+    pub conv3_d: Conv2d<B>,
+    pub conv1: Conv2d<B>,
+    pub bn1: Norm<B>,
+    pub conv2: Conv2d<B>,
+    pub bn2: Norm<B>,
+    pub conv3: Conv2d<B>,
+    pub bn3: Norm<B>,
+    pub selayer: Option<SeLayer<B>>,
+    pub downsample: Option<Downsample<B>>,
+    pub elastic: bool,
 }
 
 impl<B: Backend> BasicBlock<B> {
@@ -161,11 +226,83 @@ impl<B: Backend> Bottleneck<B> {
     }
 }
 
+impl<B: Backend> TwoPathBottleneck<B> {
+    pub const EXPANSION: usize = 4;
+
+    pub(crate) fn new(spec: &BlockSpec, device: &B::Device) -> Self {
+        let (p, out) = (spec.planes, spec.planes * Self::EXPANSION);
+        let path = || {
+            (
+                spec.conv.conv(spec.in_channels, p, 1).init(device),
+                spec.norm.init(p, device),
+                spec.conv
+                    .conv(p, p, 3)
+                    .with_stride(spec.stride)
+                    .with_padding(1)
+                    .with_groups(spec.groups / 2)
+                    .init(device),
+                spec.norm.init(p, device),
+                spec.conv.conv(p, out, 1).init(device),
+            )
+        };
+        let (conv1_d, bn1_d, conv2_d, bn2_d, conv3_d) = path();
+        let (conv1, bn1, conv2, bn2, conv3) = path();
+        Self {
+            conv1_d,
+            bn1_d,
+            conv2_d,
+            bn2_d,
+            conv3_d,
+            conv1,
+            bn1,
+            conv2,
+            bn2,
+            conv3,
+            bn3: spec.last_norm(out, device),
+            selayer: spec.se.then(|| SeLayer::new(out, device)),
+            downsample: spec.downsample(out, device),
+            elastic: spec.elastic,
+        }
+    }
+
+    /// The merged, not yet normalised output `conv3(x) + up(conv3_d(down(x)))` (§8.3 checks it).
+    pub fn forward_merged(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+        let [_, _, h, w] = x.dims();
+        let half = if self.elastic {
+            crate::resample::elastic_down(x.clone())
+        } else {
+            x.clone()
+        };
+        let half = relu(self.bn1_d.forward(self.conv1_d.forward(half)));
+        let half = relu(self.bn2_d.forward(self.conv2_d.forward(half)));
+        let half = self.conv3_d.forward(half);
+        let half = if self.elastic {
+            crate::resample::elastic_up(half, [h, w])
+        } else {
+            half
+        };
+        let full = relu(self.bn1.forward(self.conv1.forward(x)));
+        let full = relu(self.bn2.forward(self.conv2.forward(full)));
+        self.conv3.forward(full) + half
+    }
+
+    pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+        let shortcut = shortcut(self.downsample.as_ref(), &x);
+        let out = self.bn3.forward(self.forward_merged(x));
+        let out = match &self.selayer {
+            Some(se) => se.forward(out),
+            None => out,
+        };
+        relu(out + shortcut)
+    }
+}
+
 impl<B: Backend> ResidualBlock<B> {
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
         match self {
             ResidualBlock::Basic(block) => block.forward(x),
             ResidualBlock::Bottleneck(block) => block.forward(x),
+            ResidualBlock::TwoPath(block) => block.forward(x),
         }
     }
 }

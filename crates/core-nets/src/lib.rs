@@ -2,15 +2,17 @@
 //! ResNeXt with pluggable convolution and normalisation ([`core_norm::ConvKind`],
 //! [`core_norm::NormKind`]), so GN+WS, BCN+WS and BN ResNets are one network with two switches;
 //! their classification steps for burn-train, exact parameter counting, and the loader of the
-//! authors' PyTorch checkpoints.
+//! authors' PyTorch checkpoints. ELASTIC's two-path ResNeXt block and its resampling live here too
+//! (one ResNet family; the `elastic` crate owns the models, FLOPs and experiment).
 
 mod block;
 mod classifier;
 mod import;
 mod parameters;
+pub mod resample;
 mod resnet;
 
-pub use block::{BasicBlock, Bottleneck, Downsample, ResidualBlock};
+pub use block::{BasicBlock, Bottleneck, Downsample, ResidualBlock, SeLayer, TwoPathBottleneck};
 pub use import::{
     ImportError, ImportReport, load_pytorch_checkpoint, load_pytorch_checkpoint_with,
     load_pytorch_resnet,

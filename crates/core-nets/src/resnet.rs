@@ -10,20 +10,23 @@ use burn::{
 use core_norm::{Conv2d, ConvKind, KindError, Norm, NormKind, WsVariant};
 use serde::{Deserialize, Serialize};
 
-use crate::block::{BasicBlock, BlockSpec, Bottleneck, ResidualBlock};
+use crate::block::{BasicBlock, BlockSpec, Bottleneck, ResidualBlock, TwoPathBottleneck};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum BlockKind {
     Basic,
     Bottleneck,
+    /// ELASTIC's two-path ResNeXt bottleneck (`elastic.md` §2.1): paths of width `p` with
+    /// `groups / 2` groups each; `elastic` and `se` of the config apply to it.
+    TwoPath,
 }
 
 impl BlockKind {
     pub fn expansion(self) -> usize {
         match self {
             BlockKind::Basic => 1,
-            BlockKind::Bottleneck => 4,
+            BlockKind::Bottleneck | BlockKind::TwoPath => 4,
         }
     }
 }
@@ -54,6 +57,11 @@ pub struct ResNetConfig {
     /// 32 (every stage after the first strided) or 16 (the last stage keeps its input
     /// resolution, for dense prediction heads; no dilation).
     pub output_stride: usize,
+    /// Two-path blocks: the second path of every stride-1 block of stages 1–3 at half
+    /// resolution (ELASTIC; stage 4 never is).
+    pub elastic: bool,
+    /// Two-path blocks: squeeze-and-excitation after the merged norm (SE-ResNeXt).
+    pub se: bool,
 }
 
 impl Default for ResNetConfig {
@@ -72,6 +80,8 @@ impl Default for ResNetConfig {
             norm: NormKind::BATCH,
             zero_init_residual: false,
             output_stride: 32,
+            elastic: false,
+            se: false,
         }
     }
 }
@@ -157,6 +167,16 @@ impl ResNetConfig {
         match self.block {
             BlockKind::Basic => planes,
             BlockKind::Bottleneck => planes * self.base_width / 64 * self.groups,
+            // Each of the two paths; `groups / 2` groups per path.
+            BlockKind::TwoPath => planes,
+        }
+    }
+
+    /// The groups of a bottleneck's 3×3 (per path for the two-path block).
+    fn conv_groups(&self) -> usize {
+        match self.block {
+            BlockKind::TwoPath => self.groups / 2,
+            _ => self.groups,
         }
     }
 
@@ -191,11 +211,19 @@ impl ResNetConfig {
             positive("model.layers", blocks)?;
             let width = self.width(planes);
             positive("model.planes (bottleneck width)", width)?;
-            if self.block == BlockKind::Bottleneck && !width.is_multiple_of(self.groups) {
+            let groups = self.conv_groups();
+            if self.block != BlockKind::Basic && (groups == 0 || !width.is_multiple_of(groups)) {
                 return Err(KindError::Groups {
-                    what: "model.groups",
+                    what: "model.groups (two-path blocks: groups / 2 per path)",
                     channels: width,
-                    groups: self.groups,
+                    groups,
+                });
+            }
+            if self.se && (self.block != BlockKind::TwoPath || planes * 4 < 16) {
+                return Err(KindError::Range {
+                    what: "model.se",
+                    value: 1.0,
+                    expected: "two-path blocks with at least 16 output channels",
                 });
             }
             self.norm.validate(width)?;
@@ -237,12 +265,22 @@ impl ResNetConfig {
                         width: self.width(planes),
                         groups: self.groups,
                         zero_init_residual: self.zero_init_residual,
+                        elastic: false,
+                        se: self.se,
+                    };
+                    // ELASTIC: stride-1 blocks of stages 1–3 (`stride == 1 and planes < 512`).
+                    let spec = BlockSpec {
+                        elastic: self.elastic && spec.stride == 1 && stage < 3,
+                        ..spec
                     };
                     in_channels = planes * self.block.expansion();
                     match self.block {
                         BlockKind::Basic => ResidualBlock::Basic(BasicBlock::new(&spec, device)),
                         BlockKind::Bottleneck => {
                             ResidualBlock::Bottleneck(Bottleneck::new(&spec, device))
+                        }
+                        BlockKind::TwoPath => {
+                            ResidualBlock::TwoPath(TwoPathBottleneck::new(&spec, device))
                         }
                     }
                 })

@@ -310,14 +310,19 @@ fn run_of_weights(file: &Path) -> Result<PathBuf> {
 
 /// `vireo models`: every registered paper's models with their exact parameter counts.
 pub fn print_models(papers: &[&dyn Paper]) {
-    println!("{:<22} {:<15} {:>14}", "model", "paper", "parameters");
+    println!(
+        "{:<22} {:<15} {:>14} {:>8}",
+        "model", "paper", "parameters", "GFLOPs"
+    );
     for paper in papers {
         for m in paper.model_counts() {
+            let gflops = m.gflops.map_or(String::new(), |g| format!("{g:.3}"));
             println!(
-                "{:<22} {:<15} {:>14}",
+                "{:<22} {:<15} {:>14} {:>8}",
                 m.name,
                 m.group,
-                crate::report::group_thousands(m.parameters)
+                crate::report::group_thousands(m.parameters),
+                gflops
             );
         }
     }

@@ -48,6 +48,8 @@ pub struct ModelCount {
     /// The paper or baseline it belongs to.
     pub group: String,
     pub parameters: usize,
+    /// GFLOPs per image where the paper counts them (its own counting rule), e.g. ELASTIC's.
+    pub gflops: Option<f64>,
 }
 
 /// What a finished run gives back.

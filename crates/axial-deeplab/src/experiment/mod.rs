@@ -102,6 +102,7 @@ impl Experiment for Axial {
             name: name.to_string(),
             group: "Axial-DeepLab".into(),
             parameters,
+            gflops: None,
         };
         let device = Default::default();
         let backbones = crate::BACKBONE_PRESETS.iter().map(|p| {

@@ -204,6 +204,7 @@ impl Experiment for Co2 {
             parameters: core_nets::count_parameters::<Flex, _>(
                 &config.init_encoder::<Flex>(&Default::default()),
             ),
+            gflops: None,
         })
         .collect()
     }

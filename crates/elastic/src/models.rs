@@ -1,0 +1,73 @@
+//! ELASTIC's ResNeXt-family models (`elastic.md` §3, `allenai/elastic` `models/resnext.py`): the
+//! two-path block everywhere (the plain baselines keep the two-path key layout), cardinality 32,
+//! paths of width `p` with 16 groups; the elastic models move depth from stage 3 to stages 1–2
+//! ([6, 8, 5, 3] for 50 layers, [12, 14, 20, 3] for 101) so that FLOPs stay about equal.
+
+use core_nets::{BlockKind, ResNetConfig};
+
+/// A model of the paper's tables, with the counts the spec computed from the official code.
+pub struct ElasticModel {
+    pub name: &'static str,
+    pub config: fn() -> ResNetConfig,
+    /// `sum(p.numel() for p in model.parameters())` of the official model (`elastic.md` §1).
+    pub parameters: usize,
+    /// The official counter's GFLOPs at 224 × 224, three decimals (`elastic.md` §1, §2.4).
+    pub gflops: f64,
+}
+
+/// The two-path ResNeXt 32×4d of the official code with `layers` blocks per stage.
+pub fn two_path_resnext(layers: [usize; 4], elastic: bool, se: bool) -> ResNetConfig {
+    ResNetConfig {
+        block: BlockKind::TwoPath,
+        layers,
+        groups: 32,
+        base_width: 4,
+        elastic,
+        se,
+        ..ResNetConfig::default()
+    }
+}
+
+pub const ELASTIC_MODELS: &[ElasticModel] = &[
+    ElasticModel {
+        name: "resnext50",
+        config: || two_path_resnext([3, 4, 6, 3], false, false),
+        parameters: 25_028_904,
+        gflops: 4.273,
+    },
+    ElasticModel {
+        name: "resnext50_elastic",
+        config: || two_path_resnext([6, 8, 5, 3], true, false),
+        parameters: 25_246_504,
+        gflops: 4.308,
+    },
+    ElasticModel {
+        name: "resnext101",
+        config: || two_path_resnext([3, 4, 23, 3], false, false),
+        parameters: 44_177_704,
+        gflops: 8.033,
+    },
+    ElasticModel {
+        name: "resnext101_elastic",
+        config: || two_path_resnext([12, 14, 20, 3], true, false),
+        parameters: 44_265_256,
+        gflops: 8.162,
+    },
+    ElasticModel {
+        name: "se_resnext50",
+        config: || two_path_resnext([3, 4, 6, 3], false, true),
+        parameters: 27_559_896,
+        gflops: 4.276,
+    },
+    ElasticModel {
+        name: "se_resnext50_elastic",
+        config: || two_path_resnext([6, 8, 5, 3], true, true),
+        parameters: 27_803_976,
+        gflops: 4.311,
+    },
+];
+
+/// The model called `name`.
+pub fn find_model(name: &str) -> Option<&'static ElasticModel> {
+    ELASTIC_MODELS.iter().find(|m| m.name == name)
+}
