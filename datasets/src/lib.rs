@@ -12,6 +12,7 @@ pub mod classification;
 pub mod formats;
 pub mod image_folder;
 pub mod loader;
+pub mod multilabel;
 pub mod panoptic;
 pub mod shapeworld;
 pub mod transforms;
@@ -21,7 +22,8 @@ pub use classification::{
 };
 pub use image_folder::{FolderError, ImageFolder};
 pub use loader::{EpochLoader, LoaderStatus, load_failed};
-pub use shapeworld::{ShapeClass, ShapeWorld, ShapeWorldClassification, Split};
+pub use multilabel::{MultiLabelBatch, MultiLabelBatcher, MultiLabelItem};
+pub use shapeworld::{ShapeClass, ShapeWorld, ShapeWorldClassification, ShapeWorldScale, Split};
 pub use transforms::{
     Augmented, Pipeline, Transform, TransformError, TwoCrops, TwoViews, ViewPair, augmentation_rng,
 };

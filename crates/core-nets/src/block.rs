@@ -265,8 +265,9 @@ impl<B: Backend> TwoPathBottleneck<B> {
         }
     }
 
-    /// The merged, not yet normalised output `conv3(x) + up(conv3_d(down(x)))` (§8.3 checks it).
-    pub fn forward_merged(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+    /// The two paths' outputs before they are summed, both at the input's resolution:
+    /// `(conv3(x), up(conv3_d(down(x))))` — ELASTIC's scale policy is their balance.
+    pub fn forward_paths(&self, x: Tensor<B, 4>) -> (Tensor<B, 4>, Tensor<B, 4>) {
         let [_, _, h, w] = x.dims();
         let half = if self.elastic {
             crate::resample::elastic_down(x.clone())
@@ -283,7 +284,13 @@ impl<B: Backend> TwoPathBottleneck<B> {
         };
         let full = relu(self.bn1.forward(self.conv1.forward(x)));
         let full = relu(self.bn2.forward(self.conv2.forward(full)));
-        self.conv3.forward(full) + half
+        (self.conv3.forward(full), half)
+    }
+
+    /// The merged, not yet normalised output `conv3(x) + up(conv3_d(down(x)))` (§8.3 checks it).
+    pub fn forward_merged(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+        let (full, half) = self.forward_paths(x);
+        full + half
     }
 
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {

@@ -212,7 +212,10 @@ impl ResNetConfig {
             let width = self.width(planes);
             positive("model.planes (bottleneck width)", width)?;
             let groups = self.conv_groups();
-            if self.block != BlockKind::Basic && (groups == 0 || !width.is_multiple_of(groups)) {
+            let odd_two_path = self.block == BlockKind::TwoPath && self.groups % 2 == 1;
+            if self.block != BlockKind::Basic
+                && (odd_two_path || groups == 0 || !width.is_multiple_of(groups))
+            {
                 return Err(KindError::Groups {
                     what: "model.groups (two-path blocks: groups / 2 per path)",
                     channels: width,

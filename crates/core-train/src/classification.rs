@@ -1,5 +1,5 @@
-//! The supervised classification loop on burn-train's `SupervisedTraining`: SGD + schedule,
-//! top-1/top-5 and loss, atomic checkpoints every epoch, resume, a NaN/Inf guard, quiet progress
+//! The supervised loop on burn-train's `SupervisedTraining` (classification's top-1/top-5 and
+//! loss, or a task's own metrics): SGD + schedule, atomic checkpoints every epoch, resume, a NaN/Inf guard, quiet progress
 //! when headless (burn's TUI when interactive) and per-epoch rows for `metrics.csv`.
 
 use std::{io::IsTerminal, sync::Arc};
@@ -9,9 +9,11 @@ use burn::{
     backend::Flex,
     data::dataloader::DataLoader,
     module::AutodiffModule,
+    optim::{Sgd, adaptor::OptimizerAdaptor},
     tensor::backend::AutodiffBackend,
     train::{
-        ClassificationOutput, InferenceStep, Interrupter, Learner, LearningResult,
+        ClassificationOutput, InferenceStep, Interrupter, ItemLazy, Learner,
+        LearningComponentsMarker, LearningResult, MultiLabelClassificationOutput,
         SupervisedTraining, TrainStep,
         checkpoint::KeepLastNCheckpoints,
         metric::{
@@ -25,33 +27,44 @@ use burn::{
     },
 };
 
-use crate::{AtomicRecorder, EpochLog, EpochRow, RunDir, Schedule, TrainConfig};
+use crate::{AtomicRecorder, EpochLog, EpochMetrics, EpochRow, RunDir, Schedule, TrainConfig};
 
 /// What a finished (or stopped) run gives back.
-pub struct TrainOutcome<M> {
+pub struct TrainOutcome<M, R = EpochRow> {
     /// The model after the last completed step, on the inference backend.
     pub model: M,
-    pub rows: Vec<EpochRow>,
+    pub rows: Vec<R>,
 }
 
-/// How to run one classification training.
-pub struct FitOptions<'a> {
+/// How to run one supervised training.
+pub struct FitOptions<'a, R = EpochRow> {
     pub run: &'a RunDir,
     pub train: &'a TrainConfig,
+    /// Classes of the task (classification sizes its top-k metric by it).
     pub num_classes: usize,
     pub iters_per_epoch: usize,
     /// Images per training epoch.
     pub train_images: usize,
     /// Continue after this completed epoch (its checkpoint must exist).
     pub resume_epoch: Option<usize>,
-    pub log: EpochLog,
+    pub log: EpochLog<R>,
     /// Stops the run with a message (the NaN guard's, a data loader's failure); the epoch it
     /// interrupts leaves no checkpoint.
     pub stop: Interrupter,
 }
 
-/// Trains `model` and returns it. A non-finite loss stops the run with an error naming the last
-/// good checkpoint, which is kept.
+/// burn-train's supervised training of `M` with vireo's SGD and schedule: what a task's metric
+/// set is registered on ([`fit_supervised`]).
+pub type Training<B, M> = SupervisedTraining<
+    LearningComponentsMarker<
+        B,
+        Schedule,
+        M,
+        OptimizerAdaptor<Sgd<<B as AutodiffBackend>::InnerBackend>, M, B>,
+    >,
+>;
+
+/// Trains `model` for single-label classification (top-1, top-5, loss) and returns it.
 pub fn fit_classifier<B, M>(
     model: M,
     train_loader: Arc<dyn DataLoader<B, M::Input>>,
@@ -66,10 +79,38 @@ where
         + 'static,
     M::InnerModule: InferenceStep<Output = ClassificationOutput<B::InnerBackend>>,
 {
+    let classes = options.num_classes;
+    fit_supervised(model, train_loader, valid_loader, options, |training| {
+        training.metrics((
+            AccuracyMetric::new(),
+            TopKAccuracyMetric::new(classes.min(5)),
+            LossMetric::new(),
+        ))
+    })
+}
+
+/// Trains `model` on burn-train's `SupervisedTraining` with the shared pieces — atomic
+/// checkpoints every epoch, resume, the divergence guard, the epoch log (`metrics.csv`, one line
+/// per epoch), quiet progress when headless — and the task's metrics, which `metrics` registers.
+/// A non-finite or exploding loss stops the run with an error naming the last good checkpoint.
+pub fn fit_supervised<B, M, R>(
+    model: M,
+    train_loader: Arc<dyn DataLoader<B, M::Input>>,
+    valid_loader: Arc<dyn DataLoader<B::InnerBackend, <M::InnerModule as InferenceStep>::Input>>,
+    options: FitOptions<'_, R>,
+    metrics: impl FnOnce(Training<B, M>) -> Training<B, M>,
+) -> Result<TrainOutcome<M::InnerModule, R>>
+where
+    B: AutodiffBackend,
+    M: TrainStep + AutodiffModule<B> + core::fmt::Display + 'static,
+    M::InnerModule: InferenceStep,
+    <M::Output as ItemLazy>::ItemSync: Adaptor<LossValue>,
+    R: EpochMetrics,
+{
     let FitOptions {
         run,
         train,
-        num_classes,
+        num_classes: _,
         iters_per_epoch,
         train_images,
         resume_epoch,
@@ -83,7 +124,13 @@ where
         train.epochs,
         iters_per_epoch,
     );
-    let mut training = SupervisedTraining::new(&run.path, train_loader, valid_loader)
+    let guard = crate::DivergenceGuard::new(train.divergence_factor).with_reference(
+        log.rows()
+            .first()
+            .filter(|r| r.epoch() == 1)
+            .and_then(|r| r.reference_loss()),
+    );
+    let training: Training<B, M> = SupervisedTraining::new(&run.path, train_loader, valid_loader)
         .with_application_logger(None)
         .with_file_checkpointer(AtomicRecorder)
         .with_checkpointing_strategy(KeepLastNCheckpoints::new(train.checkpoints_kept))
@@ -93,24 +140,15 @@ where
             train_images,
             stop.clone(),
         ))
-        .metrics((
-            AccuracyMetric::new(),
-            TopKAccuracyMetric::new(num_classes.min(5)),
-            LossMetric::new(),
-        ))
         .metric_train_numeric(LearningRateMetric::new())
         .metric_train(DivergenceMetric {
             stop: stop.clone(),
             name: Arc::new("Loss finite".into()),
-            guard: crate::DivergenceGuard::new(train.divergence_factor).with_reference(
-                log.rows()
-                    .first()
-                    .filter(|r| r.epoch == 1)
-                    .map(|r| r.train_loss),
-            ),
+            guard,
         })
         .with_interrupter(stop.clone())
         .num_epochs(train.epochs);
+    let mut training = metrics(training);
     if !std::io::stdout().is_terminal() {
         training = training.renderer(QuietRenderer);
     }
@@ -125,7 +163,7 @@ where
         // Never below the checkpoint this run resumed from.
         let last_row = rows
             .last()
-            .map_or(0, |r| r.epoch)
+            .map_or(0, |r| r.epoch())
             .max(resume_epoch.unwrap_or(0));
         crate::checkpoint::remove_checkpoints_after(&run.checkpoint_dir(), last_row);
         return Err(run.stop(&message, |_| Ok(())));
@@ -136,16 +174,26 @@ where
 /// The loss value a step produced, read on burn-train's metric thread.
 pub struct LossValue(f64);
 
+/// The first value of a loss tensor.
+fn loss_value(loss: &burn::tensor::Tensor<Flex, 1>) -> LossValue {
+    LossValue(
+        loss.clone()
+            .into_data()
+            .iter::<f64>()
+            .next()
+            .unwrap_or(f64::NAN),
+    )
+}
+
 impl Adaptor<LossValue> for ClassificationOutput<Flex> {
     fn adapt(&self) -> LossValue {
-        LossValue(
-            self.loss
-                .clone()
-                .into_data()
-                .iter::<f64>()
-                .next()
-                .unwrap_or(f64::NAN),
-        )
+        loss_value(&self.loss)
+    }
+}
+
+impl Adaptor<LossValue> for MultiLabelClassificationOutput<Flex> {
+    fn adapt(&self) -> LossValue {
+        loss_value(&self.loss)
     }
 }
 

@@ -18,6 +18,8 @@ use burn::train::{
 };
 use serde::{Deserialize, Serialize};
 
+use crate::metrics_csv::MetricsRow;
+
 /// One finished epoch. Accuracies in percent.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct EpochRow {
@@ -38,10 +40,18 @@ pub struct EpochRow {
 impl EpochRow {
     pub const CSV_HEADER: &str = "epoch,lr,train_loss,train_top1,train_top5,valid_loss,valid_top1,valid_top5,train_images_per_s,epoch_seconds";
 
-    fn csv(&self) -> String {
-        format!(
-            "{},{:.6e},{:.6},{:.4},{:.4},{:.6},{:.4},{:.4},{:.2},{:.2}",
-            self.epoch,
+    /// Parses the rows of a `metrics.csv` this module wrote.
+    pub fn read_csv(text: &str) -> Result<Vec<EpochRow>, String> {
+        crate::metrics_csv::read_rows(text).map_err(|e| format!("metrics.csv: {e:#}"))
+    }
+}
+
+impl MetricsRow for EpochRow {
+    const HEADER: &'static str = Self::CSV_HEADER;
+
+    fn values(&self) -> Vec<f64> {
+        vec![
+            self.epoch as f64,
             self.lr,
             self.train_loss,
             self.train_top1,
@@ -50,67 +60,132 @@ impl EpochRow {
             self.valid_top1,
             self.valid_top5,
             self.train_images_per_s,
-            self.epoch_seconds
+            self.epoch_seconds,
+        ]
+    }
+
+    fn from_values(v: &[f64]) -> Self {
+        EpochRow {
+            epoch: v[0] as usize,
+            lr: v[1],
+            train_loss: v[2],
+            train_top1: v[3],
+            train_top5: v[4],
+            valid_loss: v[5],
+            valid_top1: v[6],
+            valid_top5: v[7],
+            train_images_per_s: v[8],
+            epoch_seconds: v[9],
+        }
+    }
+}
+
+impl EpochMetrics for EpochRow {
+    fn record(&mut self, part: Part, means: &EpochMeans) {
+        let loss = means.of(|n| n == "Loss");
+        let top1 = means.of(|n| n == "Accuracy");
+        let top5 = means.of(|n| n.starts_with("Top-K"));
+        match part {
+            Part::Train => {
+                (self.train_loss, self.train_top1, self.train_top5) = (loss, top1, top5);
+                self.lr = means.of(|n| n == "Learning Rate");
+            }
+            Part::Valid => (self.valid_loss, self.valid_top1, self.valid_top5) = (loss, top1, top5),
+        }
+    }
+
+    fn timing(&mut self, epoch: usize, train_images_per_s: f64, epoch_seconds: f64) {
+        (self.epoch, self.train_images_per_s, self.epoch_seconds) =
+            (epoch, train_images_per_s, epoch_seconds);
+    }
+
+    fn epoch(&self) -> usize {
+        self.epoch
+    }
+
+    fn summary(&self) -> String {
+        format!(
+            "lr {:.2e} | train loss {:.4} top1 {:5.1}% | valid loss {:.4} top1 {:5.1}% top5 {:5.1}% | {:.0} img/s | {:.0}s",
+            self.lr,
+            self.train_loss,
+            self.train_top1,
+            self.valid_loss,
+            self.valid_top1,
+            self.valid_top5,
+            self.train_images_per_s,
+            self.epoch_seconds,
         )
     }
 
-    /// Parses the rows of a `metrics.csv` this module wrote.
-    pub fn read_csv(text: &str) -> Result<Vec<EpochRow>, String> {
-        let mut lines = text.lines();
-        if lines.next() != Some(Self::CSV_HEADER) {
-            return Err(format!(
-                "metrics.csv: expected the header '{}'",
-                Self::CSV_HEADER
-            ));
-        }
-        lines
-            .enumerate()
-            .filter(|(_, l)| !l.trim().is_empty())
-            .map(|(i, line)| {
-                let v: Vec<f64> = line
-                    .split(',')
-                    .map(|f| f.parse::<f64>())
-                    .collect::<Result<_, _>>()
-                    .map_err(|e| format!("metrics.csv line {}: {e}", i + 2))?;
-                if v.len() != 10 {
-                    return Err(format!(
-                        "metrics.csv line {}: expected 10 fields, found {}",
-                        i + 2,
-                        v.len()
-                    ));
-                }
-                Ok(EpochRow {
-                    epoch: v[0] as usize,
-                    lr: v[1],
-                    train_loss: v[2],
-                    train_top1: v[3],
-                    train_top5: v[4],
-                    valid_loss: v[5],
-                    valid_top1: v[6],
-                    valid_top5: v[7],
-                    train_images_per_s: v[8],
-                    epoch_seconds: v[9],
-                })
-            })
-            .collect()
+    fn epoch_seconds(&self) -> f64 {
+        self.epoch_seconds
+    }
+
+    fn reference_loss(&self) -> Option<f64> {
+        Some(self.train_loss)
     }
 }
 
-/// The rows so far, shared between the logger (on burn-train's metric thread) and the caller.
-#[derive(Clone, Debug, Default)]
-pub struct EpochLog {
-    pub rows: Arc<Mutex<Vec<EpochRow>>>,
+/// burn-train's epoch means of one part of an epoch, by metric name.
+pub struct EpochMeans<'a>(&'a HashMap<String, NumericEntry>);
+
+impl EpochMeans<'_> {
+    /// The mean of the metric whose burn-train name satisfies `is_name` (NaN when none is
+    /// registered).
+    pub fn of(&self, is_name: impl Fn(&str) -> bool) -> f64 {
+        self.0
+            .iter()
+            .find(|(name, _)| is_name(name))
+            .map(|(_, e)| e.current())
+            .unwrap_or(f64::NAN)
+    }
 }
 
-impl EpochLog {
+/// The part of an epoch a metric summary belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Part {
+    Train,
+    Valid,
+}
+
+/// A `metrics.csv` row the burn-train logger fills from its metrics' epoch means: each task
+/// (classification's [`EpochRow`], a multi-label task's own) says which metrics go where.
+pub trait EpochMetrics: MetricsRow + Clone + Default + Send + 'static {
+    /// Takes `part`'s epoch means.
+    fn record(&mut self, part: Part, means: &EpochMeans);
+    /// The epoch's number, training throughput and duration.
+    fn timing(&mut self, epoch: usize, train_images_per_s: f64, epoch_seconds: f64);
+    fn epoch(&self) -> usize;
+    /// The console line's body (after `epoch e/E | `).
+    fn summary(&self) -> String;
+    fn epoch_seconds(&self) -> f64;
+    /// The training loss the divergence guard compares later epochs with.
+    fn reference_loss(&self) -> Option<f64>;
+}
+
+/// The rows so far, shared between the logger (on burn-train's metric thread) and the caller.
+#[derive(Clone, Debug)]
+pub struct EpochLog<R = EpochRow> {
+    pub rows: Arc<Mutex<Vec<R>>>,
+}
+
+impl<R> Default for EpochLog<R> {
+    fn default() -> Self {
+        Self {
+            rows: Arc::new(Mutex::new(Vec::new())),
+        }
+    }
+}
+
+impl<R: EpochMetrics> EpochLog<R> {
     /// Starts from the rows of a resumed run (those up to its checkpoint).
-    pub fn resumed(rows: Vec<EpochRow>) -> Self {
+    pub fn resumed(rows: Vec<R>) -> Self {
         Self {
             rows: Arc::new(Mutex::new(rows)),
         }
     }
 
-    pub fn rows(&self) -> Vec<EpochRow> {
+    pub fn rows(&self) -> Vec<R> {
         self.rows.lock().expect("epoch log poisoned").clone()
     }
 
@@ -122,7 +197,7 @@ impl EpochLog {
         total_epochs: usize,
         train_images: usize,
         stop: burn::train::Interrupter,
-    ) -> EpochLogger {
+    ) -> EpochLogger<R> {
         EpochLogger {
             stop,
             log: self.clone(),
@@ -133,17 +208,17 @@ impl EpochLog {
             train_started: None,
             train_seconds: 0.0,
             train_images,
-            pending: EpochRow::default(),
+            pending: R::default(),
             print: !std::io::stdout().is_terminal(),
             last_epoch_end: Instant::now(),
         }
     }
 }
 
-pub struct EpochLogger {
+pub struct EpochLogger<R = EpochRow> {
     /// An epoch the run was stopped in (divergence, a data failure) gets no row.
     stop: burn::train::Interrupter,
-    log: EpochLog,
+    log: EpochLog<R>,
     csv_path: PathBuf,
     total_epochs: usize,
     names: HashMap<MetricId, String>,
@@ -152,18 +227,15 @@ pub struct EpochLogger {
     train_started: Option<Instant>,
     train_seconds: f64,
     train_images: usize,
-    pending: EpochRow,
+    pending: R,
     print: bool,
     last_epoch_end: Instant,
 }
 
-impl EpochLogger {
-    fn value(&self, pick: impl Fn(&str) -> bool) -> f64 {
-        self.current
-            .iter()
-            .find(|(name, _)| pick(name))
-            .map(|(_, e)| e.current())
-            .unwrap_or(f64::NAN)
+impl<R: EpochMetrics> EpochLogger<R> {
+    /// Hands the current split's epoch means to the pending row.
+    fn record(&mut self, part: Part) {
+        self.pending.record(part, &EpochMeans(&self.current));
     }
 
     fn finish_epoch(&mut self, epoch: usize) {
@@ -172,38 +244,33 @@ impl EpochLogger {
         }
         let now = Instant::now();
         let mut row = std::mem::take(&mut self.pending);
-        row.epoch = epoch;
-        row.epoch_seconds = now.duration_since(self.last_epoch_end).as_secs_f64();
+        let throughput = if self.train_seconds > 0.0 {
+            self.train_images as f64 / self.train_seconds
+        } else {
+            0.0
+        };
+        row.timing(
+            epoch,
+            throughput,
+            now.duration_since(self.last_epoch_end).as_secs_f64(),
+        );
         self.last_epoch_end = now;
         let rows = {
             let mut rows = self.log.rows.lock().expect("epoch log poisoned");
-            rows.retain(|r| r.epoch < epoch);
+            rows.retain(|r| r.epoch() < epoch);
             rows.push(row.clone());
             rows.clone()
         };
-        let mut csv = String::from(EpochRow::CSV_HEADER);
-        for r in &rows {
-            csv.push('\n');
-            csv.push_str(&r.csv());
-        }
-        csv.push('\n');
-        if let Err(e) = crate::checkpoint::write_atomically(&self.csv_path, csv.as_bytes()) {
-            tracing::error!("could not write {}: {e}", self.csv_path.display());
+        if let Err(e) = crate::metrics_csv::write_rows(&rows, &self.csv_path) {
+            tracing::error!("could not write {}: {e:#}", self.csv_path.display());
         }
         if self.print {
             let remaining = self.total_epochs.saturating_sub(epoch) as f64;
             println!(
-                "epoch {epoch:>3}/{} | lr {:.2e} | train loss {:.4} top1 {:5.1}% | valid loss {:.4} top1 {:5.1}% top5 {:5.1}% | {:.0} img/s | {:.0}s, ETA {}",
+                "epoch {epoch:>3}/{} | {}, ETA {}",
                 self.total_epochs,
-                row.lr,
-                row.train_loss,
-                row.train_top1,
-                row.valid_loss,
-                row.valid_top1,
-                row.valid_top5,
-                row.train_images_per_s,
-                row.epoch_seconds,
-                format_duration(row.epoch_seconds * remaining),
+                row.summary(),
+                format_duration(row.epoch_seconds() * remaining),
             );
         }
     }
@@ -218,7 +285,7 @@ pub fn format_duration(seconds: f64) -> String {
     }
 }
 
-impl MetricLogger for EpochLogger {
+impl<R: EpochMetrics> MetricLogger for EpochLogger<R> {
     fn log(&mut self, update: MetricsUpdate, _epoch: usize, split: &Split) {
         if matches!(split, Split::Train) && self.train_started.is_none() {
             self.train_started = Some(Instant::now());
@@ -247,30 +314,17 @@ impl MetricLogger for EpochLogger {
     }
 
     fn log_epoch_summary(&mut self, summary: EpochSummary) {
-        let is_loss = |n: &str| n == "Loss";
-        let is_top1 = |n: &str| n == "Accuracy";
-        let is_top5 = |n: &str| n.starts_with("Top-K");
         match summary.split {
             Split::Train => {
-                self.pending.train_loss = self.value(is_loss);
-                self.pending.train_top1 = self.value(is_top1);
-                self.pending.train_top5 = self.value(is_top5);
-                self.pending.lr = self.value(|n| n == "Learning Rate");
+                self.record(Part::Train);
                 self.train_seconds = self
                     .train_started
                     .take()
                     .map(|t| t.elapsed().as_secs_f64())
                     .unwrap_or(0.0);
-                self.pending.train_images_per_s = if self.train_seconds > 0.0 {
-                    self.train_images as f64 / self.train_seconds
-                } else {
-                    0.0
-                };
             }
             Split::Valid => {
-                self.pending.valid_loss = self.value(is_loss);
-                self.pending.valid_top1 = self.value(is_top1);
-                self.pending.valid_top5 = self.value(is_top5);
+                self.record(Part::Valid);
                 self.finish_epoch(summary.epoch_number);
             }
             Split::Test(_) => {}
@@ -292,7 +346,8 @@ mod tests {
             valid_top1: 42.5,
             ..EpochRow::default()
         };
-        let text = format!("{}\n{}\n", EpochRow::CSV_HEADER, row.csv());
+        let values: Vec<String> = row.values().iter().map(|v| v.to_string()).collect();
+        let text = format!("{}\n{}\n", EpochRow::CSV_HEADER, values.join(","));
         assert_eq!(EpochRow::read_csv(&text).unwrap(), vec![row]);
         assert!(
             EpochRow::read_csv("epoch\n1")
@@ -300,6 +355,6 @@ mod tests {
                 .contains("header")
         );
         let short = format!("{}\n1,2,3\n", EpochRow::CSV_HEADER);
-        assert!(EpochRow::read_csv(&short).unwrap_err().contains("line 2"));
+        assert!(EpochRow::read_csv(&short).unwrap_err().contains("1,2,3"));
     }
 }

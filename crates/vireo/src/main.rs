@@ -30,6 +30,7 @@ pub const PAPERS: &[&dyn Paper] = &[
     &classification::BCN,
     &axial_deeplab::experiment::AXIAL,
     &co2::CO2,
+    &elastic::ELASTIC,
 ];
 
 #[derive(Parser)]
@@ -47,7 +48,7 @@ struct Cli {
 enum Command {
     /// Train a paper's model from a preset (default: smoke, embedded data, CPU).
     Train {
-        /// The paper (`vireo papers` lists them): ws, bcn, axial, co2.
+        /// The paper (`vireo papers` lists them): ws, bcn, axial, co2, elastic.
         paper: String,
         #[command(flatten)]
         request: TrainRequest,

@@ -775,3 +775,102 @@ fn co2_evaluates_an_official_moco_checkpoint_linearly() {
         "{err}"
     );
 }
+
+fn tiny_elastic(out: &std::path::Path, epochs: &str) -> Vec<String> {
+    train_args(
+        "elastic",
+        out,
+        &[
+            format!("train.epochs={epochs}"),
+            "data.train_size=48".into(),
+            "data.valid_size=16".into(),
+            "data.world.image_size=32".into(),
+            "train.batch_size=16".into(),
+            "train.num_workers=1".into(),
+            "model.planes=[8, 8, 16, 16]".into(),
+            "model.stem_width=8".into(),
+            "model.groups=4".into(),
+        ],
+    )
+}
+
+#[test]
+fn elastic_runs_leave_scores_by_size_the_scale_policy_and_resume_exactly() {
+    let out = tempfile::tempdir().unwrap();
+    let stdout = String::from_utf8(run_ok(&tiny_elastic(out.path(), "3")).stdout).unwrap();
+    assert!(
+        stdout.contains("MFLOPs per 32² image") && stdout.contains("recall small/medium/large"),
+        "{stdout}"
+    );
+    let run = single_run(out.path(), "elastic");
+    assert_files(
+        &run,
+        &[
+            "config.json",
+            "metrics.csv",
+            "curves.png",
+            "scale-policy.png",
+            "report.md",
+            "model.mpk",
+            "checkpoint/model-3.mpk",
+        ],
+    );
+    assert_eq!(csv_epochs(&run), [1, 2, 3]);
+    let report = fs::read_to_string(run.join("report.md")).unwrap();
+    for part in [
+        "| overall |",
+        "| small |",
+        "| medium |",
+        "| large |",
+        "mAP",
+        "scale-policy.png",
+    ] {
+        assert!(report.contains(part), "{part}: {report}");
+    }
+    // Killed after epoch 2: the resumed epoch 3 equals the uninterrupted one.
+    let uninterrupted = forget_epoch_3(&run);
+    run_ok(&["train", "elastic", "--resume", run.to_str().unwrap()]);
+    let resumed = fs::read_to_string(run.join("metrics.csv")).unwrap();
+    assert_eq!(without_timing(&resumed), without_timing(&uninterrupted));
+    // Labels with probabilities for an image; eval gives the scores again.
+    let image = out.path().join("shapes.png");
+    image_of(40, 40, 120).save(&image).unwrap();
+    let json = json_of(&run_ok(&[
+        "infer",
+        "elastic",
+        "--run",
+        run.to_str().unwrap(),
+        "--image",
+        image.to_str().unwrap(),
+        "--json",
+    ]));
+    let labels = json[0]["result"]["labels"].as_array().unwrap();
+    assert!(labels.len() >= 5 && labels[0]["probability"].as_f64().unwrap() <= 1.0);
+    let eval = run_ok(&["eval", "elastic", "--run", run.to_str().unwrap()]);
+    assert!(String::from_utf8_lossy(&eval.stdout).contains("F1 overall"));
+    // A plain model has no half-resolution path, so no scale-policy picture.
+    let plain = tempfile::tempdir().unwrap();
+    let mut args = tiny_elastic(plain.path(), "1");
+    args.extend(["--set".into(), "model.elastic=false".into()]);
+    run_ok(&args);
+    assert!(
+        !single_run(plain.path(), "elastic")
+            .join("scale-policy.png")
+            .exists()
+    );
+}
+
+#[test]
+fn elastic_configs_are_checked() {
+    let out = tempfile::tempdir().unwrap();
+    for (set, named) in [
+        ("model.block=\"bottleneck\"", "two_path"),
+        ("model.num_classes=10", "data.world.num_classes"),
+        ("model.groups=3", "model.groups"),
+    ] {
+        let mut args = tiny_elastic(out.path(), "1");
+        args.extend(["--set".into(), set.into()]);
+        let err = run_err(&args);
+        assert!(err.contains(named), "{set}: {err}");
+    }
+}

@@ -18,7 +18,7 @@ pub use preview::{
     PreviewTask, Tile, heatmap_picture, instance_picture, preview_tiles, rgb_picture,
     semantic_picture, tile, to_image,
 };
-pub use scale::ScaleSample;
+pub use scale::{ScaleSample, ShapeWorldScale};
 pub use sketch::{Hierarchy, SketchSample};
 
 use std::f32::consts::{PI, TAU};

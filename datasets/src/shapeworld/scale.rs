@@ -94,6 +94,65 @@ impl ShapeWorld {
     }
 }
 
+impl ScaleSample {
+    /// The size class of an object of radius `scale` (a fraction of the image side): the thirds
+    /// of the task's log-uniform radius range [0.03, 0.5], i.e. small below 0.077, large from
+    /// 0.2 (ShapeWorld's stand-in for COCO's area thresholds, which would leave "small" empty at
+    /// 64 px).
+    pub fn size_class(scale: f32) -> usize {
+        if scale < 0.077 {
+            0
+        } else if scale < 0.2 {
+            1
+        } else {
+            2
+        }
+    }
+
+    /// The targets split by object size: 1 where a visible object of that size shows the class.
+    pub fn targets_by_size(&self) -> [Vec<f32>; 3] {
+        let mut by_size = [0, 1, 2].map(|_| vec![0.0; self.targets.len()]);
+        for ((object, &seen), &scale) in self
+            .scene
+            .objects
+            .iter()
+            .zip(&self.visible)
+            .zip(&self.scales)
+        {
+            if seen >= Self::MIN_VISIBLE {
+                by_size[Self::size_class(scale)][object.class.index()] = 1.0;
+            }
+        }
+        by_size
+    }
+}
+
+/// The scale task as a burn dataset of `len` images of one split.
+#[derive(Clone, Debug)]
+pub struct ShapeWorldScale {
+    pub world: ShapeWorld,
+    pub split: Split,
+    pub len: usize,
+}
+
+impl burn::data::dataset::Dataset<crate::MultiLabelItem> for ShapeWorldScale {
+    fn get(&self, index: usize) -> Option<crate::MultiLabelItem> {
+        (index < self.len).then(|| {
+            let sample = self.world.scale_scene(self.split, index as u64);
+            crate::MultiLabelItem {
+                pixels: sample.scene.render(),
+                size: [sample.scene.size, sample.scene.size],
+                by_size: sample.targets_by_size(),
+                targets: sample.targets,
+            }
+        })
+    }
+
+    fn len(&self) -> usize {
+        self.len
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -136,5 +195,25 @@ mod tests {
             assert!(s.targets.contains(&1.0));
         }
         assert!(smallest < 0.06 && largest > 0.35, "{smallest} {largest}");
+    }
+
+    #[test]
+    fn the_size_split_covers_the_targets_and_every_size_occurs() {
+        let world = ShapeWorld::scale_task();
+        let mut per_size = [0usize; 3];
+        for index in 0..60 {
+            let s = world.scale_scene(Split::Train, index);
+            let by_size = s.targets_by_size();
+            for class in 0..s.targets.len() {
+                let any = by_size.iter().any(|t| t[class] == 1.0);
+                assert_eq!(any, s.targets[class] == 1.0, "image {index} class {class}");
+            }
+            for (count, t) in per_size.iter_mut().zip(&by_size) {
+                *count += t.iter().filter(|&&v| v == 1.0).count();
+            }
+        }
+        // Thirds of the log range: no size is rare.
+        let total: usize = per_size.iter().sum();
+        assert!(per_size.iter().all(|&n| n * 6 > total), "{per_size:?}");
     }
 }

@@ -1,0 +1,182 @@
+//! The ELASTIC experiment's configuration (`elastic.md` §4): the training recipe, the two-path
+//! ResNeXt (plain or elastic), its initialisation, and the multi-label data — ShapeWorld's scale
+//! task (embedded) or MS-COCO 2014 (`multilabel_classify.py`). Every error names the key.
+
+use std::path::PathBuf;
+
+use anyhow::{Result, bail};
+use core_nets::{BlockKind, ResNetConfig};
+use core_train::TrainConfig;
+use datasets::{Normalization, ShapeWorld};
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ElasticExperiment {
+    /// What the preset is for and what it should give (shown in reports).
+    #[serde(default)]
+    pub description: String,
+    pub train: TrainConfig,
+    /// A two-path ResNeXt (`block = "two_path"`); `elastic = true` for the ELASTIC model.
+    pub model: ResNetConfig,
+    #[serde(default)]
+    pub init: InitConfig,
+    pub data: ElasticData,
+}
+
+/// How the network starts.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InitConfig {
+    /// The released classification init (`elastic.md` §3: fan_in kaiming, bn3 zero, fc N(0, 0.01));
+    /// false: core-nets' defaults (kaiming fan_out, BN 1/0).
+    #[serde(default = "yes")]
+    pub official: bool,
+    /// With `official`: the projection convs keep PyTorch's default init, as released.
+    #[serde(default = "yes")]
+    pub elastic_init_quirk: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Default for InitConfig {
+    fn default() -> Self {
+        Self {
+            official: true,
+            elastic_init_quirk: true,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(tag = "source", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ElasticData {
+    /// ShapeWorld's scale task: several objects from tiny to image-filling per image, multi-label
+    /// targets, split by object size (`datasets::ShapeWorldScale`).
+    ShapeworldScale {
+        train_size: usize,
+        valid_size: usize,
+        #[serde(default = "ShapeWorld::scale_task")]
+        world: ShapeWorld,
+        #[serde(default = "shapeworld_normalization")]
+        normalization: Normalization,
+    },
+    /// MS-COCO 2014 multi-label (§4.2, §7): `root/annotations/instances_{train,val}2014.json`,
+    /// `root/{train,val}2014/`; train RandomResizedCrop + flip, val resized to `image_size`².
+    Coco {
+        root: PathBuf,
+        #[serde(default = "two_twenty_four")]
+        image_size: usize,
+        /// Leave out images that cannot be decoded (named and counted) instead of stopping.
+        #[serde(default)]
+        skip_corrupt: bool,
+    },
+}
+
+fn shapeworld_normalization() -> Normalization {
+    Normalization {
+        mean: [0.5; 3],
+        std: [0.25; 3],
+    }
+}
+
+fn two_twenty_four() -> usize {
+    224
+}
+
+impl ElasticData {
+    pub fn normalization(&self) -> Normalization {
+        match self {
+            ElasticData::ShapeworldScale { normalization, .. } => *normalization,
+            ElasticData::Coco { .. } => Normalization::IMAGENET,
+        }
+    }
+
+    pub fn skip_corrupt(&self) -> bool {
+        matches!(
+            self,
+            ElasticData::Coco {
+                skip_corrupt: true,
+                ..
+            }
+        )
+    }
+
+    /// The side of the (square) images the network sees.
+    pub fn image_size(&self) -> usize {
+        match self {
+            ElasticData::ShapeworldScale { world, .. } => world.image_size,
+            ElasticData::Coco { image_size, .. } => *image_size,
+        }
+    }
+}
+
+impl ElasticExperiment {
+    pub fn validate(&self) -> Result<()> {
+        self.train.validate().map_err(anyhow::Error::msg)?;
+        self.model.validate().map_err(|e| anyhow::anyhow!("{e}"))?;
+        if self.model.block != BlockKind::TwoPath {
+            bail!(
+                "model.block = {:?}: ELASTIC trains the two-path ResNeXt (block = \"two_path\")",
+                self.model.block
+            );
+        }
+        let Some(classes) = self.model.num_classes else {
+            bail!("model.num_classes must be set (one output per label)");
+        };
+        match &self.data {
+            ElasticData::ShapeworldScale {
+                train_size,
+                valid_size,
+                world,
+                ..
+            } => {
+                world.validate().map_err(anyhow::Error::msg)?;
+                if *train_size == 0 || *valid_size == 0 {
+                    bail!("data.train_size and data.valid_size must be positive");
+                }
+                if classes != world.num_classes {
+                    bail!(
+                        "model.num_classes = {classes} but data.world.num_classes = {}: one output per ShapeWorld class",
+                        world.num_classes
+                    );
+                }
+            }
+            ElasticData::Coco { image_size, .. } => {
+                if *image_size < 32 {
+                    bail!("data.image_size = {image_size}: expected at least 32 pixels");
+                }
+                if classes != 80 {
+                    bail!("model.num_classes = {classes}: MS-COCO has 80 categories");
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// One line about the model for logs and reports.
+    pub fn model_summary(&self, parameters: usize) -> String {
+        let m = &self.model;
+        let size = self.data.image_size();
+        let flops = if m.small_stem || m.output_stride != 32 {
+            String::new()
+        } else {
+            format!(
+                ", {:.2} MFLOPs per {size}² image (the official counter)",
+                crate::resnext_flops(m, size) as f64 / 1e6
+            )
+        };
+        format!(
+            "{} two-path ResNeXt {:?}, planes {:?}, cardinality {}{}, {} outputs (multi-label); {} parameters{flops}",
+            if m.elastic { "elastic" } else { "plain" },
+            m.layers,
+            m.planes,
+            m.groups,
+            if m.se { ", SE" } else { "" },
+            m.num_classes.unwrap_or(0),
+            core_train::report::group_thousands(parameters)
+        )
+    }
+}

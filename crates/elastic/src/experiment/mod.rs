@@ -1,0 +1,187 @@
+//! The ELASTIC experiment (`vireo train elastic`): multi-label classification with the two-path
+//! ResNeXt, plain or elastic, on ShapeWorld's scale task (embedded) or MS-COCO 2014; scores
+//! overall and per object size, the scale-policy picture, `metrics.csv`, `curves.png`,
+//! `report.md`, checkpoints and `model.mpk`.
+//!
+//! * [`config`]: the TOML configuration and its validation.
+//! * [`data`]: the scale task and the COCO images with their per-size targets.
+//! * [`train`]: burn-train's supervised loop with binary cross-entropy ([`train::fit`]).
+//! * [`evaluate`]: the final scores, the pictures and the report.
+
+pub mod config;
+pub mod data;
+pub mod evaluate;
+pub mod train;
+
+use std::path::PathBuf;
+
+use anyhow::{Result, bail};
+use burn::tensor::{
+    activation::sigmoid,
+    backend::{AutodiffBackend, Backend},
+};
+use classification::EvalTransform;
+use core_train::{
+    Card, Experiment, InferOptions, ModelCount, Outcome, Prediction, Preset, RunDir, Session,
+    Weights,
+};
+
+pub use config::ElasticExperiment;
+
+/// The ELASTIC experiment (`vireo train elastic`).
+pub struct Elastic;
+
+/// The registry entry.
+pub const ELASTIC: Elastic = Elastic;
+
+const CARD: Card = Card {
+    name: "elastic",
+    description: "ELASTIC (arXiv 1812.05262): two-path ResNeXt with learned scale policies, multi-label classification by object size",
+    presets: &[
+        Preset {
+            name: "smoke",
+            toml: include_str!("../../presets/smoke.toml"),
+        },
+        Preset {
+            name: "mini",
+            toml: include_str!("../../presets/mini.toml"),
+        },
+        Preset {
+            name: "coco",
+            toml: include_str!("../../presets/coco.toml"),
+        },
+    ],
+    study_metric: "valid overall F1 (%)",
+};
+
+impl Experiment for Elastic {
+    type Config = ElasticExperiment;
+
+    fn card(&self) -> &Card {
+        &CARD
+    }
+
+    fn validate(&self, config: &ElasticExperiment) -> Result<()> {
+        config.validate()
+    }
+
+    fn epochs(&self, config: &ElasticExperiment) -> usize {
+        config.train.epochs
+    }
+
+    fn fit<B: AutodiffBackend>(
+        &self,
+        config: ElasticExperiment,
+        session: Session,
+        device: &B::Device,
+    ) -> Result<Outcome> {
+        train::fit::<B>(config, session, device)
+    }
+
+    fn evaluate<B: Backend>(
+        &self,
+        config: ElasticExperiment,
+        run: &RunDir,
+        device: &B::Device,
+    ) -> Result<String> {
+        let (model, path) =
+            run.load_final_model(train::init_model::<B>(&config, device), device)?;
+        let sources = config.sources()?;
+        let e = evaluate::evaluate(&model, &sources, &config, device)?;
+        let s = &e.scores;
+        Ok(format!(
+            "{}: {} validation images, F1 overall {:.2} % / per class {:.2} %, mAP {:.2} %, recall small/medium/large {:.1} / {:.1} / {:.1} %",
+            path.display(),
+            e.images,
+            s.f1_overall,
+            s.f1_per_class,
+            s.map,
+            s.recall_by_size[0],
+            s.recall_by_size[1],
+            s.recall_by_size[2]
+        ))
+    }
+
+    /// A run's multi-label model on images: every label with its probability, those above 0.5
+    /// marked as predicted.
+    fn predict<B: Backend>(
+        &self,
+        weights: Weights<ElasticExperiment>,
+        images: &[PathBuf],
+        options: &InferOptions,
+        device: &B::Device,
+    ) -> Result<Vec<Prediction>> {
+        let Weights::Run { run, config, file } = weights else {
+            bail!(
+                "elastic predicts with a run's model (--run DIR or its .mpk); the released ImageNet checkpoints do not load yet"
+            );
+        };
+        let model = RunDir::load_model(train::init_model::<B>(&config, device), &file, device)?;
+        let classes = config.sources()?.classes;
+        let size = config.data.image_size();
+        let transform = EvalTransform {
+            resize: size,
+            crop: size,
+            normalization: config.data.normalization(),
+        };
+        let _ = run;
+        images
+            .iter()
+            .map(|path| {
+                let x = transform.load::<B>(path, device)?;
+                let probabilities: Vec<f32> = sigmoid(model.net.forward(x))
+                    .into_data()
+                    .iter::<f32>()
+                    .collect();
+                let mut ranked: Vec<(usize, f32)> =
+                    probabilities.iter().copied().enumerate().collect();
+                ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
+                let shown = ranked
+                    .iter()
+                    .take(options.top_k.max(ranked.iter().filter(|r| r.1 > 0.5).count()));
+                let lines = shown
+                    .clone()
+                    .map(|&(c, p)| {
+                        format!(
+                            "{}{:<12} {:5.1} %",
+                            if p > 0.5 { "+ " } else { "  " },
+                            classes[c],
+                            100.0 * p
+                        )
+                    })
+                    .collect();
+                let labels: Vec<_> = shown
+                    .map(|&(c, p)| {
+                        serde_json::json!({"label": classes[c], "probability": p, "predicted": p > 0.5})
+                    })
+                    .collect();
+                Ok(Prediction {
+                    image: path.clone(),
+                    lines,
+                    result: serde_json::json!({ "labels": labels }),
+                    picture: None,
+                })
+            })
+            .collect()
+    }
+
+    /// The paper's ResNeXt-family models with their exact parameter counts and the official
+    /// counter's GFLOPs (computed here, not copied).
+    fn models(&self) -> Vec<ModelCount> {
+        use burn::backend::Flex;
+        crate::ELASTIC_MODELS
+            .iter()
+            .map(|m| {
+                let config = (m.config)();
+                ModelCount {
+                    name: m.name.into(),
+                    group: "ELASTIC".into(),
+                    parameters: core_nets::count_parameters::<Flex, _>(
+                        &config.init::<Flex>(&Default::default()),
+                    ),
+                    gflops: Some(crate::resnext_gflops(&config, 224)),
+                }
+            })
+            .collect()
+    }
+}
