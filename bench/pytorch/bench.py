@@ -154,6 +154,12 @@ def axial26s():
     return build()
 
 
+def elastic_resnext(layers, elastic):
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from elastic import resnext
+    return resnext(layers, elastic)
+
+
 def train_case(device, model, batch, size, classes=1000):
     model = model.to(device).train()
     x = torch.randn(batch, 3, size, size, device=device)
@@ -272,6 +278,14 @@ def make_case(name, device, threads, data_dir):
         "co2_loss_b256_k65536_fwd_bwd": lambda: co2_loss_case(device, True),
         "moco_v2_co2_train_b64_64": lambda: moco_train_case(device),
         "resnet50_gnws_train_b8_224": lambda: train_case(device, resnet(50, "gn"), 8, 224),
+        "resnext50_twopath_train_b8_224":
+            lambda: train_case(device, elastic_resnext([3, 4, 6, 3], False), 8, 224),
+        "resnext50_elastic_train_b8_224":
+            lambda: train_case(device, elastic_resnext([6, 8, 5, 3], True), 8, 224),
+        "resnext50_twopath_infer_b8_224":
+            lambda: infer_case(device, elastic_resnext([3, 4, 6, 3], False), 8, 224),
+        "resnext50_elastic_infer_b8_224":
+            lambda: infer_case(device, elastic_resnext([6, 8, 5, 3], True), 8, 224),
         "resnet50_gnws_infer_b8_224": lambda: infer_case(device, resnet(50, "gn"), 8, 224),
         "resnet50_gnws_train_b32_64": lambda: train_case(device, resnet(50, "gn"), 32, 64),
         "resnet50_gnws_infer_b32_64": lambda: infer_case(device, resnet(50, "gn"), 32, 64),
@@ -379,7 +393,9 @@ def main():
                      "resnet50_gnws_train_b8_224",
                      "resnet50_gnws_infer_b8_224", "resnet50_gnws_train_b32_64",
                      "resnet50_gnws_infer_b32_64", "resnet18_bn_train_b32_32",
-                     "resnet18_bn_infer_b32_32", "ws_smoke_train_b32_32", "imagefolder_rrc_224"]:
+                     "resnet18_bn_infer_b32_32", "ws_smoke_train_b32_32", "imagefolder_rrc_224",
+                     "resnext50_twopath_train_b8_224", "resnext50_elastic_train_b8_224",
+                     "resnext50_twopath_infer_b8_224", "resnext50_elastic_infer_b8_224"]:
             print(name)
         return
     serve(args)

@@ -191,20 +191,29 @@ pub fn load_official<B: Backend>(
     num_classes: usize,
     device: &B::Device,
 ) -> Result<(core_nets::ResNet<B>, core_nets::ImportReport)> {
+    let names: Vec<_> = core_nets::MODEL_PRESETS.iter().map(|p| p.name).collect();
+    load_official_from(name, file, num_classes, device, &names, |n| {
+        core_nets::MODEL_PRESETS
+            .iter()
+            .find(|p| p.name == n)
+            .map(|p| (p.config)())
+    })
+}
+
+/// An official checkpoint in the model `name`: one of `names` (found by `lookup`) or a TOML file
+/// of a `ResNetConfig`, with a `num_classes` classifier.
+pub fn load_official_from<B: Backend>(
+    name: &str,
+    file: &Path,
+    num_classes: usize,
+    device: &B::Device,
+    names: &[&str],
+    lookup: impl Fn(&str) -> Option<core_nets::ResNetConfig>,
+) -> Result<(core_nets::ResNet<B>, core_nets::ImportReport)> {
     if num_classes < 2 {
         bail!("--num-classes {num_classes}: expected at least 2");
     }
-    let names: Vec<_> = core_nets::MODEL_PRESETS.iter().map(|p| p.name).collect();
-    let config = core_train::preset::model_preset_or_file(
-        name,
-        |n| {
-            core_nets::MODEL_PRESETS
-                .iter()
-                .find(|p| p.name == n)
-                .map(|p| (p.config)())
-        },
-        &names,
-    )?;
+    let config = core_train::preset::model_preset_or_file(name, lookup, names)?;
     let config = config.with_num_classes(Some(num_classes));
     config
         .validate()

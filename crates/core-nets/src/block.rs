@@ -40,8 +40,13 @@ pub(crate) struct BlockSpec {
     pub in_channels: usize,
     pub planes: usize,
     pub stride: usize,
-    /// Bottleneck only: the 3×3's channels, `floor(planes·base_width/64)·groups`.
+    /// Bottleneck: the 3×3's channels, `floor(planes·base_width/64)·groups`; two-path: each
+    /// path's width.
     pub width: usize,
+    /// Channels out of the block (`planes · expansion` in a ResNet; DLA's blocks give `planes`).
+    pub out_channels: usize,
+    /// Build the projection shortcut when the shape changes (DLA passes its residual in instead).
+    pub shortcut: bool,
     pub groups: usize,
     pub zero_init_residual: bool,
     /// Two-path block only: whether the second path runs at half resolution (`elastic.md` §2.1).
@@ -56,13 +61,15 @@ impl BlockSpec {
         out_channels: usize,
         device: &B::Device,
     ) -> Option<Downsample<B>> {
-        (self.stride != 1 || self.in_channels != out_channels).then(|| Downsample {
-            conv: self
-                .conv
-                .conv(self.in_channels, out_channels, 1)
-                .with_stride(self.stride)
-                .init(device),
-            norm: self.norm.init(out_channels, device),
+        (self.shortcut && (self.stride != 1 || self.in_channels != out_channels)).then(|| {
+            Downsample {
+                conv: self
+                    .conv
+                    .conv(self.in_channels, out_channels, 1)
+                    .with_stride(self.stride)
+                    .init(device),
+                norm: self.norm.init(out_channels, device),
+            }
         })
     }
 
@@ -199,7 +206,7 @@ impl<B: Backend> Bottleneck<B> {
     pub const EXPANSION: usize = 4;
 
     pub(crate) fn new(spec: &BlockSpec, device: &B::Device) -> Self {
-        let (width, out) = (spec.width, spec.planes * Self::EXPANSION);
+        let (width, out) = (spec.width, spec.out_channels);
         Self {
             conv1: spec.conv.conv(spec.in_channels, width, 1).init(device),
             bn1: spec.norm.init(width, device),
@@ -219,10 +226,15 @@ impl<B: Backend> Bottleneck<B> {
 
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
         let shortcut = shortcut(self.downsample.as_ref(), &x);
+        self.forward_with_residual(x, shortcut)
+    }
+
+    /// The block with the residual given (DLA's trees compute it from their pooled input).
+    pub fn forward_with_residual(&self, x: Tensor<B, 4>, residual: Tensor<B, 4>) -> Tensor<B, 4> {
         let out = relu(self.bn1.forward(self.conv1.forward(x))); // [B, w, H, W]
         let out = relu(self.bn2.forward(self.conv2.forward(out))); // [B, w, H/s, W/s]
         let out = self.bn3.forward(self.conv3.forward(out)); // [B, 4p, H/s, W/s]
-        relu(out + shortcut)
+        relu(out + residual)
     }
 }
 
@@ -230,7 +242,7 @@ impl<B: Backend> TwoPathBottleneck<B> {
     pub const EXPANSION: usize = 4;
 
     pub(crate) fn new(spec: &BlockSpec, device: &B::Device) -> Self {
-        let (p, out) = (spec.planes, spec.planes * Self::EXPANSION);
+        let (p, out) = (spec.width, spec.out_channels);
         let path = || {
             (
                 spec.conv.conv(spec.in_channels, p, 1).init(device),
@@ -295,12 +307,17 @@ impl<B: Backend> TwoPathBottleneck<B> {
 
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
         let shortcut = shortcut(self.downsample.as_ref(), &x);
+        self.forward_with_residual(x, shortcut)
+    }
+
+    /// The block with the residual given (DLA's trees compute it from their pooled input).
+    pub fn forward_with_residual(&self, x: Tensor<B, 4>, residual: Tensor<B, 4>) -> Tensor<B, 4> {
         let out = self.bn3.forward(self.forward_merged(x));
         let out = match &self.selayer {
             Some(se) => se.forward(out),
             None => out,
         };
-        relu(out + shortcut)
+        relu(out + residual)
     }
 }
 

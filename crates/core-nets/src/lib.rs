@@ -7,12 +7,14 @@
 
 mod block;
 mod classifier;
+pub mod dla;
 mod import;
 mod parameters;
 pub mod resample;
 mod resnet;
 
 pub use block::{BasicBlock, Bottleneck, Downsample, ResidualBlock, SeLayer, TwoPathBottleneck};
+pub use dla::{DLA_KEY_REMAPPING, Dla, DlaConfig};
 pub use import::{
     ImportError, ImportReport, load_pytorch_checkpoint, load_pytorch_checkpoint_with,
     load_pytorch_resnet,

@@ -266,6 +266,8 @@ impl ResNetConfig {
                             _ => 1,
                         },
                         width: self.width(planes),
+                        out_channels: planes * self.block.expansion(),
+                        shortcut: true,
                         groups: self.groups,
                         zero_init_residual: self.zero_init_residual,
                         elastic: false,

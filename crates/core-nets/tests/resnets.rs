@@ -334,3 +334,20 @@ fn a_training_scripts_checkpoint_loads_its_model_entry_and_names_the_rest() {
         .into_data()
         .assert_approx_eq::<f32>(&reference("gn_ws.logits"), Tolerance::rel_abs(1e-4, 1e-5));
 }
+
+/// DLA-X (`resnet-family.md` §2.5, `elastic.md` §3, §8.4): the released models' parameter counts,
+/// with every cardinality explicit — building dla102x_elastic (cardinality 50) first leaves
+/// dla60x_elastic at its own 17,649,816 (the official code's class attribute made it 23,033,112).
+#[test]
+fn dla_parameter_counts() {
+    use core_nets::DlaConfig;
+    let count = |c: DlaConfig| {
+        core_nets::count_parameters::<burn::backend::Flex, _>(
+            &c.init::<burn::backend::Flex>(&Default::default()),
+        )
+    };
+    assert_eq!(count(DlaConfig::dla102x_elastic()), 24_917_144);
+    assert_eq!(count(DlaConfig::dla60x_elastic()), 17_649_816);
+    assert_eq!(count(DlaConfig::dla60x()), 17_649_816);
+    assert_eq!(count(DlaConfig::dla102x()), 26_772_120);
+}

@@ -7,7 +7,7 @@
 //! of its ×2 output (before the crop). Adaptive average pooling (the head's, SE's squeeze), the
 //! sigmoid, the residual and path sums count nothing. Reported as GFLOPs = count / 10⁹.
 
-use core_nets::{BlockKind, ResNetConfig};
+use core_nets::{BlockKind, DlaConfig, ResNetConfig};
 
 /// Output side of a convolution or pooling window.
 fn out_side(side: usize, kernel: usize, stride: usize, padding: usize) -> usize {
@@ -29,18 +29,31 @@ fn per_element(elements: usize) -> u64 {
     elements as u64
 }
 
-/// One two-path bottleneck on a `[c_in, h, w]` input; returns its count and output side.
-fn two_path_block(
+/// A two-path block's shape: paths of `width` channels with `groups` groups each, `out` channels
+/// out; SE and the projection shortcut where the ResNeXt has them (DLA passes its residual in).
+struct TwoPathShape {
     c_in: usize,
-    planes: usize,
-    cardinality: usize,
+    width: usize,
+    groups: usize,
+    out: usize,
     stride: usize,
-    [h, w]: [usize; 2],
     elastic: bool,
     se: bool,
-) -> (u64, [usize; 2]) {
-    let out = planes * 4;
-    let groups = cardinality / 2;
+    shortcut_conv: bool,
+}
+
+/// One two-path block on a `[c_in, h, w]` input; returns its count and output side.
+fn two_path_block(b: &TwoPathShape, [h, w]: [usize; 2]) -> (u64, [usize; 2]) {
+    let TwoPathShape {
+        c_in,
+        width,
+        groups,
+        out,
+        stride,
+        elastic,
+        se,
+        shortcut_conv,
+    } = *b;
     let mut flops = 0;
     // The half-resolution path (full resolution when not elastic).
     let [hd, wd] = if elastic {
@@ -51,12 +64,12 @@ fn two_path_block(
         [h, w]
     };
     let path = |[ph, pw]: [usize; 2]| -> (u64, [usize; 2]) {
-        let mut f = conv(c_in, planes, 1, 1, ph * pw, false);
-        f += batch_norm(planes * ph * pw) + per_element(planes * ph * pw);
+        let mut f = conv(c_in, width, 1, 1, ph * pw, false);
+        f += batch_norm(width * ph * pw) + per_element(width * ph * pw);
         let [oh, ow] = [out_side(ph, 3, stride, 1), out_side(pw, 3, stride, 1)];
-        f += conv(planes, planes, 3, groups, oh * ow, false);
-        f += batch_norm(planes * oh * ow) + per_element(planes * oh * ow);
-        f += conv(planes, out, 1, 1, oh * ow, false);
+        f += conv(width, width, 3, groups, oh * ow, false);
+        f += batch_norm(width * oh * ow) + per_element(width * oh * ow);
+        f += conv(width, out, 1, 1, oh * ow, false);
         (f, [oh, ow])
     };
     let (down, [dh, dw]) = path([hd, wd]);
@@ -73,11 +86,31 @@ fn two_path_block(
         flops += conv(out, squeezed, 1, 1, 1, true) + per_element(squeezed);
         flops += conv(squeezed, out, 1, 1, 1, true);
     }
-    if stride != 1 || c_in != out {
+    if shortcut_conv && (stride != 1 || c_in != out) {
         flops += conv(c_in, out, 1, 1, oh * ow, false) + batch_norm(merged);
     }
     flops += per_element(merged); // the final ReLU
     (flops, [oh, ow])
+}
+
+/// DLA's single-path ResNeXt bottleneck (conv1 → bn → relu → grouped conv2 → bn → relu → conv3
+/// → bn, + residual, relu).
+fn bottleneck(
+    c_in: usize,
+    width: usize,
+    groups: usize,
+    out: usize,
+    stride: usize,
+    [h, w]: [usize; 2],
+) -> (u64, [usize; 2]) {
+    let mut f = conv(c_in, width, 1, 1, h * w, false);
+    f += batch_norm(width * h * w) + per_element(width * h * w);
+    let [oh, ow] = [out_side(h, 3, stride, 1), out_side(w, 3, stride, 1)];
+    f += conv(width, width, 3, groups, oh * ow, false);
+    f += batch_norm(width * oh * ow) + per_element(width * oh * ow);
+    f += conv(width, out, 1, 1, oh * ow, false) + batch_norm(out * oh * ow);
+    f += per_element(out * oh * ow);
+    (f, [oh, ow])
 }
 
 /// The official counter's value for a two-path ResNeXt `config` on one `size × size` image.
@@ -96,9 +129,17 @@ pub fn resnext_flops(config: &ResNetConfig, size: usize) -> u64 {
     for (stage, (&planes, &blocks)) in config.planes.iter().zip(&config.layers).enumerate() {
         for b in 0..blocks {
             let stride = if b == 0 && stage > 0 { 2 } else { 1 };
-            let elastic = config.elastic && stride == 1 && stage < 3;
-            let (f, out) =
-                two_path_block(c_in, planes, config.groups, stride, hw, elastic, config.se);
+            let shape = TwoPathShape {
+                c_in,
+                width: planes,
+                groups: config.groups / 2,
+                out: planes * 4,
+                stride,
+                elastic: config.elastic && stride == 1 && stage < 3,
+                se: config.se,
+                shortcut_conv: true,
+            };
+            let (f, out) = two_path_block(&shape, hw);
             flops += f;
             (c_in, hw) = (planes * 4, out);
         }
@@ -112,4 +153,130 @@ pub fn resnext_flops(config: &ResNetConfig, size: usize) -> u64 {
 /// [`resnext_flops`] in GFLOPs.
 pub fn resnext_gflops(config: &ResNetConfig, size: usize) -> f64 {
     resnext_flops(config, size) as f64 / 1e9
+}
+
+/// A DLA block on `[c_in, h, w]` (`models/dla.py` `BottleneckX` / `BottleneckXElastic`).
+fn dla_block(
+    config: &DlaConfig,
+    c_in: usize,
+    out: usize,
+    stride: usize,
+    level: usize,
+    hw: [usize; 2],
+) -> (u64, [usize; 2]) {
+    let bottle = out * config.cardinality / 32;
+    if config.elastic {
+        let shape = TwoPathShape {
+            c_in,
+            width: bottle / 2,
+            groups: config.cardinality / 2,
+            out,
+            stride,
+            elastic: stride == 1 && level < 5,
+            se: false,
+            shortcut_conv: false,
+        };
+        two_path_block(&shape, hw)
+    } else {
+        bottleneck(c_in, bottle, config.cardinality, out, stride, hw)
+    }
+}
+
+/// A DLA tree on `[c_in, h, w]`, as `models/dla.py` `Tree` runs (the max-pool and projection are
+/// computed at every tree with a stride or a channel change, used or not).
+#[allow(clippy::too_many_arguments)]
+fn dla_tree(
+    config: &DlaConfig,
+    depth: usize,
+    c_in: usize,
+    out: usize,
+    stride: usize,
+    level_root: bool,
+    root_dim: usize,
+    level: usize,
+    [h, w]: [usize; 2],
+) -> (u64, [usize; 2]) {
+    let mut root_dim = if root_dim == 0 { 2 * out } else { root_dim };
+    if level_root {
+        root_dim += c_in;
+    }
+    let mut flops = 0;
+    let [bh, bw] = if stride > 1 {
+        flops += per_element(c_in * h * w);
+        [h / stride, w / stride]
+    } else {
+        [h, w]
+    };
+    if c_in != out {
+        flops += conv(c_in, out, 1, 1, bh * bw, false) + batch_norm(out * bh * bw);
+    }
+    if depth == 1 {
+        let (f1, hw1) = dla_block(config, c_in, out, stride, level, [h, w]);
+        let (f2, [oh, ow]) = dla_block(config, out, out, 1, level, hw1);
+        flops += f1 + f2;
+        // The root: 1×1 conv over the concatenation, BN, ReLU.
+        flops += conv(root_dim, out, 1, 1, oh * ow, false) + batch_norm(out * oh * ow);
+        flops += per_element(out * oh * ow);
+        (flops, [oh, ow])
+    } else {
+        let (f1, hw1) = dla_tree(
+            config,
+            depth - 1,
+            c_in,
+            out,
+            stride,
+            false,
+            0,
+            level,
+            [h, w],
+        );
+        let (f2, hw2) = dla_tree(
+            config,
+            depth - 1,
+            out,
+            out,
+            1,
+            false,
+            root_dim + out,
+            level,
+            hw1,
+        );
+        (flops + f1 + f2, hw2)
+    }
+}
+
+/// The official counter's value for a DLA-X `config` on one `size × size` image.
+pub fn dla_flops(config: &DlaConfig, size: usize) -> u64 {
+    let c = config.channels;
+    let area = size * size;
+    // base_layer (7×7, stride 1), level0 (3×3), level1 (3×3, stride 2): conv, BN, ReLU.
+    let mut flops =
+        conv(3, c[0], 7, 1, area, false) + batch_norm(c[0] * area) + per_element(c[0] * area);
+    flops +=
+        conv(c[0], c[0], 3, 1, area, false) + batch_norm(c[0] * area) + per_element(c[0] * area);
+    let side = out_side(size, 3, 2, 1);
+    let a1 = side * side;
+    flops += conv(c[0], c[1], 3, 1, a1, false) + batch_norm(c[1] * a1) + per_element(c[1] * a1);
+    let mut hw = [side, side];
+    for level in 2..6 {
+        let (f, out) = dla_tree(
+            config,
+            config.levels[level],
+            c[level - 1],
+            c[level],
+            2,
+            level > 2,
+            0,
+            level,
+            hw,
+        );
+        flops += f;
+        hw = out;
+    }
+    // AvgPool2d(7) over the last map, the 1×1 conv classifier with bias.
+    flops += per_element(c[5] * hw[0] * hw[1]);
+    if let Some(classes) = config.num_classes {
+        flops += conv(c[5], classes, 1, 1, 1, true);
+    }
+    flops
 }

@@ -3,12 +3,42 @@
 //! paths of width `p` with 16 groups; the elastic models move depth from stage 3 to stages 1–2
 //! ([6, 8, 5, 3] for 50 layers, [12, 14, 20, 3] for 101) so that FLOPs stay about equal.
 
-use core_nets::{BlockKind, ResNetConfig};
+use burn::backend::Flex;
+use core_nets::{BlockKind, DlaConfig, ResNetConfig, count_parameters};
+
+/// A network family of the paper and its configuration.
+#[derive(Clone, Debug)]
+pub enum Arch {
+    /// The two-path ResNeXt / SE-ResNeXt (core-nets `ResNet`).
+    ResNeXt(ResNetConfig),
+    /// DLA-X (core-nets `Dla`).
+    Dla(DlaConfig),
+}
+
+impl Arch {
+    /// Trainable parameters, counted on the built network.
+    pub fn parameters(&self) -> usize {
+        let device = Default::default();
+        match self {
+            Arch::ResNeXt(c) => count_parameters::<Flex, _>(&c.init::<Flex>(&device)),
+            Arch::Dla(c) => count_parameters::<Flex, _>(&c.init::<Flex>(&device)),
+        }
+    }
+
+    /// The official counter's GFLOPs for one `size × size` image.
+    pub fn gflops(&self, size: usize) -> f64 {
+        let flops = match self {
+            Arch::ResNeXt(c) => crate::resnext_flops(c, size),
+            Arch::Dla(c) => crate::flops::dla_flops(c, size),
+        };
+        flops as f64 / 1e9
+    }
+}
 
 /// A model of the paper's tables, with the counts the spec computed from the official code.
 pub struct ElasticModel {
     pub name: &'static str,
-    pub config: fn() -> ResNetConfig,
+    pub arch: fn() -> Arch,
     /// `sum(p.numel() for p in model.parameters())` of the official model (`elastic.md` §1).
     pub parameters: usize,
     /// The official counter's GFLOPs at 224 × 224, three decimals (`elastic.md` §1, §2.4).
@@ -31,39 +61,63 @@ pub fn two_path_resnext(layers: [usize; 4], elastic: bool, se: bool) -> ResNetCo
 pub const ELASTIC_MODELS: &[ElasticModel] = &[
     ElasticModel {
         name: "resnext50",
-        config: || two_path_resnext([3, 4, 6, 3], false, false),
+        arch: || Arch::ResNeXt(two_path_resnext([3, 4, 6, 3], false, false)),
         parameters: 25_028_904,
         gflops: 4.273,
     },
     ElasticModel {
         name: "resnext50_elastic",
-        config: || two_path_resnext([6, 8, 5, 3], true, false),
+        arch: || Arch::ResNeXt(two_path_resnext([6, 8, 5, 3], true, false)),
         parameters: 25_246_504,
         gflops: 4.308,
     },
     ElasticModel {
         name: "resnext101",
-        config: || two_path_resnext([3, 4, 23, 3], false, false),
+        arch: || Arch::ResNeXt(two_path_resnext([3, 4, 23, 3], false, false)),
         parameters: 44_177_704,
         gflops: 8.033,
     },
     ElasticModel {
         name: "resnext101_elastic",
-        config: || two_path_resnext([12, 14, 20, 3], true, false),
+        arch: || Arch::ResNeXt(two_path_resnext([12, 14, 20, 3], true, false)),
         parameters: 44_265_256,
         gflops: 8.162,
     },
     ElasticModel {
         name: "se_resnext50",
-        config: || two_path_resnext([3, 4, 6, 3], false, true),
+        arch: || Arch::ResNeXt(two_path_resnext([3, 4, 6, 3], false, true)),
         parameters: 27_559_896,
         gflops: 4.276,
     },
     ElasticModel {
         name: "se_resnext50_elastic",
-        config: || two_path_resnext([6, 8, 5, 3], true, true),
+        arch: || Arch::ResNeXt(two_path_resnext([6, 8, 5, 3], true, true)),
         parameters: 27_803_976,
         gflops: 4.311,
+    },
+    ElasticModel {
+        name: "dla60x",
+        arch: || Arch::Dla(DlaConfig::dla60x()),
+        parameters: 17_649_816,
+        gflops: 3.637,
+    },
+    ElasticModel {
+        name: "dla60x_elastic",
+        arch: || Arch::Dla(DlaConfig::dla60x_elastic()),
+        parameters: 17_649_816,
+        gflops: 3.165,
+    },
+    ElasticModel {
+        name: "dla102x",
+        arch: || Arch::Dla(DlaConfig::dla102x()),
+        parameters: 26_772_120,
+        gflops: 6.038,
+    },
+    ElasticModel {
+        name: "dla102x_elastic",
+        arch: || Arch::Dla(DlaConfig::dla102x_elastic()),
+        parameters: 24_917_144,
+        gflops: 6.077,
     },
 ];
 

@@ -7,11 +7,18 @@ use burn::{
     module::{Module, ModuleVisitor, Param},
     tensor::{Tensor, TensorData, backend::Backend},
 };
-use core_nets::{ResNet, ResidualBlock, count_parameters, resample};
-use elastic::{ELASTIC_MODELS, models::find_model, official_init, resnext_gflops};
+use core_nets::{ResNet, ResidualBlock, resample};
+use elastic::{
+    ELASTIC_MODELS,
+    models::{Arch, find_model},
+    official_init,
+};
 
 fn build(name: &str) -> ResNet<Flex> {
-    (find_model(name).unwrap().config)().init::<Flex>(&Default::default())
+    let Arch::ResNeXt(config) = (find_model(name).unwrap().arch)() else {
+        panic!("{name} is a ResNeXt")
+    };
+    config.init::<Flex>(&Default::default())
 }
 
 /// PyTorch's state_dict entries: every tensor, plus `num_batches_tracked` per BatchNorm.
@@ -36,7 +43,7 @@ impl<B: Backend> ModuleVisitor<B> for Entries {
     }
 }
 
-fn state_dict_entries(model: &ResNet<Flex>) -> usize {
+fn state_dict_entries<M: Module<Flex>>(model: &M) -> usize {
     let mut entries = Entries {
         path: Vec::new(),
         tensors: 0,
@@ -49,21 +56,26 @@ fn state_dict_entries(model: &ResNet<Flex>) -> usize {
 #[test]
 fn parameter_counts_flops_and_entries_are_the_official_ones() {
     for model in ELASTIC_MODELS {
-        let config = (model.config)();
-        let gflops = resnext_gflops(&config, 224);
+        let arch = (model.arch)();
+        let gflops = arch.gflops(224);
         assert!(
             (gflops - model.gflops).abs() < 5e-4,
             "{}: {gflops:.4} GFLOPs, expected {}",
             model.name,
             model.gflops
         );
+        assert_eq!(arch.parameters(), model.parameters, "{}", model.name);
+        let config = match arch {
+            Arch::ResNeXt(config) => config,
+            Arch::Dla(config) => {
+                if model.name == "dla60x_elastic" {
+                    let net = config.init::<Flex>(&Default::default());
+                    assert_eq!(state_dict_entries(&net), 606);
+                }
+                continue;
+            }
+        };
         let net = config.init::<Flex>(&Default::default());
-        assert_eq!(
-            count_parameters::<Flex, _>(&net),
-            model.parameters,
-            "{}",
-            model.name
-        );
         let expected_entries = match model.name {
             "resnext50" => Some(528),
             "resnext50_elastic" => Some(714),
@@ -238,4 +250,45 @@ fn resampling_vectors() {
             assert!((g - e).abs() < 1e-6, "{h}×{w}: {got:?} vs {restored:?}");
         }
     }
+}
+
+/// §8.2: DLA-60x-elastic's level shapes at 224; its elastic blocks' paths have half the bottleneck
+/// width and 16 groups.
+#[test]
+fn dla_levels_and_branch_widths() {
+    let Arch::Dla(config) = (find_model("dla60x_elastic").unwrap().arch)() else {
+        panic!()
+    };
+    let net = config.init::<Flex>(&Default::default());
+    let x = Tensor::<Flex, 4>::zeros([1, 3, 224, 224], &Default::default());
+    let shapes: Vec<[usize; 4]> = net.forward_levels(x).iter().map(|l| l.dims()).collect();
+    assert_eq!(
+        shapes,
+        [
+            [1, 16, 224, 224],
+            [1, 32, 112, 112],
+            [1, 128, 56, 56],
+            [1, 256, 28, 28],
+            [1, 512, 14, 14],
+            [1, 1024, 7, 7]
+        ]
+    );
+    // level2.tree2 (planes 128, bottle 128): paths of 64 channels, conv2_d [64, 4, 3, 3].
+    let core_nets::dla::Tree::Depth1(level2) = &net.level2 else {
+        panic!("level 2 is one tree deep")
+    };
+    let ResidualBlock::TwoPath(block) = &level2[0].tree2 else {
+        panic!()
+    };
+    assert!(block.elastic);
+    assert_eq!(block.conv2_d.weight.dims(), [64, 4, 3, 3]);
+    assert_eq!(level2[0].root.conv.weight.dims(), [128, 256, 1, 1]);
+    assert_eq!(
+        level2[0].project.as_ref().unwrap().conv.weight.dims(),
+        [128, 32, 1, 1]
+    );
+    let ResidualBlock::TwoPath(first) = &level2[0].tree1 else {
+        panic!()
+    };
+    assert!(!first.elastic, "the strided first block is not elastic");
 }

@@ -874,3 +874,48 @@ fn elastic_configs_are_checked() {
         assert!(err.contains(named), "{set}: {err}");
     }
 }
+
+#[test]
+fn elastic_infers_with_a_released_layout_checkpoint_and_import_names_the_model() {
+    // The tiny elastic SE-ResNeXt in the released ImageNet layout
+    // (elastic/tests/fixtures/make_elastic_checkpoint.py); its architecture as a model TOML.
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("elastic_tiny.toml");
+    fs::write(
+        &model,
+        "block = \"two_path\"\nlayers = [2, 2, 2, 1]\nplanes = [8, 8, 16, 16]\nstem_width = 8\ngroups = 4\nelastic = true\nse = true\n",
+    )
+    .unwrap();
+    let image = dir.path().join("photo.jpg");
+    image_of(50, 37, 120).save(&image).unwrap();
+    let checkpoint = fixture("elastic", "elastic_tiny.pth.tar");
+    let json = json_of(&run_ok(&[
+        "infer",
+        "elastic",
+        "--checkpoint",
+        &checkpoint,
+        "--model",
+        model.to_str().unwrap(),
+        "--num-classes",
+        "5",
+        "--image-size",
+        "35",
+        "--image",
+        image.to_str().unwrap(),
+        "--json",
+    ]));
+    let top = &top_lists(&json, 1, 5)[0];
+    assert!(
+        top.iter().all(|(name, _)| name.starts_with("class ")),
+        "{top:?}"
+    );
+    // The full-size model does not fit the tiny file: refused, naming the model.
+    let err = run_err(&[
+        "import",
+        "--model",
+        "resnext50_elastic",
+        "--checkpoint",
+        &checkpoint,
+    ]);
+    assert!(err.contains("resnext50_elastic"), "{err}");
+}

@@ -15,7 +15,7 @@ pub mod train;
 
 use std::path::PathBuf;
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 use burn::tensor::{
     activation::sigmoid,
     backend::{AutodiffBackend, Backend},
@@ -27,6 +27,58 @@ use core_train::{
 };
 
 pub use config::ElasticExperiment;
+
+use crate::models::{Arch, find_model};
+
+/// A released network: the ResNeXt family or DLA-X (one per command; boxing buys nothing).
+#[allow(clippy::large_enum_variant)]
+pub enum OfficialNet<B: Backend> {
+    ResNeXt(core_nets::ResNet<B>),
+    Dla(core_nets::Dla<B>),
+}
+
+impl<B: Backend> OfficialNet<B> {
+    pub fn forward(&self, x: burn::tensor::Tensor<B, 4>) -> burn::tensor::Tensor<B, 2> {
+        match self {
+            OfficialNet::ResNeXt(net) => net.forward(x),
+            OfficialNet::Dla(net) => net.forward(x),
+        }
+    }
+}
+
+/// A released checkpoint in the ELASTIC model `name` (or a model TOML file of a two-path ResNeXt)
+/// with a `num_classes` classifier.
+pub fn load_official<B: Backend>(
+    name: &str,
+    file: &std::path::Path,
+    num_classes: usize,
+    device: &B::Device,
+) -> Result<(OfficialNet<B>, core_nets::ImportReport)> {
+    use anyhow::Context as _;
+    if let Some(Arch::Dla(config)) = find_model(name).map(|m| (m.arch)()) {
+        let config = core_nets::DlaConfig {
+            num_classes: Some(num_classes),
+            ..config
+        };
+        let (net, report) = core_nets::load_pytorch_checkpoint_with(
+            config.init::<B>(device),
+            file,
+            name,
+            core_nets::DLA_KEY_REMAPPING,
+        )
+        .with_context(|| format!("loading {} into {name}", file.display()))?;
+        return Ok((OfficialNet::Dla(net), report));
+    }
+    let names: Vec<&str> = crate::ELASTIC_MODELS.iter().map(|m| m.name).collect();
+    let (net, report) =
+        classification::infer::load_official_from(name, file, num_classes, device, &names, |n| {
+            match find_model(n).map(|m| (m.arch)()) {
+                Some(Arch::ResNeXt(config)) => Some(config),
+                _ => None,
+            }
+        })?;
+    Ok((OfficialNet::ResNeXt(net), report))
+}
 
 /// The ELASTIC experiment (`vireo train elastic`).
 pub struct Elastic;
@@ -103,7 +155,8 @@ impl Experiment for Elastic {
     }
 
     /// A run's multi-label model on images: every label with its probability, those above 0.5
-    /// marked as predicted.
+    /// marked as predicted. A released ImageNet checkpoint (`--checkpoint`, `--model`, default
+    /// `resnext50_elastic`) classifies with ImageNet's names.
     fn predict<B: Backend>(
         &self,
         weights: Weights<ElasticExperiment>,
@@ -111,10 +164,26 @@ impl Experiment for Elastic {
         options: &InferOptions,
         device: &B::Device,
     ) -> Result<Vec<Prediction>> {
-        let Weights::Run { run, config, file } = weights else {
-            bail!(
-                "elastic predicts with a run's model (--run DIR or its .mpk); the released ImageNet checkpoints do not load yet"
-            );
+        let (config, file) = match weights {
+            Weights::Run { config, file, .. } => (config, file),
+            Weights::PyTorch {
+                file,
+                model,
+                num_classes,
+                image_size,
+            } => {
+                let classes = num_classes.unwrap_or(1000);
+                let name = model.as_deref().unwrap_or("resnext50_elastic");
+                let (model, _) = load_official::<B>(name, &file, classes, device)?;
+                return classification::classify_images(
+                    images,
+                    &EvalTransform::imagenet(image_size),
+                    &classification::infer::official_class_names(classes),
+                    options.top_k,
+                    device,
+                    |x| model.forward(x),
+                );
+            }
         };
         let model = RunDir::load_model(train::init_model::<B>(&config, device), &file, device)?;
         let classes = config.sources()?.classes;
@@ -124,7 +193,6 @@ impl Experiment for Elastic {
             crop: size,
             normalization: config.data.normalization(),
         };
-        let _ = run;
         images
             .iter()
             .map(|path| {
@@ -165,21 +233,34 @@ impl Experiment for Elastic {
             .collect()
     }
 
+    /// A released ImageNet checkpoint into one of the paper's models (`resnext50_elastic`, …).
+    fn import(
+        &self,
+        model: &str,
+        checkpoint: &std::path::Path,
+        num_classes: usize,
+    ) -> Result<String> {
+        let (_, report) = load_official::<burn::backend::Flex>(
+            model,
+            checkpoint,
+            num_classes,
+            &Default::default(),
+        )?;
+        Ok(report.summary())
+    }
+
     /// The paper's ResNeXt-family models with their exact parameter counts and the official
     /// counter's GFLOPs (computed here, not copied).
     fn models(&self) -> Vec<ModelCount> {
-        use burn::backend::Flex;
         crate::ELASTIC_MODELS
             .iter()
             .map(|m| {
-                let config = (m.config)();
+                let arch = (m.arch)();
                 ModelCount {
                     name: m.name.into(),
                     group: "ELASTIC".into(),
-                    parameters: core_nets::count_parameters::<Flex, _>(
-                        &config.init::<Flex>(&Default::default()),
-                    ),
-                    gflops: Some(crate::resnext_gflops(&config, 224)),
+                    parameters: arch.parameters(),
+                    gflops: Some(arch.gflops(224)),
                 }
             })
             .collect()

@@ -163,6 +163,58 @@ pub fn registry<B: AutodiffBackend>() -> Vec<Case<B>> {
             moco_train_step::<B>,
         ),
         case(
+            "resnext50_twopath_train_b8_224",
+            Models,
+            "ELASTIC's plain ResNeXt-50 (two-path layout) train step, B8 224²",
+            |c| {
+                train_step(
+                    c,
+                    elastic::models::two_path_resnext([3, 4, 6, 3], false, false),
+                    8,
+                    224,
+                )
+            },
+        ),
+        case(
+            "resnext50_elastic_train_b8_224",
+            Models,
+            "ELASTIC ResNeXt-50 [6, 8, 5, 3] train step, B8 224²",
+            |c| {
+                train_step(
+                    c,
+                    elastic::models::two_path_resnext([6, 8, 5, 3], true, false),
+                    8,
+                    224,
+                )
+            },
+        ),
+        case(
+            "resnext50_twopath_infer_b8_224",
+            Models,
+            "ELASTIC's plain ResNeXt-50 (two-path layout) inference, B8 224²",
+            |c| {
+                inference(
+                    c,
+                    elastic::models::two_path_resnext([3, 4, 6, 3], false, false),
+                    8,
+                    224,
+                )
+            },
+        ),
+        case(
+            "resnext50_elastic_infer_b8_224",
+            Models,
+            "ELASTIC ResNeXt-50 [6, 8, 5, 3] inference, B8 224²",
+            |c| {
+                inference(
+                    c,
+                    elastic::models::two_path_resnext([6, 8, 5, 3], true, false),
+                    8,
+                    224,
+                )
+            },
+        ),
+        case(
             "axial26s_train_b8_224",
             Models,
             "Axial-ResNet-26-S train step, B8 224²",
