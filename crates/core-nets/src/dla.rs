@@ -4,7 +4,7 @@
 //! `Root` convs; blocks are the ResNeXt bottleneck (expansion 2 in DLA's sense: out = planes) or,
 //! for the elastic models, the two-path block with paths of half the bottleneck width and half the
 //! cardinality. Keys follow the released layout except `X.0`/`X.1` of PyTorch `Sequential`s,
-//! which are `X.conv`/`X.bn` here ([`DLA_KEY_REMAPPING`]).
+//! which are `X.conv`/`X.norm` here ([`DLA_KEY_REMAPPING`]).
 
 use burn::{
     module::Module,
@@ -19,15 +19,17 @@ use crate::block::{BlockSpec, Bottleneck, ResidualBlock, TwoPathBottleneck};
 /// indices become field names; a tree held in a one-element list (kept on the heap) gets its
 /// `.0`.
 pub const DLA_KEY_REMAPPING: &[(&str, &str)] = &[
-    (r"^(level[2-5])\.", "$1.0."),
+    (r"(^|\.)(level[2-5])\.", "$1$2.0."),
     // A subtree of a deeper tree: applied three times, each pass rewrites every other nesting.
     (r"\.(tree[12])\.(tree[12]|root|project)\.", ".$1.0.$2."),
     (r"\.(tree[12])\.(tree[12]|root|project)\.", ".$1.0.$2."),
     (r"\.(tree[12])\.(tree[12]|root|project)\.", ".$1.0.$2."),
-    (r"^(base_layer|level0|level1)\.0\.", "$1.conv."),
-    (r"^(base_layer|level0|level1)\.1\.", "$1.bn."),
+    (r"(^|\.)(base_layer|level0|level1)\.0\.", "$1$2.conv."),
+    (r"(^|\.)(base_layer|level0|level1)\.1\.", "$1$2.norm."),
     (r"\.project\.0\.", ".project.conv."),
-    (r"\.project\.1\.", ".project.bn."),
+    (r"\.project\.1\.", ".project.norm."),
+    // `norm`, not `bn`: the shared remapping reads a bare `.bn.` as BCN's stage 1.
+    (r"\.root\.bn\.", ".root.norm."),
 ];
 
 /// Everything that decides a DLA-X. Defaults: `dla60x`.
@@ -67,12 +69,12 @@ impl Default for DlaConfig {
 #[derive(Module, Debug)]
 pub struct ConvBn<B: Backend> {
     pub conv: Conv2d<B>,
-    pub bn: Norm<B>,
+    pub norm: Norm<B>,
 }
 
 impl<B: Backend> ConvBn<B> {
     fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
-        self.bn.forward(self.conv.forward(x))
+        self.norm.forward(self.conv.forward(x))
     }
 }
 
@@ -80,14 +82,14 @@ impl<B: Backend> ConvBn<B> {
 #[derive(Module, Debug)]
 pub struct Root<B: Backend> {
     pub conv: Conv2d<B>,
-    pub bn: Norm<B>,
+    pub norm: Norm<B>,
     pub residual: bool,
 }
 
 impl<B: Backend> Root<B> {
     fn forward(&self, xs: Vec<Tensor<B, 4>>) -> Tensor<B, 4> {
         let first = xs[0].clone();
-        let x = self.bn.forward(self.conv.forward(Tensor::cat(xs, 1)));
+        let x = self.norm.forward(self.conv.forward(Tensor::cat(xs, 1)));
         relu(if self.residual { x + first } else { x })
     }
 }
@@ -367,7 +369,7 @@ impl DlaConfig {
                 .with_stride(stride)
                 .with_padding(k / 2)
                 .init(device),
-            bn: self.norm.init(o, device),
+            norm: self.norm.init(o, device),
         }
     }
 
@@ -395,7 +397,7 @@ impl DlaConfig {
                 tree2: self.block(out, out, 1, level, device),
                 root: Root {
                     conv: ConvKind::Plain.conv(root_dim, out, 1).init(device),
-                    bn: self.norm.init(out, device),
+                    norm: self.norm.init(out, device),
                     residual: self.residual_root,
                 },
                 project,

@@ -7,6 +7,7 @@
 
 mod block;
 mod classifier;
+pub mod densenet;
 pub mod dla;
 mod import;
 mod parameters;
@@ -14,6 +15,7 @@ pub mod resample;
 mod resnet;
 
 pub use block::{BasicBlock, Bottleneck, Downsample, ResidualBlock, SeLayer, TwoPathBottleneck};
+pub use densenet::{DenseNet, DenseNetConfig, densenet_key_remapping};
 pub use dla::{DLA_KEY_REMAPPING, Dla, DlaConfig};
 pub use import::{
     ImportError, ImportReport, load_pytorch_checkpoint, load_pytorch_checkpoint_with,

@@ -7,7 +7,7 @@
 //! of its ×2 output (before the crop). Adaptive average pooling (the head's, SE's squeeze), the
 //! sigmoid, the residual and path sums count nothing. Reported as GFLOPs = count / 10⁹.
 
-use core_nets::{BlockKind, DlaConfig, ResNetConfig};
+use core_nets::{BlockKind, DenseNetConfig, DlaConfig, ResNetConfig};
 
 /// Output side of a convolution or pooling window.
 fn out_side(side: usize, kernel: usize, stride: usize, padding: usize) -> usize {
@@ -277,6 +277,57 @@ pub fn dla_flops(config: &DlaConfig, size: usize) -> u64 {
     flops += per_element(c[5] * hw[0] * hw[1]);
     if let Some(classes) = config.num_classes {
         flops += conv(c[5], classes, 1, 1, 1, true);
+    }
+    flops
+}
+
+/// The official counter's value for a DenseNet-BC `config` on one `size × size` image
+/// (`models/densenet.py`: the elastic layers' upsampling is functional and counts nothing; the
+/// final ReLU and average are functional too; the classifier counts `in · out`).
+pub fn densenet_flops(config: &DenseNetConfig, size: usize) -> u64 {
+    let c0 = config.num_init_features;
+    let side = out_side(size, 7, 2, 3);
+    let mut flops = conv(3, c0, 7, 1, side * side, false);
+    flops += batch_norm(c0 * side * side) + per_element(c0 * side * side) * 2; // ReLU, max-pool
+    let side = out_side(side, 3, 2, 1);
+    let (k, bottleneck) = (config.growth_rate, config.bn_size * config.growth_rate);
+    let (mut channels, mut hw) = (c0, side * side);
+    for (b, &layers) in config.block_config.iter().enumerate() {
+        for _ in 0..layers {
+            flops += batch_norm(channels * hw) + per_element(channels * hw); // norm1, relu1
+            let width = if config.elastic {
+                bottleneck / 2
+            } else {
+                bottleneck
+            };
+            let path = |positions: usize| {
+                conv(channels, width, 1, 1, positions, false)
+                    + batch_norm(width * positions)
+                    + per_element(width * positions)
+                    + conv(width, k, 3, 1, positions, false)
+            };
+            flops += path(hw);
+            if config.elastic {
+                if b < 3 {
+                    flops += per_element(channels * hw); // the 2×2 average pool
+                    flops += path(hw / 4);
+                } else {
+                    flops += path(hw);
+                }
+            }
+            channels += k;
+        }
+        if b < 3 {
+            let out = (channels as f64 * config.compression) as usize;
+            flops += batch_norm(channels * hw) + per_element(channels * hw);
+            flops += conv(channels, out, 1, 1, hw, false) + per_element(out * hw);
+            channels = out;
+            hw /= 4;
+        }
+    }
+    flops += batch_norm(channels * hw);
+    if let Some(classes) = config.num_classes {
+        flops += (channels * classes) as u64;
     }
     flops
 }

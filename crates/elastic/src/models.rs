@@ -4,7 +4,7 @@
 //! ([6, 8, 5, 3] for 50 layers, [12, 14, 20, 3] for 101) so that FLOPs stay about equal.
 
 use burn::backend::Flex;
-use core_nets::{BlockKind, DlaConfig, ResNetConfig, count_parameters};
+use core_nets::{BlockKind, DenseNetConfig, DlaConfig, ResNetConfig, count_parameters};
 
 /// A network family of the paper and its configuration.
 #[derive(Clone, Debug)]
@@ -13,6 +13,8 @@ pub enum Arch {
     ResNeXt(ResNetConfig),
     /// DLA-X (core-nets `Dla`).
     Dla(DlaConfig),
+    /// DenseNet-BC (core-nets `DenseNet`).
+    DenseNet(DenseNetConfig),
 }
 
 impl Arch {
@@ -22,6 +24,7 @@ impl Arch {
         match self {
             Arch::ResNeXt(c) => count_parameters::<Flex, _>(&c.init::<Flex>(&device)),
             Arch::Dla(c) => count_parameters::<Flex, _>(&c.init::<Flex>(&device)),
+            Arch::DenseNet(c) => count_parameters::<Flex, _>(&c.init::<Flex>(&device)),
         }
     }
 
@@ -30,6 +33,7 @@ impl Arch {
         let flops = match self {
             Arch::ResNeXt(c) => crate::resnext_flops(c, size),
             Arch::Dla(c) => crate::flops::dla_flops(c, size),
+            Arch::DenseNet(c) => crate::flops::densenet_flops(c, size),
         };
         flops as f64 / 1e9
     }
@@ -118,6 +122,18 @@ pub const ELASTIC_MODELS: &[ElasticModel] = &[
         arch: || Arch::Dla(DlaConfig::dla102x_elastic()),
         parameters: 24_917_144,
         gflops: 6.077,
+    },
+    ElasticModel {
+        name: "densenet201",
+        arch: || Arch::DenseNet(DenseNetConfig::densenet201()),
+        parameters: 20_013_928,
+        gflops: 4.367,
+    },
+    ElasticModel {
+        name: "densenet201_elastic",
+        arch: || Arch::DenseNet(DenseNetConfig::densenet201_elastic()),
+        parameters: 19_482_824,
+        gflops: 4.386,
     },
 ];
 

@@ -30,11 +30,13 @@ pub use config::ElasticExperiment;
 
 use crate::models::{Arch, find_model};
 
-/// A released network: the ResNeXt family or DLA-X (one per command; boxing buys nothing).
+/// A released network: the ResNeXt family, DLA-X or DenseNet (one per command; boxing buys
+/// nothing).
 #[allow(clippy::large_enum_variant)]
 pub enum OfficialNet<B: Backend> {
     ResNeXt(core_nets::ResNet<B>),
     Dla(core_nets::Dla<B>),
+    DenseNet(core_nets::DenseNet<B>),
 }
 
 impl<B: Backend> OfficialNet<B> {
@@ -42,6 +44,7 @@ impl<B: Backend> OfficialNet<B> {
         match self {
             OfficialNet::ResNeXt(net) => net.forward(x),
             OfficialNet::Dla(net) => net.forward(x),
+            OfficialNet::DenseNet(net) => net.forward(x),
         }
     }
 }
@@ -55,6 +58,21 @@ pub fn load_official<B: Backend>(
     device: &B::Device,
 ) -> Result<(OfficialNet<B>, core_nets::ImportReport)> {
     use anyhow::Context as _;
+    if let Some(Arch::DenseNet(config)) = find_model(name).map(|m| (m.arch)()) {
+        let config = core_nets::DenseNetConfig {
+            num_classes: Some(num_classes),
+            ..config
+        };
+        let remaps = core_nets::densenet_key_remapping(64);
+        let remaps: Vec<(&str, &str)> = remaps
+            .iter()
+            .map(|(a, b)| (a.as_str(), b.as_str()))
+            .collect();
+        let (net, report) =
+            core_nets::load_pytorch_checkpoint_with(config.init::<B>(device), file, name, &remaps)
+                .with_context(|| format!("loading {} into {name}", file.display()))?;
+        return Ok((OfficialNet::DenseNet(net), report));
+    }
     if let Some(Arch::Dla(config)) = find_model(name).map(|m| (m.arch)()) {
         let config = core_nets::DlaConfig {
             num_classes: Some(num_classes),
