@@ -2,14 +2,28 @@
 vireo's `elastic::models`): per block a full-resolution path and a second path (half resolution
 when elastic: right/bottom replicate pad for odd sides, 2x2 average pool, bilinear x2 with
 align_corners=False, top-left crop), each of width p with cardinality/2 groups, summed, one BN,
-shortcut, ReLU. `resnext(layers, elastic)`: ResNeXt-50 [3, 4, 6, 3] plain, [6, 8, 5, 3] elastic."""
+optional SE, shortcut, ReLU (also the building block of
+crates/elastic/tests/fixtures/make_elastic_checkpoint.py). `resnext(layers, elastic)`: ResNeXt-50 [3, 4, 6, 3] plain, [6, 8, 5, 3] elastic."""
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 
+class SE(nn.Module):
+    """ELASTIC's squeeze-and-excitation: 1x1 convs with bias, reduction 16, sigmoid."""
+
+    def __init__(self, c):
+        super().__init__()
+        self.conv1 = nn.Conv2d(c, c // 16, 1)
+        self.conv2 = nn.Conv2d(c // 16, c, 1)
+
+    def forward(self, x):
+        s = x.mean(dim=(2, 3), keepdim=True)
+        return x * torch.sigmoid(self.conv2(F.relu(self.conv1(s))))
+
+
 class TwoPath(nn.Module):
-    def __init__(self, cin, p, cardinality, stride, elastic):
+    def __init__(self, cin, p, cardinality, stride, elastic, se=False):
         super().__init__()
         g = cardinality // 2
         self.elastic = elastic and stride == 1
@@ -20,6 +34,8 @@ class TwoPath(nn.Module):
             setattr(self, "bn2" + suffix, nn.BatchNorm2d(p))
             setattr(self, "conv3" + suffix, nn.Conv2d(p, 4 * p, 1, bias=False))
         self.bn3 = nn.BatchNorm2d(4 * p)
+        if se:
+            self.selayer = SE(4 * p)
         self.downsample = None
         if stride != 1 or cin != 4 * p:
             self.downsample = nn.Sequential(
@@ -43,6 +59,8 @@ class TwoPath(nn.Module):
             d = F.interpolate(d, scale_factor=2, mode="bilinear", align_corners=False)
             d = d[:, :, :h, :w]
         out = self.bn3(self.path(x, "") + d)
+        if hasattr(self, "selayer"):
+            out = self.selayer(out)
         shortcut = x if self.downsample is None else self.downsample(x)
         return F.relu(out + shortcut)
 

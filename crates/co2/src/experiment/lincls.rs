@@ -296,93 +296,25 @@ mod tests {
     use burn::backend::{Autodiff, Flex};
     use core_train::Experiment;
 
-    /// §8.7: after linear evaluation every non-fc tensor, BN running statistics included, is what
-    /// it was: the saved classifier's features equal the pre-trained backbone's, in eval mode.
-    #[test]
-    fn linear_evaluation_changes_nothing_but_fc() {
+    /// A tiny smoke config (16 px, 64 training images) with `extra` overrides, its data, and a
+    /// pre-trained backbone loaded from a file as a real one is (loaded tensors do not require
+    /// grad); the stage's result and its saved classifier (`file`) after running `stage`.
+    fn run_stage(
+        extra: &[&str],
+        stage: impl Fn(&Co2Experiment) -> Stage<'_>,
+        file: &str,
+    ) -> (SupervisedResult, ResNet<Flex>, ResNet<Flex>, Vec<usize>) {
         let overrides: Vec<String> = [
             "data.train_size=64",
             "data.valid_size=16",
             "data.world.image_size=16",
             "train.batch_size=16",
             "model.queue=64",
-            "lincls.epochs=2",
-            "lincls.batch_size=16",
         ]
-        .map(String::from)
-        .to_vec();
-        let config = crate::CO2.config("smoke", &overrides).unwrap();
-        let device = Default::default();
-        let sources = config.sources().unwrap();
-        let images = datasets::ClassificationBatcher {
-            normalization: config.data.normalization(),
-        };
-        let backbone = config.model.init_encoder::<Flex>(&device).backbone;
-        let dir = tempfile::tempdir().unwrap();
-        let run = RunDir {
-            path: dir.path().to_path_buf(),
-        };
-        let settings = config.lincls.clone().unwrap();
-        supervised_stage::<Autodiff<Flex>>(
-            Stage::Linear(&settings),
-            &backbone,
-            &config,
-            &sources,
-            &images,
-            &run,
-            false,
-            &device,
-        )
-        .unwrap();
-        let saved = RunDir::load_model(
-            config
-                .model
-                .backbone
-                .clone()
-                .with_num_classes(Some(sources.classes.len()))
-                .init::<Flex>(&device),
-            &run.file("classifier.mpk"),
-            &device,
-        )
-        .unwrap();
-        let x = Tensor::<Flex, 4>::random(
-            [4, 3, 16, 16],
-            burn::tensor::Distribution::Normal(0.0, 1.0),
-            &device,
-        );
-        saved
-            .forward_pooled(x.clone())
-            .into_data()
-            .assert_eq(&backbone.forward_pooled(x).into_data(), true);
-        // ... and the fc did train: it is not its N(0, 0.01) start any more.
-        let fc = saved
-            .fc
-            .unwrap()
-            .weight
-            .val()
-            .abs()
-            .max()
-            .into_scalar()
-            .elem::<f64>();
-        assert!(fc > 0.05, "{fc}");
-    }
-
-    /// §4.3: fine-tuning trains on the class-balanced subset only, changes the backbone (BN
-    /// running statistics included) and saves `classifier-semi.mpk`.
-    #[test]
-    fn semi_supervised_fine_tuning_trains_the_backbone_on_the_subset() {
-        let overrides: Vec<String> = [
-            "data.train_size=64",
-            "data.valid_size=16",
-            "data.world.image_size=16",
-            "train.batch_size=16",
-            "model.queue=64",
-            "semi.epochs=1",
-            "semi.batch_size=8",
-            "semi.subset={ fraction = 0.25 }",
-        ]
-        .map(String::from)
-        .to_vec();
+        .iter()
+        .chain(extra)
+        .map(|s| s.to_string())
+        .collect();
         let config = crate::CO2.config("smoke", &overrides).unwrap();
         let device = Default::default();
         let sources = config.sources().unwrap();
@@ -393,16 +325,14 @@ mod tests {
         let run = RunDir {
             path: dir.path().to_path_buf(),
         };
-        // Loaded from a file, as a pre-trained encoder is (loaded tensors do not require grad).
         let fresh = config.model.init_encoder::<Flex>(&device).backbone;
         fresh
             .clone()
             .save_file(run.file("encoder"), &AtomicRecorder)
             .unwrap();
         let backbone = RunDir::load_model(fresh, &run.file("encoder.mpk"), &device).unwrap();
-        let semi = config.semi.clone().unwrap();
         let result = supervised_stage::<Autodiff<Flex>>(
-            Stage::Semi(&semi),
+            stage(&config),
             &backbone,
             &config,
             &sources,
@@ -412,9 +342,6 @@ mod tests {
             &device,
         )
         .unwrap();
-        let expected = datasets::balanced_subset(&sources.train_labels, 0.25, 0).len();
-        assert!(expected < 64 && expected >= sources.classes.len() / 2);
-        assert_eq!((result.images, result.rows.len()), (expected, 1));
         let saved = RunDir::load_model(
             config
                 .model
@@ -422,27 +349,64 @@ mod tests {
                 .clone()
                 .with_num_classes(Some(sources.classes.len()))
                 .init::<Flex>(&device),
-            &run.file("classifier-semi.mpk"),
+            &run.file(file),
             &device,
         )
         .unwrap();
-        let x = Tensor::<Flex, 4>::random(
+        (result, saved, backbone, sources.train_labels)
+    }
+
+    fn probe() -> Tensor<Flex, 4> {
+        Tensor::random(
             [4, 3, 16, 16],
             burn::tensor::Distribution::Normal(0.0, 1.0),
-            &device,
+            &Default::default(),
+        )
+    }
+
+    fn max_abs<const D: usize>(t: Tensor<Flex, D>) -> f64 {
+        t.abs().max().into_scalar().elem::<f64>()
+    }
+
+    /// §8.7: after linear evaluation every non-fc tensor, BN running statistics included, is what
+    /// it was: the saved classifier's features equal the pre-trained backbone's, in eval mode.
+    #[test]
+    fn linear_evaluation_changes_nothing_but_fc() {
+        let (_, saved, backbone, _) = run_stage(
+            &["lincls.epochs=2", "lincls.batch_size=16"],
+            |c| Stage::Linear(c.lincls.as_ref().unwrap()),
+            "classifier.mpk",
         );
-        let change = (saved.forward_pooled(x.clone()) - backbone.forward_pooled(x))
-            .abs()
-            .max()
-            .into_scalar()
-            .elem::<f64>();
+        let x = probe();
+        saved
+            .forward_pooled(x.clone())
+            .into_data()
+            .assert_eq(&backbone.forward_pooled(x).into_data(), true);
+        // ... and the fc did train: it is not its N(0, 0.01) start any more.
+        let fc = max_abs(saved.fc.unwrap().weight.val());
+        assert!(fc > 0.05, "{fc}");
+    }
+
+    /// §4.3: fine-tuning trains on the class-balanced subset only, changes the backbone (its
+    /// weights, not only the BN running statistics) and saves `classifier-semi.mpk`.
+    #[test]
+    fn semi_supervised_fine_tuning_trains_the_backbone_on_the_subset() {
+        let (result, saved, backbone, labels) = run_stage(
+            &[
+                "semi.epochs=1",
+                "semi.batch_size=8",
+                "semi.subset={ fraction = 0.25 }",
+            ],
+            |c| Stage::Semi(c.semi.as_ref().unwrap()),
+            "classifier-semi.mpk",
+        );
+        let expected = datasets::balanced_subset(&labels, 0.25, 0).len();
+        assert!(expected < 64 && expected >= 5);
+        assert_eq!((result.images, result.rows.len()), (expected, 1));
+        let x = probe();
+        let change = max_abs(saved.forward_pooled(x.clone()) - backbone.forward_pooled(x));
         assert!(change > 1e-4, "{change}");
-        // The weights themselves moved, not only the BN running statistics.
-        let moved = (saved.conv1.weight.val() - backbone.conv1.weight.val())
-            .abs()
-            .max()
-            .into_scalar()
-            .elem::<f64>();
+        let moved = max_abs(saved.conv1.weight.val() - backbone.conv1.weight.val());
         assert!(moved > 0.0, "the stem's weights did not change");
     }
 }
