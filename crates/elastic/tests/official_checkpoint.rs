@@ -20,6 +20,9 @@ use core_nets::{
 
 type AD = Autodiff<Flex>;
 
+/// A network's classifier forward.
+type Forward<M, B> = fn(&M, Tensor<B, 4>) -> Tensor<B, 2>;
+
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures")
@@ -61,8 +64,8 @@ fn load<B: Backend, M: ModuleSnapshot<B>>(model: M, name: &str, remaps: &[(&str,
 /// `name`; `eval` and `train` are the loaded network on each backend with its forward.
 fn matches_pytorch<M: Module<Flex>, A: Module<AD>>(
     name: &str,
-    eval: (M, fn(&M, Tensor<Flex, 4>) -> Tensor<Flex, 2>),
-    train: (A, fn(&A, Tensor<AD, 4>) -> Tensor<AD, 2>),
+    eval: (M, Forward<M, Flex>),
+    train: (A, Forward<A, AD>),
 ) {
     let device = Default::default();
     let reference = |key| reference(name, key);
