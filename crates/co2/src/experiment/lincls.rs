@@ -401,7 +401,7 @@ mod tests {
             "classifier-semi.mpk",
         );
         let expected = datasets::balanced_subset(&labels, 0.25, 0).len();
-        assert!(expected < 64 && expected >= 5);
+        assert!((5..64).contains(&expected), "{expected}");
         assert_eq!((result.images, result.rows.len()), (expected, 1));
         let x = probe();
         let change = max_abs(saved.forward_pooled(x.clone()) - backbone.forward_pooled(x));
