@@ -198,6 +198,7 @@ pub fn fit<B: AutodiffBackend>(
             resume_epoch,
             log: log.clone(),
             stop,
+            grad_accumulation: None,
         },
     );
     let mut notes = vec![format!(

@@ -51,6 +51,9 @@ pub struct FitOptions<'a, R = EpochRow> {
     /// Stops the run with a message (the NaN guard's, a data loader's failure); the epoch it
     /// interrupts leaves no checkpoint.
     pub stop: Interrupter,
+    /// Sum the gradients of this many loader batches per optimizer step (each batch keeps its
+    /// own BatchNorm statistics, as separate devices would); none: a step per batch.
+    pub grad_accumulation: Option<usize>,
 }
 
 /// burn-train's supervised training of `M` with vireo's SGD and schedule: what a task's metric
@@ -116,6 +119,7 @@ where
         resume_epoch,
         log,
         stop,
+        grad_accumulation,
     } = options;
     let optimizer = train.optimizer.sgd().init::<B, M>();
     let schedule = Schedule::new(
@@ -149,6 +153,9 @@ where
         .with_interrupter(stop.clone())
         .num_epochs(train.epochs);
     let mut training = metrics(training);
+    if let Some(n) = grad_accumulation.filter(|&n| n > 1) {
+        training = training.grads_accumulation(n);
+    }
     if !std::io::stdout().is_terminal() {
         training = training.renderer(QuietRenderer);
     }

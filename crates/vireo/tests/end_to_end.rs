@@ -919,3 +919,112 @@ fn elastic_infers_with_a_released_layout_checkpoint_and_import_names_the_model()
     ]);
     assert!(err.contains("resnext50_elastic"), "{err}");
 }
+
+#[test]
+fn elastic_fine_tunes_from_a_released_layout_checkpoint() {
+    // The tiny elastic SE-ResNeXt fixture (5 classes) as the starting point of a 12-label run;
+    // its architecture through --set.
+    let out = tempfile::tempdir().unwrap();
+    let checkpoint = fixture("elastic", "elastic_tiny.pth.tar");
+    let sets = [
+        "model.layers=[2, 2, 2, 1]",
+        "model.planes=[8, 8, 16, 16]",
+        "model.stem_width=8",
+        "model.groups=4",
+        "model.se=true",
+        "devices=2",
+        "train.batch_size=8",
+        "train.epochs=1",
+        "train.num_workers=1",
+        "data.train_size=32",
+        "data.valid_size=16",
+        "data.world.image_size=32",
+    ];
+    let mut args = train_args("elastic", out.path(), &sets);
+    args.extend([
+        "--set".into(),
+        format!("pretrained={{ file = \"{checkpoint}\", classes = 5 }}"),
+    ]);
+    let stdout = String::from_utf8(run_ok(&args).stdout).unwrap();
+    assert!(
+        stdout.contains("initialised from") && stdout.contains("a new 12-way classifier"),
+        "{stdout}"
+    );
+    // Another architecture does not fit: refused, naming the setting.
+    let mut args = tiny_elastic(out.path(), "1");
+    args.extend([
+        "--set".into(),
+        format!("pretrained={{ file = \"{checkpoint}\", classes = 5 }}"),
+    ]);
+    let err = run_err(&args);
+    assert!(err.contains("pretrained.file"), "{err}");
+}
+
+/// A tiny MS-COCO 2014 tree: 80 categories (ids 1..=90 with COCO's gaps), `n` images per split of
+/// `size`², each with one annotation of category 1 (small) or 90 (large).
+fn write_coco(root: &std::path::Path, n: usize, size: u32) {
+    let gaps = [12, 26, 29, 30, 45, 66, 68, 69, 71, 83];
+    let categories: Vec<String> = (1..=90u64)
+        .filter(|c| !gaps.contains(c))
+        .map(|c| format!(r#"{{"id": {c}, "name": "c{c}"}}"#))
+        .collect();
+    fs::create_dir_all(root.join("annotations")).unwrap();
+    for split in ["train", "val"] {
+        let dir = root.join(format!("{split}2014"));
+        fs::create_dir_all(&dir).unwrap();
+        let mut images = Vec::new();
+        let mut annotations = Vec::new();
+        for i in 0..n {
+            image_of(size, size, 40 + 20 * i as u8)
+                .save(dir.join(format!("{i}.jpg")))
+                .unwrap();
+            images.push(format!(r#"{{"id": {i}, "file_name": "{i}.jpg"}}"#));
+            let (category, area) = if i % 2 == 0 { (1, 500) } else { (90, 20000) };
+            annotations.push(format!(
+                r#"{{"id": {i}, "image_id": {i}, "category_id": {category}, "area": {area}, "iscrowd": 0}}"#
+            ));
+        }
+        fs::write(
+            root.join(format!("annotations/instances_{split}2014.json")),
+            format!(
+                r#"{{"images": [{}], "annotations": [{}], "categories": [{}]}}"#,
+                images.join(", "),
+                annotations.join(", "),
+                categories.join(", ")
+            ),
+        )
+        .unwrap();
+    }
+}
+
+#[test]
+fn elastic_trains_on_coco_files_and_names_a_corrupt_image() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("coco");
+    write_coco(&root, 8, 40);
+    let out = dir.path().join("runs");
+    let sets = [
+        "data={ source = \"coco\", root = \"ROOT\", image_size = 32 }"
+            .replace("ROOT", root.to_str().unwrap()),
+        "model.num_classes=80".into(),
+        "model.planes=[8, 8, 16, 16]".into(),
+        "model.stem_width=8".into(),
+        "model.groups=4".into(),
+        "train.batch_size=4".into(),
+        "train.epochs=1".into(),
+        "train.num_workers=1".into(),
+    ];
+    run_ok(&train_args("elastic", &out, &sets));
+    let report = fs::read_to_string(single_run(&out, "elastic").join("report.md")).unwrap();
+    // Categories 1 and 90 at COCO's area thresholds: small and large targets, no medium.
+    assert!(
+        report.contains("| small | 4 |")
+            && report.contains("| medium | 0 |")
+            && report.contains("| large | 4 |"),
+        "{report}"
+    );
+    // A corrupt image stops the run naming the file.
+    fs::write(root.join("train2014/3.jpg"), b"not a jpeg").unwrap();
+    let err = run_err(&train_args("elastic", &dir.path().join("runs2"), &sets));
+    assert!(err.contains("3.jpg"), "{err}");
+}

@@ -110,6 +110,8 @@ pub struct CocoMultiLabel {
     pub images: Vec<CocoImage>,
     /// Sorted category ids; class `c` is `category_ids[c]`.
     pub category_ids: Vec<u64>,
+    /// The categories' names in the same order.
+    pub category_names: Vec<String>,
     /// Per image (in `images` order) its annotations.
     pub objects: Vec<Vec<LabelledObject>>,
 }
@@ -127,6 +129,15 @@ impl CocoMultiLabel {
             .map(|c| c.id)
             .collect::<BTreeSet<_>>()
             .into_iter()
+            .collect();
+        let category_names = category_ids
+            .iter()
+            .map(|id| {
+                file.categories
+                    .iter()
+                    .find(|c| c.id == *id)
+                    .map_or_else(|| format!("category {id}"), |c| c.name.clone())
+            })
             .collect();
         let class_of: HashMap<u64, usize> = category_ids
             .iter()
@@ -167,6 +178,7 @@ impl CocoMultiLabel {
             image_dir: image_dir.to_path_buf(),
             images: file.images,
             category_ids,
+            category_names,
             objects,
         })
     }
@@ -579,6 +591,13 @@ mod tests {
         std::fs::write(&json, instances_json()).unwrap();
         let coco = CocoMultiLabel::read(&json, &dir.path().join("val2014")).unwrap();
         assert_eq!((coco.len(), coco.num_classes()), (2, 80));
+        assert_eq!(
+            (
+                coco.category_names[0].as_str(),
+                coco.category_names[79].as_str()
+            ),
+            ("c1", "c90")
+        );
         let target = coco.target(0).unwrap();
         assert_eq!((target.len(), ones(&target)), (80, vec![0, 79]));
         assert_eq!(ones(&coco.target(1).unwrap()), [79]);

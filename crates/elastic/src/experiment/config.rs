@@ -21,7 +21,37 @@ pub struct ElasticExperiment {
     pub model: ResNetConfig,
     #[serde(default)]
     pub init: InitConfig,
+    /// The official batch emulation (§4.1): the optimizer steps once per `devices` loader batches
+    /// of `train.batch_size`, each normalised with its own BatchNorm statistics (per-device BN),
+    /// their gradients summed, the learning rate divided and the weight decay multiplied by
+    /// `devices` as `docker_classify.py` / `multilabel_classify.py` do — so `train.optimizer` holds
+    /// the recipe's values for the whole batch `devices × train.batch_size`. 1: no emulation.
+    #[serde(default = "one")]
+    pub devices: usize,
+    /// Start from a released checkpoint of the same architecture (the paper fine-tunes MS-COCO
+    /// from the ImageNet models): every tensor but the classifier, which is new (its class count
+    /// differs); `--resume` continues from the run's own checkpoint instead.
+    #[serde(default)]
+    pub pretrained: Option<Pretrained>,
     pub data: ElasticData,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Pretrained {
+    /// A released `.pth.tar` (ImageNet layout, `elastic.md` §5).
+    pub file: PathBuf,
+    /// Its classifier's classes (1000 for ImageNet).
+    #[serde(default = "thousand")]
+    pub classes: usize,
+}
+
+fn thousand() -> usize {
+    1000
+}
+
+fn one() -> usize {
+    1
 }
 
 /// How the network starts.
@@ -122,6 +152,9 @@ impl ElasticExperiment {
                 "model.block = {:?}: ELASTIC trains the two-path ResNeXt (block = \"two_path\")",
                 self.model.block
             );
+        }
+        if self.devices == 0 {
+            bail!("devices = 0: expected at least 1 (batches per optimizer step)");
         }
         let Some(classes) = self.model.num_classes else {
             bail!("model.num_classes must be set (one output per label)");

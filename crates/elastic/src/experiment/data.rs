@@ -62,11 +62,7 @@ impl ElasticExperiment {
                     )?))
                 };
                 let (train, valid) = (read("train")?, read("val")?);
-                let classes = train
-                    .category_ids
-                    .iter()
-                    .map(|id| format!("category {id}"))
-                    .collect();
+                let classes = train.category_names.clone();
                 Ok(ElasticSources {
                     train: Arc::new(CocoImages {
                         coco: train,

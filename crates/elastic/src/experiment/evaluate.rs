@@ -108,8 +108,22 @@ fn colour(share: f32) -> image::Rgb<u8> {
 
 const TILE: u32 = 96;
 
-/// `scale-policy.png`: for four validation images, the image and one map per elastic block of the
-/// share its output took from the half-resolution path (blue: full resolution, yellow: half).
+/// The share map `[h, w]` as a heat map over `picture` (a `TILE`-sized image): the colours
+/// resized bilinearly to the picture and blended with it half and half.
+fn overlay(picture: &image::RgbImage, map: &[f32], [h, w]: [usize; 2]) -> image::RgbImage {
+    let small = image::RgbImage::from_fn(w as u32, h as u32, |x, y| {
+        colour(map[y as usize * w + x as usize])
+    });
+    let heat = image::imageops::resize(&small, TILE, TILE, image::imageops::FilterType::Triangle);
+    image::RgbImage::from_fn(TILE, TILE, |x, y| {
+        let (a, b) = (picture.get_pixel(x, y).0, heat.get_pixel(x, y).0);
+        image::Rgb([0, 1, 2].map(|c| ((a[c] as u16 + b[c] as u16) / 2) as u8))
+    })
+}
+
+/// `scale-policy.png`: for four validation images, the image and, per elastic block, the share its
+/// output took from the half-resolution path as a heat map over the image (blue: full resolution,
+/// yellow: half).
 pub fn draw_scale_policy<B: Backend>(
     net: &ResNet<B>,
     sources: &ElasticSources,
@@ -151,12 +165,10 @@ pub fn draw_scale_policy<B: Backend>(
         for (name, values, [_, h, w]) in &shown {
             let map = &values[k * h * w..(k + 1) * h * w];
             let mean = map.iter().sum::<f32>() / map.len().max(1) as f32;
-            let small = image::RgbImage::from_fn(*w as u32, *h as u32, |x, y| {
-                colour(map[y as usize * w + x as usize])
-            });
-            let tile =
-                image::imageops::resize(&small, TILE, TILE, image::imageops::FilterType::Nearest);
-            tiles.push((tile, format!("{name} {:.0}%", 100.0 * mean)));
+            tiles.push((
+                overlay(picture, map, [*h, *w]),
+                format!("{name} {:.0}%", 100.0 * mean),
+            ));
         }
     }
     let refs: Vec<(&image::RgbImage, &str)> = tiles.iter().map(|(t, c)| (t, c.as_str())).collect();
@@ -273,7 +285,7 @@ pub fn write_outputs(
     if run.file("scale-policy.png").is_file() {
         let _ = writeln!(
             md,
-            "![where the elastic blocks used half resolution](scale-policy.png)\n\nThe scale policy: for four validation images, per elastic block, the share of the block's merged output that came through the half-resolution path (`Σ|half| / (Σ|full| + Σ|half|)` over channels, per pixel; blue 0 %, yellow 100 %; the caption gives the image mean).\n"
+            "![where the elastic blocks used half resolution](scale-policy.png)\n\nThe scale policy: for four validation images, per elastic block, the share of the block's merged output that came through the half-resolution path (`Σ|half| / (Σ|full| + Σ|half|)` over channels, per pixel), as a heat map over the image (blue 0 %, yellow 100 %; the caption gives the image mean).\n"
         );
     }
     let _ = writeln!(md, "## Epochs\n");

@@ -168,6 +168,42 @@ pub fn init_model<B: Backend>(config: &ElasticExperiment, device: &B::Device) ->
     MultiLabelNet { net }
 }
 
+/// `model` with every tensor but its classifier from a released checkpoint of the same
+/// architecture (the "fake resume" of the official fine-tuning scripts, made explicit).
+fn from_pretrained<B: Backend>(
+    model: MultiLabelNet<B>,
+    config: &ElasticExperiment,
+    pretrained: &super::config::Pretrained,
+    verbose: bool,
+    device: &B::Device,
+) -> Result<MultiLabelNet<B>> {
+    let source = config
+        .model
+        .clone()
+        .with_num_classes(Some(pretrained.classes))
+        .init::<B>(device);
+    let (net, report) = core_nets::load_pytorch_resnet(
+        source,
+        &pretrained.file,
+        "this config's model with the checkpoint's classifier (pretrained.classes)",
+    )
+    .with_context(|| format!("pretrained.file = {}", pretrained.file.display()))?;
+    if verbose {
+        println!(
+            "initialised from {} ({}); a new {}-way classifier",
+            pretrained.file.display(),
+            report.summary(),
+            config.model.num_classes.unwrap_or(0)
+        );
+    }
+    Ok(MultiLabelNet {
+        net: ResNet {
+            fc: model.net.fc,
+            ..net
+        },
+    })
+}
+
 pub fn batcher_of(config: &ElasticExperiment) -> MultiLabelBatcher {
     MultiLabelBatcher {
         images: ClassificationBatcher {
@@ -196,6 +232,10 @@ pub fn fit<B: AutodiffBackend>(
     let meta = &session.meta;
     let verbose = session.verbose;
     let model = init_model::<B>(&config, device);
+    let model = match (&config.pretrained, resume_epoch) {
+        (Some(pretrained), None) => from_pretrained(model, &config, pretrained, verbose, device)?,
+        _ => model,
+    };
     if let Some(epoch) = resume_epoch {
         let file = run.checkpoint_dir().join(format!("model-{epoch}.mpk"));
         core_train::RunDir::load_model(model.clone(), &file, device).with_context(|| {
@@ -249,19 +289,31 @@ pub fn fit<B: AutodiffBackend>(
         status.on_failure(move |message| stop.stop(Some(&format!("loading data: {message}"))));
     }
     let log = EpochLog::resumed(previous_rows);
+    // Per-device BN emulation (§4.1): lr ÷ devices and weight decay × devices on summed gradients
+    // equal the recipe's values on the mean gradient of the whole batch.
+    let n = config.devices as f64;
+    let stepped = core_train::TrainConfig {
+        optimizer: core_train::OptimizerConfig {
+            lr: train.optimizer.lr / n,
+            weight_decay: train.optimizer.weight_decay * n,
+            ..train.optimizer.clone()
+        },
+        ..train.clone()
+    };
     let outcome = core_train::fit_supervised(
         model,
         Arc::new(train_loader),
         Arc::new(valid_loader),
         FitOptions {
             run: &run,
-            train,
+            train: &stepped,
             num_classes: sources.classes.len(),
             iters_per_epoch,
             train_images,
             resume_epoch,
             log: log.clone(),
             stop,
+            grad_accumulation: Some(config.devices),
         },
         |training| {
             training.metrics((
