@@ -150,11 +150,6 @@ pub fn resnext_flops(config: &ResNetConfig, size: usize) -> u64 {
     flops
 }
 
-/// [`resnext_flops`] in GFLOPs.
-pub fn resnext_gflops(config: &ResNetConfig, size: usize) -> f64 {
-    resnext_flops(config, size) as f64 / 1e9
-}
-
 /// A DLA block on `[c_in, h, w]` (`models/dla.py` `BottleneckX` / `BottleneckXElastic`).
 fn dla_block(
     config: &DlaConfig,

@@ -30,6 +30,6 @@ pub mod metrics;
 pub mod models;
 
 pub use experiment::{ELASTIC, ElasticExperiment};
-pub use flops::{resnext_flops, resnext_gflops};
+pub use flops::resnext_flops;
 pub use init::official_init;
 pub use models::{ELASTIC_MODELS, ElasticModel};

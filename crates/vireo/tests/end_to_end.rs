@@ -811,6 +811,7 @@ fn elastic_runs_leave_scores_by_size_the_scale_policy_and_resume_exactly() {
             "curves.png",
             "scale-policy.png",
             "report.md",
+            "classes.txt",
             "model.mpk",
             "checkpoint/model-3.mpk",
         ],

@@ -65,9 +65,9 @@ pub fn evaluate<B: Backend>(
 }
 
 /// The share of each elastic block's merged output that came through the half-resolution path,
-/// per pixel: `Σ_c |half| / (Σ_c |full| + Σ_c |half|)` over the block's output channels, for the
-/// first `count` images of `input` (`[N, 3, H, W]`). One `[count, h, w]` map per elastic block,
-/// with the block's name.
+/// per pixel: `Σ_c |half| / (Σ_c |full| + Σ_c |half|)` over the block's output channels, for every
+/// image of `input` (`[N, 3, H, W]`). One `[N, h, w]` map per elastic block, with the block's
+/// name.
 pub fn half_path_shares<B: Backend>(
     net: &ResNet<B>,
     input: Tensor<B, 4>,

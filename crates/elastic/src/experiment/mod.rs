@@ -182,8 +182,15 @@ impl Experiment for Elastic {
         options: &InferOptions,
         device: &B::Device,
     ) -> Result<Vec<Prediction>> {
-        let (config, file) = match weights {
-            Weights::Run { config, file, .. } => (config, file),
+        let (config, file, classes) = match weights {
+            Weights::Run { config, file, run } => {
+                // Written by the run; an older run's names come from its data.
+                let classes = match std::fs::read_to_string(run.file("classes.txt")) {
+                    Ok(text) => text.lines().map(str::to_string).collect(),
+                    Err(_) => config.sources()?.classes,
+                };
+                (config, file, classes)
+            }
             Weights::PyTorch {
                 file,
                 model,
@@ -204,7 +211,6 @@ impl Experiment for Elastic {
             }
         };
         let model = RunDir::load_model(train::init_model::<B>(&config, device), &file, device)?;
-        let classes = config.sources()?.classes;
         let size = config.data.image_size();
         let transform = EvalTransform {
             resize: size,

@@ -229,6 +229,11 @@ pub fn fit<B: AutodiffBackend>(
             r.epoch
         })?;
     let run = session.open::<B, _>(&config, device)?;
+    // The label names, so that `vireo infer` need not read the dataset again (COCO's JSONs).
+    core_train::checkpoint::write_atomically(
+        &run.file("classes.txt"),
+        (sources.classes.join("\n") + "\n").as_bytes(),
+    )?;
     let meta = &session.meta;
     let verbose = session.verbose;
     let model = init_model::<B>(&config, device);
