@@ -186,3 +186,90 @@ fn the_momentum_update_leaves_the_key_bn_running_statistics_alone() {
         Tensor::<Flex, 1>::ones([4], &device).into_data()
     );
 }
+
+#[test]
+fn the_learner_step_is_the_hand_written_moco_step() {
+    // burn-train's Learner runs `MocoTraining::step`, then `optimize` (SGD, then the key encoder's
+    // momentum update), then the strategy enqueues the keys. The hand-written order of the official
+    // code: keys, loss, SGD, enqueue; the key encoder moves at the start of the next step from the
+    // same query weights. Both must leave the same query encoder, key encoder and queue.
+    use burn::train::TrainStep;
+    use co2::experiment::{
+        data::PairBatch,
+        learner::{MocoTraining, Objective},
+    };
+    let device = Default::default();
+    let config = tiny(KeyBn::Split { groups: 2 });
+    let co2 = Co2Config::paper(10.0, 0.04);
+    let model = config.init::<B>(&device);
+    // A key encoder that differs from the query's, so the momentum step shows.
+    let mut optimizer = SgdConfig::new().init::<B, co2::Moco<B>>();
+    let warm = {
+        let q = model.encoder_q.forward(images(4));
+        let loss = co2_loss(
+            q,
+            model.keys(images(4), KeyBn::None, &[0, 1, 2, 3]),
+            model.queue.snapshot(),
+            config.tau,
+            &co2,
+        );
+        let grads = GradientsParams::from_grads(loss.total.backward(), &model);
+        optimizer.step(0.5, model, grads).momentum_step(0.5)
+    };
+    let (xq, xk, order) = (images(4), images(4), vec![2, 0, 3, 1]);
+
+    // By hand.
+    let mut by_hand_optimizer = SgdConfig::new().init::<B, co2::Moco<B>>();
+    let q = warm.encoder_q.forward(xq.clone());
+    let k = warm.keys(xk.clone(), config.key_bn, &order);
+    let loss = co2_loss(q, k.clone(), warm.queue.snapshot(), config.tau, &co2);
+    let grads = GradientsParams::from_grads(loss.total.backward(), &warm);
+    let stepped = by_hand_optimizer.step(0.1, warm.clone(), grads);
+    let by_hand = co2::Moco {
+        queue: stepped.queue.enqueue(k),
+        ..stepped
+    }
+    .momentum_step(config.momentum);
+
+    // Through the Learner's pieces.
+    let mut learner_optimizer = SgdConfig::new().init::<B, MocoTraining<B>>();
+    let training = MocoTraining::new(
+        warm,
+        Objective {
+            tau: config.tau,
+            co2,
+            key_bn: config.key_bn,
+            momentum: config.momentum,
+        },
+    );
+    let output = training.step(PairBatch {
+        query: xq,
+        key: xk,
+        key_order: order,
+    });
+    let keys = output.item.keys.clone();
+    let learned = training
+        .optimize(&mut learner_optimizer, 0.1, output.grads)
+        .enqueued(keys)
+        .moco;
+
+    let x = images(2).inner();
+    let (a, b) = (by_hand.valid(), learned.valid());
+    for (name, ours, theirs) in [
+        ("query", &a.encoder_q, &b.encoder_q),
+        ("key", &a.encoder_k, &b.encoder_k),
+    ] {
+        assert!(
+            ours.forward(x.clone())
+                .all_close(theirs.forward(x.clone()), Some(1e-5), Some(1e-6)),
+            "{name} encoders differ"
+        );
+    }
+    assert_eq!(a.queue.position(), 4);
+    assert_eq!(b.queue.position(), 4);
+    assert!(
+        a.queue
+            .snapshot()
+            .all_close(b.queue.snapshot(), Some(1e-5), Some(1e-6))
+    );
+}

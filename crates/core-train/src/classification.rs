@@ -56,16 +56,19 @@ pub struct FitOptions<'a, R = EpochRow> {
     pub grad_accumulation: Option<usize>,
 }
 
-/// burn-train's supervised training of `M` with vireo's SGD and schedule: what a task's metric
-/// set is registered on ([`fit_supervised`]).
-pub type Training<B, M> = SupervisedTraining<
-    LearningComponentsMarker<
-        B,
-        Schedule,
-        M,
-        OptimizerAdaptor<Sgd<<B as AutodiffBackend>::InnerBackend>, M, B>,
-    >,
+/// burn-train's learning components of `M` with vireo's SGD and schedule (what a custom
+/// learning strategy is implemented for).
+pub type Components<B, M> = LearningComponentsMarker<
+    B,
+    Schedule,
+    M,
+    OptimizerAdaptor<Sgd<<B as AutodiffBackend>::InnerBackend>, M, B>,
 >;
+
+/// burn-train's supervised training of `M` with vireo's SGD and schedule: what a task's metric
+/// set (and, where the task needs one, its own learning strategy) is registered on
+/// ([`fit_supervised`]).
+pub type Training<B, M> = SupervisedTraining<Components<B, M>>;
 
 /// Trains `model` for single-label classification (top-1, top-5, loss) and returns it.
 pub fn fit_classifier<B, M>(
@@ -178,8 +181,9 @@ where
     Ok(TrainOutcome { model, rows })
 }
 
-/// The loss value a step produced, read on burn-train's metric thread.
-pub struct LossValue(f64);
+/// The loss value a step produced, read on burn-train's metric thread (what the divergence guard
+/// of [`fit_supervised`] checks: a task's output adapts to it).
+pub struct LossValue(pub f64);
 
 /// The first value of a loss tensor.
 fn loss_value(loss: &burn::tensor::Tensor<Flex, 1>) -> LossValue {

@@ -25,7 +25,9 @@ pub mod study;
 
 pub use backend::{BackendChoice, BackendKind, OnBackend, on_backend};
 pub use checkpoint::{AtomicRecorder, latest_checkpoint};
-pub use classification::{FitOptions, TrainOutcome, Training, fit_classifier, fit_supervised};
+pub use classification::{
+    Components, FitOptions, LossValue, TrainOutcome, Training, fit_classifier, fit_supervised,
+};
 pub use command::{EvalRequest, InferRequest, Paper, TrainRequest};
 pub use config::{OptimizerConfig, TrainConfig};
 pub use epoch_log::{EpochLog, EpochMeans, EpochMetrics, EpochRow, Part};

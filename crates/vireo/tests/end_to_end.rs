@@ -721,6 +721,31 @@ fn co2_runs_leave_knn_linear_eval_pictures_and_resume_exactly() {
 }
 
 #[test]
+fn a_diverging_co2_run_stops_and_keeps_the_last_good_checkpoint() {
+    // The MoCo strategy on burn-train's Learner stops at the divergence guard like the
+    // supervised loops: no checkpoint, no metrics row for the epoch it interrupts.
+    let out = tempfile::tempdir().unwrap();
+    run_ok(&tiny_co2(out.path(), "1"));
+    let run = single_run(out.path(), "co2");
+    let path = run.join("config.json");
+    let mut config: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(&path).unwrap()).unwrap();
+    config["config"]["train"]["epochs"] = 2.into();
+    config["config"]["train"]["optimizer"]["lr"] = 1e30.into();
+    fs::write(&path, serde_json::to_string(&config).unwrap()).unwrap();
+    fs::remove_file(run.join("model.mpk")).unwrap();
+    let err = run_err(&["train", "co2", "--resume", run.to_str().unwrap()]);
+    assert!(
+        (err.contains("loss became") || err.contains("exploded"))
+            && err.contains("last good checkpoint is epoch 1"),
+        "{err}"
+    );
+    assert!(run.join("checkpoint/model-1.mpk").is_file());
+    assert!(!run.join("checkpoint/model-2.mpk").exists());
+    assert_eq!(csv_epochs(&run), [1]);
+}
+
+#[test]
 fn co2_evaluates_an_official_moco_checkpoint_linearly() {
     // The tiny MoCo v2 in the released layout (co2/tests/fixtures/make_moco_checkpoint.py): its
     // architecture through --set, linear evaluation only.

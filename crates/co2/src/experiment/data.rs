@@ -24,6 +24,7 @@ use super::config::{Co2Experiment, LabelSubset};
 pub type Items = Arc<dyn Dataset<ClassificationItem>>;
 
 /// The labelled splits at evaluation size, the two-view pre-training set, the class names.
+#[derive(Clone)]
 pub struct Co2Sources {
     /// Training images as the kNN memory and the linear evaluation see them (no augmentation).
     pub train: Items,
@@ -168,6 +169,9 @@ impl Co2Experiment {
 pub struct PairBatch<B: Backend> {
     pub query: Tensor<B, 4>,
     pub key: Tensor<B, 4>,
+    /// The order the key encoder sees the key batch in (`KeyBn::Split`): the batcher leaves it
+    /// in order; the training strategy, which knows the epoch and the step, shuffles it.
+    pub key_order: Vec<usize>,
 }
 
 #[derive(Clone)]
@@ -180,9 +184,11 @@ impl<B: Backend> Batcher<B, ViewPair, PairBatch<B>> for PairBatcher {
         let (queries, keys): (Vec<_>, Vec<_>) = items.into_iter().map(|p| (p.query, p.key)).unzip();
         let query: datasets::ClassificationBatch<B> = self.images.batch(queries, device);
         let key: datasets::ClassificationBatch<B> = self.images.batch(keys, device);
+        let key_order = (0..query.images.dims()[0]).collect();
         PairBatch {
             query: query.images,
             key: key.images,
+            key_order,
         }
     }
 }

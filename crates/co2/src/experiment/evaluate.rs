@@ -21,6 +21,7 @@ use super::{
 use crate::{Encoder, knn::knn_predict};
 
 /// Unit embeddings of a split and their labels.
+#[derive(Debug)]
 pub struct Embedding {
     /// `[n, dim]` row-major.
     pub features: Vec<f32>,
@@ -106,6 +107,55 @@ pub fn similarity_samples<B: Backend>(
     Ok((positive, negative))
 }
 
+/// The kNN monitor's memory: the training split's embeddings and labels, and how they vote.
+#[derive(Debug)]
+pub struct KnnMemory {
+    pub embedding: Embedding,
+    pub classes: usize,
+    pub k: usize,
+    pub temperature: f64,
+}
+
+impl KnnMemory {
+    /// The memory of `encoder`: the training split embedded.
+    pub fn of<B: Backend>(
+        encoder: &Encoder<B>,
+        sources: &Co2Sources,
+        images: &ClassificationBatcher,
+        config: &Co2Experiment,
+        device: &B::Device,
+    ) -> Result<Self> {
+        let embedding = embed(encoder, &sources.train, images, config, device)?;
+        if embedding.labels.is_empty() {
+            bail!("the kNN monitor has no training image (all skipped?)");
+        }
+        Ok(Self {
+            embedding,
+            classes: sources.classes.len(),
+            k: config.knn.k,
+            temperature: config.knn.temperature,
+        })
+    }
+
+    /// How many of `queries` (`[n, dim]` unit rows) the memory's vote gives their `labels`.
+    pub fn correct(&self, queries: &[f32], labels: &[usize]) -> usize {
+        let m = &self.embedding;
+        knn_predict(
+            queries,
+            &m.features,
+            &m.labels,
+            m.dim,
+            self.classes,
+            self.k,
+            self.temperature,
+        )
+        .iter()
+        .zip(labels)
+        .filter(|(p, l)| p == l)
+        .count()
+    }
+}
+
 /// kNN top-1 (%) of the validation split against the training split as memory.
 pub fn knn_accuracy<B: Backend>(
     encoder: &Encoder<B>,
@@ -114,26 +164,13 @@ pub fn knn_accuracy<B: Backend>(
     config: &Co2Experiment,
     device: &B::Device,
 ) -> Result<f64> {
-    let memory = embed(encoder, &sources.train, images, config, device)?;
+    let memory = KnnMemory::of(encoder, sources, images, config, device)?;
     let queries = embed(encoder, &sources.valid, images, config, device)?;
-    if memory.labels.is_empty() || queries.labels.is_empty() {
-        bail!("the kNN monitor has no training or no validation image (all skipped?)");
+    if queries.labels.is_empty() {
+        bail!("the kNN monitor has no validation image (all skipped?)");
     }
-    let predicted = knn_predict(
-        &queries.features,
-        &memory.features,
-        &memory.labels,
-        memory.dim,
-        sources.classes.len(),
-        config.knn.k,
-        config.knn.temperature,
-    );
-    let correct = predicted
-        .iter()
-        .zip(&queries.labels)
-        .filter(|(p, l)| p == l)
-        .count();
-    Ok(100.0 * correct as f64 / queries.labels.len().max(1) as f64)
+    let correct = memory.correct(&queries.features, &queries.labels);
+    Ok(100.0 * correct as f64 / queries.labels.len() as f64)
 }
 
 /// `curves.png` and `report.md` (and, for a finished run, `embedding.png`).

@@ -5,13 +5,15 @@
 //!
 //! * [`config`]: the TOML configuration and its validation.
 //! * [`data`]: labelled splits and two-view pre-training images.
-//! * [`train`]: the pre-training loop ([`train::fit`]).
+//! * [`train`]: pre-training ([`train::fit`]) on burn-train's Learner, run by [`learner`]'s
+//!   MoCo strategy (momentum update, enqueue, key-BN shuffle, kNN validation).
 //! * [`lincls`]: `main_lincls.py`'s linear evaluation.
 //! * [`evaluate`]: the kNN monitor, embeddings, curves and report; [`pictures`]: the PCA picture.
 
 pub mod config;
 pub mod data;
 pub mod evaluate;
+pub mod learner;
 pub mod lincls;
 pub mod pictures;
 pub mod train;

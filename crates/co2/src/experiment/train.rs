@@ -1,34 +1,31 @@
-//! MoCo (+ CO2) pre-training (`co2-moco.md` §2.1, §4.1), then the linear evaluation. The loop is
-//! written out on the shared pieces (run directory, atomic checkpoints that hold both encoders and
-//! the queue, schedules, the divergence guard, `metrics.csv`, plots, report) rather than run by
-//! burn-train's `SupervisedTraining`: every step also moves the key encoder by momentum and
-//! replaces the queue's oldest keys, state that burn-train's `TrainStep` (`&self`) cannot change.
+//! MoCo (+ CO2) pre-training (`co2-moco.md` §2.1, §4.1) on burn-train's Learner with the shared
+//! pieces (`core_train::fit_supervised`: run directory, atomic checkpoints that hold both encoders
+//! and the queue, schedule, the divergence guard, `metrics.csv`), run by MoCo's own learning
+//! strategy ([`super::learner`]); then the linear evaluation and the semi-supervised stage.
 
-use std::time::Instant;
+use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use burn::{
-    data::dataloader::DataLoader,
     module::{AutodiffModule, Module},
-    optim::{GradientsParams, Optimizer},
-    tensor::{Tensor, backend::AutodiffBackend},
+    tensor::backend::AutodiffBackend,
+    train::{Interrupter, TrainingStrategy},
 };
 use core_train::{
-    AtomicRecorder, DivergenceGuard, Outcome, Schedule, Session,
-    checkpoint::{load_checkpoint, write_atomically},
-    epoch_log::format_duration,
-    metrics_csv::{MetricsRow, end_epoch, read_rows},
+    AtomicRecorder, EpochLog, EpochMeans, EpochMetrics, FitOptions, Outcome, Part, Session,
+    checkpoint::write_atomically,
+    metrics_csv::{MetricsRow, read_rows},
 };
 use datasets::{ClassificationBatcher, EpochLoader};
-use rand::seq::SliceRandom;
 
 use super::{
     config::Co2Experiment,
     data::{Co2Sources, PairBatcher},
-    evaluate::{embed, knn_accuracy, similarity_samples, write_outputs},
+    evaluate::{KnnMemory, embed, knn_accuracy, similarity_samples, write_outputs},
+    learner::{KnnMetric, MocoStrategy, MocoTraining, Objective, StepMetric},
     lincls::{Stage, SupervisedResult, supervised_stage},
 };
-use crate::{Moco, co2_loss, loss::row_dot};
+use crate::Moco;
 
 /// One pre-training epoch.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -82,15 +79,56 @@ impl MetricsRow for Co2Row {
     }
 }
 
-/// The key batch's order for Shuffle-BN's stand-in: a function of (seed, epoch, step).
-fn key_permutation(seed: u64, epoch: usize, step: usize, n: usize) -> Vec<usize> {
-    let mut order: Vec<usize> = (0..n).collect();
-    order.shuffle(&mut datasets::augmentation_rng(
-        seed ^ 0x6b65_795f_626e,
-        epoch as u64,
-        step as u64,
-    ));
-    order
+impl EpochMetrics for Co2Row {
+    fn record(&mut self, part: Part, means: &EpochMeans) {
+        match part {
+            Part::Train => {
+                let [loss, info_nce, consistency, positive, negative] =
+                    StepMetric::NAMES.map(|name| means.of(|n| n == name));
+                (
+                    self.loss,
+                    self.info_nce,
+                    self.consistency,
+                    self.positive_similarity,
+                    self.negative_similarity,
+                ) = (loss, info_nce, consistency, positive, negative);
+                self.lr = means.of(|n| n == "Learning Rate");
+            }
+            Part::Valid => self.knn_top1 = means.of(|n| n == KnnMetric::NAME),
+        }
+    }
+
+    fn timing(&mut self, epoch: usize, train_images_per_s: f64, epoch_seconds: f64) {
+        (self.epoch, self.train_images_per_s, self.epoch_seconds) =
+            (epoch, train_images_per_s, epoch_seconds);
+    }
+
+    fn epoch(&self) -> usize {
+        self.epoch
+    }
+
+    fn summary(&self) -> String {
+        format!(
+            "lr {:.2e} | loss {:.4} (InfoNCE {:.4}, CO2 {:.4}) | sim pos {:.3} neg {:.3} | kNN top-1 {:5.1}% | {:.0} img/s | {:.0}s",
+            self.lr,
+            self.loss,
+            self.info_nce,
+            self.consistency,
+            self.positive_similarity,
+            self.negative_similarity,
+            self.knn_top1,
+            self.train_images_per_s,
+            self.epoch_seconds,
+        )
+    }
+
+    fn epoch_seconds(&self) -> f64 {
+        self.epoch_seconds
+    }
+
+    fn reference_loss(&self) -> Option<f64> {
+        Some(self.loss)
+    }
 }
 
 /// Pre-trains `config` into `session`'s run directory (fresh or resumed), then evaluates linearly.
@@ -120,7 +158,8 @@ pub fn fit<B: AutodiffBackend>(
     let images = ClassificationBatcher {
         normalization: config.data.normalization(),
     };
-    let loader = EpochLoader::<B, _, _>::new(
+    let skip = config.data.skip_corrupt();
+    let train_loader = EpochLoader::<B, _, _>::new(
         views.clone(),
         PairBatcher {
             images: images.clone(),
@@ -132,29 +171,38 @@ pub fn fit<B: AutodiffBackend>(
     .workers(t.num_workers)
     .sharing_epoch(epoch)
     .starting_at_epoch(start)
-    .skip_failures(config.data.skip_corrupt())
+    .skip_failures(skip)
     .drop_last();
-    let status = loader.status();
+    let valid_loader = EpochLoader::<B::InnerBackend, _, _>::new(
+        sources.valid.clone(),
+        images.clone(),
+        t.batch_size,
+        device.clone(),
+    )
+    .workers(t.num_workers)
+    .skip_failures(skip);
     let previous_rows = session.previous_rows(read_rows::<Co2Row>, |r| r.epoch)?;
     let run = session.open::<B, _>(&config, device)?;
     let meta = &session.meta;
     let verbose = session.verbose;
-    let mut model: Moco<B> = config.model.init(device);
-    let parameters = core_nets::count_parameters::<B, _>(&model.encoder_q);
-    let steps_per_epoch = views.len() / t.batch_size;
-    let mut optimizer = t.optimizer.sgd().init::<B, Moco<B>>();
-    let mut schedule = Schedule::new(
-        t.schedule.clone(),
-        t.optimizer.lr,
-        t.epochs,
-        steps_per_epoch,
+    let moco: Moco<B> = config.model.init(device);
+    let parameters = core_nets::count_parameters::<B, _>(&moco.encoder_q);
+    let model = MocoTraining::new(
+        moco,
+        Objective {
+            tau: config.model.tau,
+            co2: config.co2.clone(),
+            key_bn: config.model.key_bn,
+            momentum: config.model.momentum,
+        },
     );
     if let Some(epoch) = resume_epoch {
-        let (loaded, loaded_optimizer, iteration) =
-            load_checkpoint(&run.checkpoint_dir(), epoch, model, optimizer, device)
-                .with_context(|| format!("loading the epoch {epoch} checkpoint"))?;
-        (model, optimizer, schedule.iteration) = (loaded, loaded_optimizer, iteration);
+        let file = run.checkpoint_dir().join(format!("model-{epoch}.mpk"));
+        core_train::RunDir::load_model(model.clone(), &file, device).with_context(|| {
+            format!("{} is not a checkpoint of this run's model", file.display())
+        })?;
     }
+    let steps_per_epoch = views.len() / t.batch_size;
     if verbose {
         println!("run directory: {}", run.path.display());
         println!("model: {}", config.model_summary(parameters));
@@ -171,7 +219,13 @@ pub fn fit<B: AutodiffBackend>(
     }
     if resume_epoch.is_none() {
         // The reference every kNN number is read against: the untrained encoder's.
-        let untrained = knn_accuracy(&model.encoder_q.valid(), &sources, &images, &config, device)?;
+        let untrained = knn_accuracy(
+            &model.moco.encoder_q.valid(),
+            &sources,
+            &images,
+            &config,
+            device,
+        )?;
         write_atomically(
             &run.file("knn-untrained.txt"),
             format!("{untrained}\n").as_bytes(),
@@ -180,117 +234,59 @@ pub fn fit<B: AutodiffBackend>(
             println!("kNN top-1 of the untrained encoder: {untrained:.1} %");
         }
     }
-    let (m, tau, key_bn) = (config.model.momentum, config.model.tau, config.model.key_bn);
-    let mut rows = previous_rows;
-    let mut guard = DivergenceGuard::new(t.divergence_factor)
-        .with_reference(rows.first().filter(|r| r.epoch == 1).map(|r| r.loss));
-    let mut error = None;
-    for epoch_number in start + 1..=t.epochs {
-        let began = Instant::now();
-        let (mut sums, mut lr_sum, mut steps) = ([0f64; 5], 0.0, 0usize);
-        for batch in loader.iter() {
-            let lr = schedule.lr_at(schedule.iteration);
-            schedule.iteration += 1;
-            let n = batch.query.dims()[0];
-            // The key encoder moves before it encodes this step's keys (§2.1).
-            model = model.momentum_step(m);
-            let q = model.encoder_q.forward(batch.query); // [B, dim]
-            let permutation = key_permutation(t.seed, epoch_number, steps, n);
-            let k = model.keys(batch.key, key_bn, &permutation); // [B, dim], no gradient
-            let negatives = model.queue.snapshot(); // [dim, K], before this step's enqueue
-            let loss = co2_loss(q.clone(), k.clone(), negatives.clone(), tau, &config.co2);
-            let monitored = Tensor::cat(
-                vec![
-                    loss.total.clone().detach(),
-                    loss.info_nce.clone().detach(),
-                    loss.consistency.clone().detach(),
-                    row_dot(q.clone().detach(), k.clone()).mean(),
-                    q.detach().matmul(negatives).mean(),
-                ],
-                0,
-            );
-            let values: Vec<f64> = monitored.into_data().iter::<f64>().collect();
-            if let Err(reason) = guard.check(values[0], epoch_number, steps + 1) {
-                error = Some(reason);
-                break;
-            }
-            let grads = GradientsParams::from_grads(loss.total.backward(), &model);
-            model = optimizer.step(lr, model, grads);
-            let Moco {
-                encoder_q,
-                encoder_k,
-                queue,
-            } = model;
-            model = Moco {
-                encoder_q,
-                encoder_k,
-                queue: queue.enqueue(k),
-            };
-            for (s, v) in sums.iter_mut().zip(values) {
-                *s += v;
-            }
-            lr_sum += lr;
-            steps += 1;
-        }
-        if let (None, Some(failure)) = (&error, status.failure()) {
-            error = Some(format!("loading data: {failure}"));
-        }
-        if error.is_some() {
-            break;
-        }
-        let train_seconds = began.elapsed().as_secs_f64();
-        let encoder = model.encoder_q.valid();
-        let knn = match knn_accuracy(&encoder, &sources, &images, &config, device) {
-            Ok(top1) => top1,
-            Err(e) => {
-                error = Some(format!("{e:#}"));
-                break;
-            }
-        };
-        let per_step = steps.max(1) as f64;
-        let row = Co2Row {
-            epoch: epoch_number,
-            lr: lr_sum / per_step,
-            loss: sums[0] / per_step,
-            info_nce: sums[1] / per_step,
-            consistency: sums[2] / per_step,
-            positive_similarity: sums[3] / per_step,
-            negative_similarity: sums[4] / per_step,
-            knn_top1: knn,
-            train_images_per_s: (steps * t.batch_size) as f64 / train_seconds.max(1e-9),
-            epoch_seconds: began.elapsed().as_secs_f64(),
-        };
-        end_epoch(
-            &run,
-            &mut rows,
-            row.clone(),
-            epoch_number,
-            &model,
-            optimizer.to_record(),
-            schedule.iteration,
-            t.checkpoints_kept,
-        )?;
-        if verbose {
-            println!(
-                "epoch {epoch_number:>3}/{} | lr {:.2e} | loss {:.4} (InfoNCE {:.4}, CO2 {:.4}) | sim pos {:.3} neg {:.3} | kNN top-1 {:5.1}% | {:.0} img/s | {:.0}s, ETA {}",
-                t.epochs,
-                row.lr,
-                row.loss,
-                row.info_nce,
-                row.consistency,
-                row.positive_similarity,
-                row.negative_similarity,
-                row.knn_top1,
-                row.train_images_per_s,
-                row.epoch_seconds,
-                format_duration(row.epoch_seconds * (t.epochs - epoch_number) as f64)
-            );
-        }
+    // A file that cannot be loaded stops the run before its epoch is checkpointed.
+    let stop = Interrupter::new();
+    let statuses = [train_loader.status(), valid_loader.status()];
+    for status in &statuses {
+        let stop = stop.clone();
+        status.on_failure(move |message| stop.stop(Some(&format!("loading data: {message}"))));
     }
-    let model = model.valid();
-    if let Some(reason) = error {
-        return Err(run.stop(&reason, |error| {
-            write_outputs(
+    let log = EpochLog::resumed(previous_rows);
+    let strategy = MocoStrategy::<B> {
+        seed: t.seed,
+        memory: {
+            let (sources, images, config, device) = (
+                sources.clone(),
+                images.clone(),
+                config.clone(),
+                device.clone(),
+            );
+            Arc::new(move |encoder| KnnMemory::of(encoder, &sources, &images, &config, &device))
+        },
+    };
+    let outcome = core_train::fit_supervised(
+        model,
+        Arc::new(train_loader),
+        Arc::new(valid_loader),
+        FitOptions {
+            run: &run,
+            train: t,
+            num_classes: sources.classes.len(),
+            iters_per_epoch: steps_per_epoch,
+            train_images: steps_per_epoch * t.batch_size,
+            resume_epoch,
+            log: log.clone(),
+            stop,
+            grad_accumulation: None,
+        },
+        |training| {
+            let [loss, info_nce, consistency, positive, negative] = StepMetric::all();
+            training
+                .with_training_strategy(TrainingStrategy::Custom(Arc::new(strategy)))
+                .metric_train_numeric(loss)
+                .metric_train_numeric(info_nce)
+                .metric_train_numeric(consistency)
+                .metric_train_numeric(positive)
+                .metric_train_numeric(negative)
+                .metric_valid_numeric(KnnMetric::default())
+        },
+    );
+    let rows = log.rows();
+    let model = match outcome {
+        Ok(outcome) => outcome.model.moco,
+        Err(error) => {
+            // The first error is the one reported; the stopped run's report comes second.
+            let _ = write_outputs(
                 &run,
                 meta,
                 &config,
@@ -301,10 +297,11 @@ pub fn fit<B: AutodiffBackend>(
                 None,
                 &knn_lines(&run, &rows),
                 &sources.classes,
-                Some(error),
-            )
-        }));
-    }
+                Some(&format!("{error:#}")),
+            );
+            return Err(error);
+        }
+    };
     model
         .clone()
         .save_file(run.file("model"), &AtomicRecorder)
