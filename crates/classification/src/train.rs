@@ -6,6 +6,7 @@ use std::sync::{Arc, atomic::AtomicUsize};
 use anyhow::{Context, Result, bail};
 use burn::train::Interrupter;
 use burn::{data::dataset::Dataset, module::Module, tensor::backend::AutodiffBackend};
+use core_nets::ResNet;
 use core_train::{
     AtomicRecorder, EpochLog, EpochRow, FitOptions, Outcome, ReportInput, RunDir, RunMeta, Session,
     plot::draw_curves, render_report,
@@ -115,20 +116,67 @@ pub fn batcher_of(config: &ClassificationConfig) -> ClassificationBatcher {
 /// Trains `config` into `session`'s run directory (fresh or resumed).
 pub fn fit<B: AutodiffBackend>(
     config: ClassificationConfig,
-    mut session: Session,
+    session: Session,
     device: &B::Device,
 ) -> Result<Outcome> {
+    fit_setup(
+        RunSetup {
+            experiment: &config,
+            config: &config,
+            model: |device: &B::Device| Ok(config.model.init::<B>(device)),
+            summary: |parameters| config.model_summary(parameters),
+            devices: 1,
+        },
+        session,
+        device,
+    )
+}
+
+/// A classification run a paper crate sets up (ELASTIC's ImageNet task): its own config, which
+/// `config.json` and the report carry (so `--resume` reads it back); the recipe and the data as
+/// a [`ClassificationConfig`]; how the network starts (called on fresh runs and resumed ones:
+/// a resumed run then loads its checkpoint over it); and the per-device BN emulation.
+pub struct RunSetup<'a, C, F, S> {
+    pub experiment: &'a C,
+    pub config: &'a ClassificationConfig,
+    pub model: F,
+    /// The model's line in logs and the report, from its parameter count.
+    pub summary: S,
+    /// Loader batches per optimizer step, each with its own BatchNorm statistics
+    /// ([`core_train::TrainConfig::per_device`]); 1: none.
+    pub devices: usize,
+}
+
+/// Trains a [`RunSetup`] into `session`'s run directory (fresh or resumed).
+pub fn fit_setup<B, C, F, S>(
+    setup: RunSetup<'_, C, F, S>,
+    mut session: Session,
+    device: &B::Device,
+) -> Result<Outcome>
+where
+    B: AutodiffBackend,
+    C: serde::Serialize,
+    F: FnOnce(&B::Device) -> Result<ResNet<B>>,
+    S: FnOnce(usize) -> String,
+{
+    let RunSetup {
+        experiment,
+        config,
+        model,
+        summary,
+        devices,
+    } = setup;
     let train = &config.train;
     B::seed(device, train.seed);
     let resume_epoch = session.resume_epoch();
     // Data first: a missing or malformed dataset leaves no run directory behind.
-    let data = datasets_of(&config)?;
+    let data = datasets_of(config)?;
     let previous_rows = session.previous_rows(
         |text| EpochRow::read_csv(text).map_err(anyhow::Error::msg),
         |r| r.epoch,
     )?;
     let fresh = resume_epoch.is_none();
-    let run = session.open::<B, _>(&config, device)?;
+    let run = session.open::<B, _>(experiment, device)?;
     if fresh && data.from_folders {
         // The label of each output: line k names class k (ImageNet: its synset).
         datasets::formats::imagenet::ClassIndex::from_wnids(data.classes.clone())
@@ -136,7 +184,7 @@ pub fn fit<B: AutodiffBackend>(
     }
     let meta = &session.meta;
     let verbose = session.verbose;
-    let model = config.model.init::<B>(device);
+    let model = model(device)?;
     if let Some(epoch) = resume_epoch {
         // burn-train panics on a checkpoint it cannot load: check the model's file first.
         let file = run.checkpoint_dir().join(format!("model-{epoch}.mpk"));
@@ -144,13 +192,13 @@ pub fn fit<B: AutodiffBackend>(
             format!("{} is not a checkpoint of this run's model", file.display())
         })?;
     }
-    let parameters = core_nets::count_parameters::<B, _>(&model);
+    let model_summary = summary(core_nets::count_parameters::<B, _>(&model));
     let (train_set, valid_set) = (data.train, data.valid);
     let (train_images, iters_per_epoch) =
         (train_set.len(), train_set.len().div_ceil(train.batch_size));
     if verbose {
         println!("run directory: {}", run.path.display());
-        println!("model: {}", config.model_summary(parameters));
+        println!("model: {model_summary}");
         println!(
             "data: {} train / {} valid images, batch {}, {} epochs on {}",
             train_set.len(),
@@ -160,7 +208,7 @@ pub fn fit<B: AutodiffBackend>(
             meta.backend
         );
     }
-    let batcher = batcher_of(&config);
+    let batcher = batcher_of(config);
     // Batches are a function of (seed, epoch, index): a resumed run continues the same sequence.
     let train_loader =
         EpochLoader::<B, _, _>::new(train_set, batcher.clone(), train.batch_size, device.clone())
@@ -185,20 +233,21 @@ pub fn fit<B: AutodiffBackend>(
         status.on_failure(move |message| stop.stop(Some(&format!("loading data: {message}"))));
     }
     let log = EpochLog::resumed(previous_rows);
+    let stepped = train.per_device(devices);
     let outcome = core_train::fit_classifier(
         model,
         Arc::new(train_loader),
         Arc::new(valid_loader),
         FitOptions {
             run: &run,
-            train,
+            train: &stepped,
             num_classes: config.num_classes(),
             iters_per_epoch,
             train_images,
             resume_epoch,
             log: log.clone(),
             stop,
-            grad_accumulation: None,
+            grad_accumulation: (devices > 1).then_some(devices),
         },
     );
     let mut notes = vec![format!(
@@ -228,7 +277,15 @@ pub fn fit<B: AutodiffBackend>(
     }
     let rows = log.rows();
     // The first error is the one reported: a failed run's report and plot come second.
-    let finished = finish_run(&run, meta, &config, parameters, &rows, &notes);
+    let finished = finish_run(
+        &run,
+        meta,
+        experiment,
+        &config.description,
+        &model_summary,
+        &rows,
+        &notes,
+    );
     let outcome = outcome?;
     finished?;
     let model_file = run.file("model.mpk");
@@ -257,24 +314,26 @@ pub fn fit<B: AutodiffBackend>(
 }
 
 /// `curves.png` and `report.md` from the rows so far.
-fn finish_run(
+fn finish_run<C: serde::Serialize>(
     run: &RunDir,
     meta: &RunMeta,
-    config: &ClassificationConfig,
-    parameters: usize,
+    experiment: &C,
+    description: &str,
+    model_summary: &str,
     rows: &[EpochRow],
     notes: &[String],
 ) -> Result<()> {
-    let title = format!("{} — {} ({})", meta.paper, config.description, meta.preset);
+    let title = format!("{} — {} ({})", meta.paper, description, meta.preset);
     if !rows.is_empty() {
         draw_curves(rows, &title, &run.file("curves.png"))?;
     }
-    let config_toml = toml::to_string_pretty(config).context("serialising the config as TOML")?;
+    let config_toml =
+        toml::to_string_pretty(experiment).context("serialising the config as TOML")?;
     let report = render_report(&ReportInput {
         title: &title,
         meta,
         config_toml: &config_toml,
-        model_summary: &config.model_summary(parameters),
+        model_summary,
         rows,
         notes,
     });

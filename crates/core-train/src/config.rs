@@ -75,6 +75,23 @@ fn default_kept() -> usize {
 }
 
 impl TrainConfig {
+    /// The recipe as one optimizer step per `devices` loader batches sees it (burn-train's
+    /// gradient accumulation sums their gradients; each batch keeps its own BatchNorm statistics,
+    /// as separate devices would): lr ÷ devices and weight decay × devices, which on summed
+    /// gradients equal the recipe's values on the mean gradient of the whole batch — what the
+    /// official ELASTIC scripts do with `iteration_size` (`elastic.md` §4.1).
+    pub fn per_device(&self, devices: usize) -> Self {
+        let n = devices.max(1) as f64;
+        Self {
+            optimizer: crate::OptimizerConfig {
+                lr: self.optimizer.lr / n,
+                weight_decay: self.optimizer.weight_decay * n,
+                ..self.optimizer.clone()
+            },
+            ..self.clone()
+        }
+    }
+
     /// Rejects values no run can use, naming the key.
     pub fn validate(&self) -> Result<(), String> {
         let check = |ok: bool, msg: String| if ok { Ok(()) } else { Err(msg) };

@@ -1054,3 +1054,59 @@ fn elastic_trains_on_coco_files_and_names_a_corrupt_image() {
     let err = run_err(&train_args("elastic", &dir.path().join("runs2"), &sets));
     assert!(err.contains("3.jpg"), "{err}");
 }
+
+#[test]
+fn elastic_classifies_image_folders_with_per_device_bn() {
+    // The ImageNet task (§4.1) on a two-class folder: the classification run (top-1/top-5,
+    // classes.txt) with ELASTIC's model, init and per-device BN, the scale-policy picture,
+    // resume, eval and infer.
+    let dir = tempfile::tempdir().unwrap();
+    image_folder_config(dir.path(), "");
+    let root = dir.path().join("folder");
+    let out = dir.path().join("runs");
+    let sets = [
+        "data={ source = \"classification\", images = { source = \"image_folder\", root = \"ROOT\", image_size = 16 } }"
+            .replace("ROOT", root.to_str().unwrap()),
+        "model.num_classes=2".into(),
+        "model.planes=[8, 8, 16, 16]".into(),
+        "model.stem_width=8".into(),
+        "model.groups=4".into(),
+        "devices=2".into(),
+        "train.batch_size=2".into(),
+        "train.epochs=3".into(),
+        "train.num_workers=1".into(),
+    ];
+    let stdout = String::from_utf8(run_ok(&train_args("elastic", &out, &sets)).stdout).unwrap();
+    assert!(stdout.contains("valid top-1"), "{stdout}");
+    let run = single_run(&out, "elastic");
+    assert_files(
+        &run,
+        &[
+            "config.json",
+            "classes.txt",
+            "metrics.csv",
+            "curves.png",
+            "scale-policy.png",
+            "report.md",
+            "model.mpk",
+        ],
+    );
+    assert_eq!(csv_epochs(&run), [1, 2, 3]);
+    let uninterrupted = forget_epoch_3(&run);
+    run_ok(&["train", "elastic", "--resume", run.to_str().unwrap()]);
+    let resumed = fs::read_to_string(run.join("metrics.csv")).unwrap();
+    assert_eq!(without_timing(&resumed), without_timing(&uninterrupted));
+    let eval = run_ok(&["eval", "elastic", "--run", run.to_str().unwrap()]);
+    assert!(String::from_utf8_lossy(&eval.stdout).contains("top-1"));
+    let json = json_of(&run_ok(&[
+        "infer",
+        "elastic",
+        "--run",
+        run.to_str().unwrap(),
+        "--image",
+        root.join("val/n01/0.png").to_str().unwrap(),
+        "--json",
+    ]));
+    let top = top_lists(&json, 1, 2);
+    assert!(top[0].iter().any(|(name, _)| name == "n01"), "{top:?}");
+}

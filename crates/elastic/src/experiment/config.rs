@@ -103,6 +103,11 @@ pub enum ElasticData {
         #[serde(default)]
         skip_corrupt: bool,
     },
+    /// Single-label classification (§4.1, ImageNet): the classification experiment's data — an
+    /// ImageNet-style folder (`images.source = "image_folder"`: `root/train/<class>/*`,
+    /// `root/val/<class>/*`, RandomResizedCrop + flip, eval resize 8/7 and center crop) or
+    /// ShapeWorld's classification images (`"shapeworld"`) — softmax cross-entropy, top-1/top-5.
+    Classification { images: classification::DataConfig },
 }
 
 fn shapeworld_normalization() -> Normalization {
@@ -121,17 +126,16 @@ impl ElasticData {
         match self {
             ElasticData::ShapeworldScale { normalization, .. } => *normalization,
             ElasticData::Coco { .. } => Normalization::IMAGENET,
+            ElasticData::Classification { images } => images.normalization(),
         }
     }
 
     pub fn skip_corrupt(&self) -> bool {
-        matches!(
-            self,
-            ElasticData::Coco {
-                skip_corrupt: true,
-                ..
-            }
-        )
+        match self {
+            ElasticData::ShapeworldScale { .. } => false,
+            ElasticData::Coco { skip_corrupt, .. } => *skip_corrupt,
+            ElasticData::Classification { images } => images.skip_corrupt(),
+        }
     }
 
     /// The side of the (square) images the network sees.
@@ -139,6 +143,7 @@ impl ElasticData {
         match self {
             ElasticData::ShapeworldScale { world, .. } => world.image_size,
             ElasticData::Coco { image_size, .. } => *image_size,
+            ElasticData::Classification { images } => images.image_size(),
         }
     }
 }
@@ -177,6 +182,13 @@ impl ElasticExperiment {
                     );
                 }
             }
+            ElasticData::Classification { .. } => {
+                if let Some(classification) = self.classification() {
+                    classification
+                        .validate()
+                        .map_err(|e| anyhow::anyhow!("{e:#}"))?;
+                }
+            }
             ElasticData::Coco { image_size, .. } => {
                 if *image_size < 32 {
                     bail!("data.image_size = {image_size}: expected at least 32 pixels");
@@ -187,6 +199,20 @@ impl ElasticExperiment {
             }
         }
         Ok(())
+    }
+
+    /// The single-label task as the classification experiment runs it (`data.source =
+    /// "classification"`); none for the multi-label tasks.
+    pub fn classification(&self) -> Option<classification::ClassificationConfig> {
+        let ElasticData::Classification { images } = &self.data else {
+            return None;
+        };
+        Some(classification::ClassificationConfig {
+            description: self.description.clone(),
+            train: self.train.clone(),
+            model: self.model.clone(),
+            data: images.clone(),
+        })
     }
 
     /// One line about the model for logs and reports.

@@ -28,10 +28,14 @@ pub struct ElasticSources {
 }
 
 impl ElasticExperiment {
-    /// Sets up the world or reads the COCO annotations (a missing or malformed file is named).
+    /// Sets up the world or reads the COCO annotations (a missing or malformed file is named):
+    /// the multi-label tasks' data (the single-label task's is the classification experiment's).
     pub fn sources(&self) -> Result<ElasticSources> {
         let epoch = Arc::new(AtomicUsize::new(0));
         let sources: Result<ElasticSources> = match &self.data {
+            ElasticData::Classification { .. } => Err(anyhow::anyhow!(
+                "data.source = \"classification\" is a single-label task: its data is read by the classification experiment"
+            )),
             ElasticData::ShapeworldScale {
                 train_size,
                 valid_size,

@@ -132,25 +132,49 @@ pub fn draw_scale_policy<B: Backend>(
     device: &B::Device,
 ) -> Result<()> {
     let count = sources.valid.len().min(4);
-    let items: Vec<_> = (0..count).filter_map(|i| sources.valid.get(i)).collect();
-    if items.is_empty() {
+    let images: Vec<_> = (0..count)
+        .filter_map(|i| sources.valid.get(i))
+        .map(|item| (item.pixels, item.size))
+        .collect();
+    draw_scale_policy_of(net, images, config.data.normalization(), path, device)
+}
+
+/// [`draw_scale_policy`] for `images` (RGB in `[0, 1]`, `[H, W, 3]`, and their `[H, W]`), which
+/// the network sees normalised by `normalization`.
+pub fn draw_scale_policy_of<B: Backend>(
+    net: &ResNet<B>,
+    images: Vec<(Vec<f32>, [usize; 2])>,
+    normalization: datasets::Normalization,
+    path: &Path,
+    device: &B::Device,
+) -> Result<()> {
+    if images.is_empty() {
         return Ok(());
     }
-    let pictures: Vec<image::RgbImage> = items
+    let pictures: Vec<image::RgbImage> = images
         .iter()
-        .map(|item| {
-            let [h, w] = item.size;
-            let bytes = item
-                .pixels
+        .map(|(pixels, [h, w])| {
+            let bytes = pixels
                 .iter()
                 .map(|&v| (v.clamp(0.0, 1.0) * 255.0).round() as u8);
-            let image = image::RgbImage::from_raw(w as u32, h as u32, bytes.collect())
+            let image = image::RgbImage::from_raw(*w as u32, *h as u32, bytes.collect())
                 .expect("item pixels are H×W×3");
             image::imageops::resize(&image, TILE, TILE, image::imageops::FilterType::Nearest)
         })
         .collect();
-    let batch: datasets::MultiLabelBatch<B> =
-        burn::data::dataloader::batcher::Batcher::batch(&batcher_of(config), items, device);
+    let items = images
+        .into_iter()
+        .map(|(pixels, size)| datasets::ClassificationItem {
+            pixels,
+            size,
+            label: 0,
+        })
+        .collect();
+    let batch: datasets::ClassificationBatch<B> = burn::data::dataloader::batcher::Batcher::batch(
+        &datasets::ClassificationBatcher { normalization },
+        items,
+        device,
+    );
     let shares = half_path_shares(net, batch.images);
     if shares.is_empty() {
         // A plain model has no half-resolution path to show.

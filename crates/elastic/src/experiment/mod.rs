@@ -1,6 +1,7 @@
 //! The ELASTIC experiment (`vireo train elastic`): multi-label classification with the two-path
-//! ResNeXt, plain or elastic, on ShapeWorld's scale task (embedded) or MS-COCO 2014; scores
-//! overall and per object size, the scale-policy picture, `metrics.csv`, `curves.png`,
+//! ResNeXt, plain or elastic, on ShapeWorld's scale task (embedded) or MS-COCO 2014 — scores
+//! overall and per object size — and single-label classification (ImageNet folders, §4.1) on the
+//! classification experiment's run; the scale-policy picture, `metrics.csv`, `curves.png`,
 //! `report.md`, checkpoints and `model.mpk`.
 //!
 //! * [`config`]: the TOML configuration and its validation.
@@ -106,7 +107,7 @@ pub const ELASTIC: Elastic = Elastic;
 
 const CARD: Card = Card {
     name: "elastic",
-    description: "ELASTIC (arXiv 1812.05262): two-path ResNeXt with learned scale policies, multi-label classification by object size",
+    description: "ELASTIC (arXiv 1812.05262): two-path ResNeXt with learned scale policies; multi-label classification by object size, ImageNet classification",
     presets: &[
         Preset {
             name: "smoke",
@@ -119,6 +120,10 @@ const CARD: Card = Card {
         Preset {
             name: "coco",
             toml: include_str!("../../presets/coco.toml"),
+        },
+        Preset {
+            name: "imagenet",
+            toml: include_str!("../../presets/imagenet.toml"),
         },
     ],
     study_metric: "valid overall F1 (%)",
@@ -154,6 +159,9 @@ impl Experiment for Elastic {
         run: &RunDir,
         device: &B::Device,
     ) -> Result<String> {
+        if let Some(task) = config.classification() {
+            return classification::evaluate::evaluate::<B>(task, run, device);
+        }
         let (model, path) =
             run.load_final_model(train::init_model::<B>(&config, device), device)?;
         let sources = config.sources()?;
@@ -183,6 +191,20 @@ impl Experiment for Elastic {
         device: &B::Device,
     ) -> Result<Vec<Prediction>> {
         let (config, file, classes) = match weights {
+            Weights::Run { config, file, run } if config.classification().is_some() => {
+                let task = config.classification().expect("checked by the guard");
+                return classification::infer::predict::<B>(
+                    Weights::Run {
+                        run,
+                        config: task,
+                        file,
+                    },
+                    images,
+                    options,
+                    "resnext50_elastic",
+                    device,
+                );
+            }
             Weights::Run { config, file, run } => {
                 // Written by the run; an older run's names come from its data.
                 let classes = match std::fs::read_to_string(run.file("classes.txt")) {

@@ -219,6 +219,9 @@ pub fn fit<B: AutodiffBackend>(
     mut session: Session,
     device: &B::Device,
 ) -> Result<Outcome> {
+    if let Some(task) = config.classification() {
+        return fit_classification::<B>(&config, &task, session, device);
+    }
     let train = &config.train;
     B::seed(device, train.seed);
     let resume_epoch = session.resume_epoch();
@@ -294,17 +297,8 @@ pub fn fit<B: AutodiffBackend>(
         status.on_failure(move |message| stop.stop(Some(&format!("loading data: {message}"))));
     }
     let log = EpochLog::resumed(previous_rows);
-    // Per-device BN emulation (§4.1): lr ÷ devices and weight decay × devices on summed gradients
-    // equal the recipe's values on the mean gradient of the whole batch.
-    let n = config.devices as f64;
-    let stepped = core_train::TrainConfig {
-        optimizer: core_train::OptimizerConfig {
-            lr: train.optimizer.lr / n,
-            weight_decay: train.optimizer.weight_decay * n,
-            ..train.optimizer.clone()
-        },
-        ..train.clone()
-    };
+    // Per-device BN emulation (§4.1): the recipe's values for the whole batch.
+    let stepped = train.per_device(config.devices);
     let outcome = core_train::fit_supervised(
         model,
         Arc::new(train_loader),
@@ -394,4 +388,53 @@ pub fn fit<B: AutodiffBackend>(
         summary,
         run,
     })
+}
+
+/// The single-label task (§4.1, ImageNet) on the classification experiment's run
+/// (`classification::train::fit_setup`: top-1/top-5, curves, report, checkpoints, resume), with
+/// ELASTIC's initialisation, released weights and per-device BN; then the scale-policy picture.
+fn fit_classification<B: AutodiffBackend>(
+    config: &ElasticExperiment,
+    task: &classification::ClassificationConfig,
+    session: Session,
+    device: &B::Device,
+) -> Result<Outcome> {
+    let fresh = session.resume_epoch().is_none();
+    let verbose = session.verbose;
+    let outcome = classification::train::fit_setup(
+        classification::train::RunSetup {
+            experiment: config,
+            config: task,
+            model: |device: &B::Device| {
+                let model = init_model::<B>(config, device);
+                Ok(match (&config.pretrained, fresh) {
+                    (Some(pretrained), true) => {
+                        from_pretrained(model, config, pretrained, verbose, device)?
+                    }
+                    _ => model,
+                }
+                .net)
+            },
+            summary: |parameters| config.model_summary(parameters),
+            devices: config.devices,
+        },
+        session,
+        device,
+    )?;
+    let (net, _) = outcome
+        .run
+        .load_final_model(config.model.init::<B::InnerBackend>(device), device)?;
+    let data = classification::train::datasets_of(task)?;
+    let images = (0..data.valid.len().min(4))
+        .filter_map(|i| data.valid.get(i))
+        .map(|item| (item.pixels, item.size))
+        .collect();
+    evaluate::draw_scale_policy_of(
+        &net,
+        images,
+        config.data.normalization(),
+        &outcome.run.file("scale-policy.png"),
+        device,
+    )?;
+    Ok(outcome)
 }
