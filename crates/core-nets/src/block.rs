@@ -53,6 +53,8 @@ pub(crate) struct BlockSpec {
     pub elastic: bool,
     /// Two-path block only: a squeeze-and-excitation layer after the merged norm.
     pub se: bool,
+    /// Dilation (and padding) of the bottleneck's 3×3 convolution (DeepLab's dilated last stage).
+    pub dilation: usize,
 }
 
 impl BlockSpec {
@@ -214,7 +216,8 @@ impl<B: Backend> Bottleneck<B> {
                 .conv
                 .conv(width, width, 3)
                 .with_stride(spec.stride)
-                .with_padding(1)
+                .with_padding(spec.dilation)
+                .with_dilation(spec.dilation)
                 .with_groups(spec.groups)
                 .init(device),
             bn2: spec.norm.init(width, device),
@@ -250,7 +253,8 @@ impl<B: Backend> TwoPathBottleneck<B> {
                 spec.conv
                     .conv(p, p, 3)
                     .with_stride(spec.stride)
-                    .with_padding(1)
+                    .with_padding(spec.dilation)
+                    .with_dilation(spec.dilation)
                     .with_groups(spec.groups / 2)
                     .init(device),
                 spec.norm.init(p, device),

@@ -347,6 +347,7 @@ impl DlaConfig {
             zero_init_residual: false,
             elastic: self.elastic && stride == 1 && level < 5,
             se: false,
+            dilation: 1,
         };
         if self.elastic {
             ResidualBlock::TwoPath(TwoPathBottleneck::new(&spec, device))

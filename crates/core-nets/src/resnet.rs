@@ -62,6 +62,11 @@ pub struct ResNetConfig {
     pub elastic: bool,
     /// Two-path blocks: squeeze-and-excitation after the merged norm (SE-ResNeXt).
     pub se: bool,
+    /// DeepLab's dilated last stage (`resnet-family.md` §2.8): the dilation of each stage-4
+    /// block's 3×3 convolution, one per block; with `output_stride = 16` (stage 4 unstrided, its
+    /// projection 1×1 stride 1). DeepLabv3.pytorch (WS/BCN): `[1, 2, 2]`; ELASTIC's multi-grid
+    /// `_make_mg`: `[2, 4, 8]`. Empty: no dilation.
+    pub layer4_dilations: Vec<usize>,
 }
 
 impl Default for ResNetConfig {
@@ -82,6 +87,7 @@ impl Default for ResNetConfig {
             output_stride: 32,
             elastic: false,
             se: false,
+            layer4_dilations: Vec::new(),
         }
     }
 }
@@ -206,6 +212,18 @@ impl ResNetConfig {
         if let Some(classes) = self.num_classes {
             positive("model.num_classes", classes)?;
         }
+        if !self.layer4_dilations.is_empty()
+            && (self.layer4_dilations.len() != self.layers[3]
+                || self.output_stride != 16
+                || self.block == BlockKind::Basic
+                || self.layer4_dilations.contains(&0))
+        {
+            return Err(KindError::Range {
+                what: "model.layer4_dilations",
+                value: self.layer4_dilations.len() as f64,
+                expected: "one positive dilation per stage-4 bottleneck, with model.output_stride = 16",
+            });
+        }
         self.norm.validate(self.stem_width)?;
         for (&planes, &blocks) in self.planes.iter().zip(&self.layers) {
             positive("model.layers", blocks)?;
@@ -272,6 +290,10 @@ impl ResNetConfig {
                         zero_init_residual: self.zero_init_residual,
                         elastic: false,
                         se: self.se,
+                        dilation: match stage {
+                            3 => self.layer4_dilations.get(b).copied().unwrap_or(1),
+                            _ => 1,
+                        },
                     };
                     // ELASTIC: stride-1 blocks of stages 1–3 (`stride == 1 and planes < 512`).
                     let spec = BlockSpec {

@@ -62,6 +62,25 @@ pub fn two_path_resnext(layers: [usize; 4], elastic: bool, se: bool) -> ResNetCo
     }
 }
 
+/// The segmentation variant of a two-path ResNeXt (`elastic.md` §3, `ResNext(seg=True)`): stages
+/// 1–3 as classified (elastic where the model is), stage 4 the unstrided multi-grid `_make_mg`
+/// (three blocks, dilations 2·(1, 2, 4), never elastic), and DeepLabv3's ASPP head for
+/// `num_classes` (`resnet-family.md` §2.8).
+pub fn segmentation(classifier: ResNetConfig, num_classes: usize) -> core_nets::DeepLabConfig {
+    let backbone = ResNetConfig {
+        layers: [
+            classifier.layers[0],
+            classifier.layers[1],
+            classifier.layers[2],
+            3,
+        ],
+        output_stride: 16,
+        layer4_dilations: vec![2, 4, 8],
+        ..classifier
+    };
+    core_nets::DeepLabConfig::new(backbone, num_classes)
+}
+
 pub const ELASTIC_MODELS: &[ElasticModel] = &[
     ElasticModel {
         name: "resnext50",

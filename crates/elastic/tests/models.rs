@@ -5,9 +5,9 @@
 use burn::{
     backend::Flex,
     module::{Module, ModuleVisitor, Param},
-    tensor::{Tensor, TensorData, backend::Backend},
+    tensor::{Distribution, Tensor, TensorData, backend::Backend},
 };
-use core_nets::{ResNet, ResidualBlock, resample};
+use core_nets::{ResNet, ResNetConfig, ResidualBlock, count_parameters, resample};
 use elastic::{
     ELASTIC_MODELS,
     models::{Arch, find_model},
@@ -298,4 +298,51 @@ fn dla_levels_and_branch_widths() {
         panic!()
     };
     assert!(!first.elastic, "the strided first block is not elastic");
+}
+
+#[test]
+fn the_segmentation_variant_has_the_official_size_and_keeps_stride_16() {
+    // §3: resnext50_elastic(seg=True) with 21 classes has 38,738,005 parameters; layer 4 is the
+    // unstrided multi-grid stage (dilations 2, 4, 8), never elastic; the logits come back at the
+    // input's size.
+    let Some(Arch::ResNeXt(classifier)) = find_model("resnext50_elastic").map(|m| (m.arch)())
+    else {
+        panic!("resnext50_elastic is a ResNeXt")
+    };
+    let config = elastic::models::segmentation(classifier, 21);
+    config.validate().unwrap();
+    let device = Default::default();
+    let model = config.init::<Flex>(&device);
+    assert_eq!(count_parameters::<Flex, _>(&model), 38_738_005);
+    assert_eq!(elastic_flags(&model.backbone.layer4), [0, 0, 0]);
+    let dilations: Vec<usize> = model
+        .backbone
+        .layer4
+        .iter()
+        .map(|b| match b {
+            ResidualBlock::TwoPath(b) => b.conv2.dilation,
+            _ => panic!("two-path blocks"),
+        })
+        .collect();
+    assert_eq!(dilations, [2, 4, 8]);
+    let small = elastic::models::segmentation(
+        ResNetConfig {
+            layers: [1, 1, 1, 1],
+            planes: [8, 8, 16, 16],
+            stem_width: 8,
+            groups: 4,
+            ..elastic::models::two_path_resnext([1, 1, 1, 1], true, false)
+        },
+        3,
+    );
+    let net = small.init::<Flex>(&device);
+    let x = Tensor::<Flex, 4>::random([2, 3, 33, 47], Distribution::Normal(0.0, 1.0), &device);
+    assert_eq!(net.forward(x).dims(), [2, 3, 33, 47]);
+    assert_eq!(
+        net.backbone
+            .forward_features(Tensor::zeros([1, 3, 64, 64], &device))
+            .stages[3]
+            .dims(),
+        [1, 64, 4, 4]
+    );
 }
