@@ -23,14 +23,15 @@ class SE(nn.Module):
 
 
 class TwoPath(nn.Module):
-    def __init__(self, cin, p, cardinality, stride, elastic, se=False):
+    def __init__(self, cin, p, cardinality, stride, elastic, se=False, dilation=1):
         super().__init__()
         g = cardinality // 2
         self.elastic = elastic and stride == 1
         for suffix in ("_d", ""):
             setattr(self, "conv1" + suffix, nn.Conv2d(cin, p, 1, bias=False))
             setattr(self, "bn1" + suffix, nn.BatchNorm2d(p))
-            setattr(self, "conv2" + suffix, nn.Conv2d(p, p, 3, stride, 1, groups=g, bias=False))
+            setattr(self, "conv2" + suffix,
+                    nn.Conv2d(p, p, 3, stride, dilation, dilation=dilation, groups=g, bias=False))
             setattr(self, "bn2" + suffix, nn.BatchNorm2d(p))
             setattr(self, "conv3" + suffix, nn.Conv2d(p, 4 * p, 1, bias=False))
         self.bn3 = nn.BatchNorm2d(4 * p)

@@ -46,31 +46,48 @@ pub struct ClassificationBatcher {
 
 impl<B: Backend> Batcher<B, ClassificationItem, ClassificationBatch<B>> for ClassificationBatcher {
     fn batch(&self, items: Vec<ClassificationItem>, device: &B::Device) -> ClassificationBatch<B> {
-        let [h, w] = items.first().map(|i| i.size).unwrap_or([0, 0]);
-        let mut data = Vec::with_capacity(items.len() * 3 * h * w);
-        let Normalization { mean, std } = self.normalization;
-        // HWC -> CHW with normalisation in one pass.
-        for item in &items {
-            assert_eq!(
-                item.size,
-                [h, w],
-                "every image of a batch must have the same size"
-            );
-            for c in 0..3 {
-                data.extend(
-                    item.pixels[c..]
-                        .iter()
-                        .step_by(3)
-                        .map(|&p| (p - mean[c]) / std[c]),
-                );
-            }
-        }
         let labels: Vec<i64> = items.iter().map(|i| i.label as i64).collect();
         ClassificationBatch {
-            images: Tensor::from_data(TensorData::new(data, [items.len(), 3, h, w]), device),
+            images: images_tensor(
+                items.iter().map(|i| (i.pixels.as_slice(), i.size)),
+                &self.normalization,
+                device,
+            ),
             targets: Tensor::from_data(TensorData::new(labels, [items.len()]), device),
         }
     }
+}
+
+/// `[N, 3, H, W]` from `[H, W, 3]` pixels in `[0, 1]`, normalised (HWC → CHW in one pass); every
+/// image of a batch must have the same size.
+pub fn images_tensor<'a, B: Backend>(
+    images: impl ExactSizeIterator<Item = (&'a [f32], [usize; 2])>,
+    normalization: &Normalization,
+    device: &B::Device,
+) -> Tensor<B, 4> {
+    let n = images.len();
+    let mut size = None;
+    let mut data = Vec::new();
+    let Normalization { mean, std } = *normalization;
+    for (pixels, item_size) in images {
+        let [h, w] = *size.get_or_insert(item_size);
+        assert_eq!(
+            item_size,
+            [h, w],
+            "every image of a batch must have the same size"
+        );
+        data.reserve(n * 3 * h * w);
+        for c in 0..3 {
+            data.extend(
+                pixels[c..]
+                    .iter()
+                    .step_by(3)
+                    .map(|&p| (p - mean[c]) / std[c]),
+            );
+        }
+    }
+    let [h, w] = size.unwrap_or([0, 0]);
+    Tensor::from_data(TensorData::new(data, [n, 3, h, w]), device)
 }
 
 /// A class-balanced label subset for semi-supervised evaluation: from each class, `fraction` of its

@@ -14,6 +14,7 @@ pub mod image_folder;
 pub mod loader;
 pub mod multilabel;
 pub mod panoptic;
+pub mod semantic;
 pub mod shapeworld;
 pub mod transforms;
 

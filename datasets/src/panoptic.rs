@@ -30,6 +30,10 @@ pub struct PanopticAugmentation {
     pub scale_step: f64,
     #[serde(default = "yes")]
     pub flip: bool,
+    /// Draw the scale log-uniformly from `scale` (`s = 2^U(log2 min, log2 max)`, DeepLabv3.pytorch's
+    /// VOC augmentation, `ws.md` §4.2) instead of from the grid.
+    #[serde(default)]
+    pub log_uniform: bool,
 }
 
 fn scale_range() -> [f64; 2] {
@@ -68,8 +72,17 @@ impl PanopticAugmentation {
 
     /// Scale, crop (padding where the scaled image is smaller) and flip, drawn from `rng`.
     pub fn apply(&self, item: &LabelledImage, void: u32, rng: &mut impl Rng) -> LabelledImage {
-        let scales = self.scales();
-        let scale = scales[rng.random_range(0..scales.len())];
+        let scale = if self.log_uniform {
+            let [lo, hi] = self.scale;
+            if lo < hi {
+                rng.random_range(lo.log2()..hi.log2()).exp2()
+            } else {
+                lo
+            }
+        } else {
+            let scales = self.scales();
+            scales[rng.random_range(0..scales.len())]
+        };
         let (w, h) = item.image.dimensions();
         let size = [
             ((h as f64 * scale).round() as usize).max(1),
@@ -184,6 +197,7 @@ mod tests {
             scale: [0.5, 2.0],
             scale_step: 0.1,
             flip: true,
+            log_uniform: false,
         };
         let scales = aug.scales();
         assert_eq!(scales.len(), 16);

@@ -148,6 +148,12 @@ impl<B: Backend> Aspp<B> {
     }
 }
 
+/// `(pattern, replacement)` from the released DeepLabv3 keys (the backbone's at the top level,
+/// `aspp.*` beside them) to [`DeepLab`]'s paths.
+/// (Applied before the loader strips `module.`, so it takes that prefix too.)
+pub const DEEPLAB_KEY_REMAPPING: &[(&str, &str)] =
+    &[(r"^(module\.)?(conv1|bn1|layer[1-4])\.", "backbone.$2.")];
+
 /// DeepLabv3: a dilated ResNet (no classifier) and the ASPP head.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

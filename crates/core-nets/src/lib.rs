@@ -16,7 +16,7 @@ pub mod resample;
 mod resnet;
 
 pub use block::{BasicBlock, Bottleneck, Downsample, ResidualBlock, SeLayer, TwoPathBottleneck};
-pub use deeplab::{Aspp, AsppConfig, DeepLab, DeepLabConfig};
+pub use deeplab::{Aspp, AsppConfig, DEEPLAB_KEY_REMAPPING, DeepLab, DeepLabConfig};
 pub use densenet::{DenseNet, DenseNetConfig, densenet_key_remapping};
 pub use dla::{DLA_KEY_REMAPPING, Dla, DlaConfig};
 pub use import::{

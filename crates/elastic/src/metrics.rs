@@ -186,3 +186,74 @@ mod tests {
         assert_eq!(average_precision(&scores, &[false; 3], &all), None);
     }
 }
+
+/// Semantic segmentation's per-class intersection and union, accumulated over a whole split
+/// (`ws.md` §4.4): pixels labelled void (255) count in neither.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct IouCounts {
+    pub intersection: Vec<u64>,
+    pub union: Vec<u64>,
+}
+
+impl IouCounts {
+    pub fn new(classes: usize) -> Self {
+        Self {
+            intersection: vec![0; classes],
+            union: vec![0; classes],
+        }
+    }
+
+    /// Adds one batch of predicted and true labels (the same pixels, any layout).
+    pub fn add(&mut self, predicted: &[i64], labels: &[i64]) {
+        let classes = self.intersection.len() as i64;
+        for (&p, &t) in predicted.iter().zip(labels) {
+            if !(0..classes).contains(&t) {
+                continue; // void
+            }
+            if p == t {
+                self.intersection[t as usize] += 1;
+                self.union[t as usize] += 1;
+            } else {
+                self.union[t as usize] += 1;
+                if (0..classes).contains(&p) {
+                    self.union[p as usize] += 1;
+                }
+            }
+        }
+    }
+
+    /// `I_c / (U_c + 1e-10)` per class, in percent.
+    pub fn iou(&self) -> Vec<f64> {
+        self.intersection
+            .iter()
+            .zip(&self.union)
+            .map(|(&i, &u)| 100.0 * i as f64 / (u as f64 + 1e-10))
+            .collect()
+    }
+
+    /// The mean over all classes (a class absent from predictions and labels counts 0, as in the
+    /// official evaluation).
+    pub fn miou(&self) -> f64 {
+        let iou = self.iou();
+        iou.iter().sum::<f64>() / iou.len().max(1) as f64
+    }
+}
+
+#[cfg(test)]
+mod iou_tests {
+    use super::IouCounts;
+
+    #[test]
+    fn iou_is_accumulated_over_pixels_and_ignores_void() {
+        let mut counts = IouCounts::new(3);
+        // Class 0: 2 hits, 1 miss to class 1 → I 2, U 3 (+1 predicted 0 for a 2) = 4.
+        counts.add(&[0, 0, 1, 0, 2, 1], &[0, 0, 0, 2, 2, 255]);
+        assert_eq!(counts.intersection, [2, 0, 1]);
+        assert_eq!(counts.union, [4, 1, 2]);
+        let iou = counts.iou();
+        assert!(
+            (iou[0] - 50.0).abs() < 1e-6 && iou[1].abs() < 1e-6 && (iou[2] - 50.0).abs() < 1e-6
+        );
+        assert!((counts.miou() - 100.0 / 3.0).abs() < 1e-6);
+    }
+}

@@ -20,8 +20,8 @@ use core_nets::{
 
 type AD = Autodiff<Flex>;
 
-/// A network's classifier forward.
-type Forward<M, B> = fn(&M, Tensor<B, 4>) -> Tensor<B, 2>;
+/// A network's forward: logits `[B, classes]` (classifiers) or `[B, classes, H, W]` (segmentation).
+type Forward<M, B, const D: usize> = fn(&M, Tensor<B, 4>) -> Tensor<B, D>;
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -62,10 +62,10 @@ fn load<B: Backend, M: ModuleSnapshot<B>>(model: M, name: &str, remaps: &[(&str,
 
 /// Eval logits, training-mode logits and the input gradient of `Σ logits·w` against the fixture
 /// `name`; `eval` and `train` are the loaded network on each backend with its forward.
-fn matches_pytorch<M: Module<Flex>, A: Module<AD>>(
+fn matches_pytorch<M: Module<Flex>, A: Module<AD>, const D: usize>(
     name: &str,
-    eval: (M, Forward<M, Flex>),
-    train: (A, Forward<A, AD>),
+    eval: (M, Forward<M, Flex, D>),
+    train: (A, Forward<A, AD, D>),
 ) {
     let device = Default::default();
     let reference = |key| reference(name, key);
@@ -79,7 +79,7 @@ fn matches_pytorch<M: Module<Flex>, A: Module<AD>>(
         .clone()
         .into_data()
         .assert_approx_eq::<f32>(&reference("train_logits"), Tolerance::absolute(1e-4));
-    let w = Tensor::<AD, 2>::from_data(reference("w"), &device);
+    let w = Tensor::<AD, D>::from_data(reference("w"), &device);
     let grads = (logits * w).sum().backward();
     // Gradients of order 1 summed in another order in f32: 1e-4, relative or absolute.
     x.grad(&grads)
@@ -168,6 +168,41 @@ fn a_released_layout_densenet_matches_pytorch() {
         (load(config.init::<AD>(&device), name, &remaps), |m, x| {
             m.forward(x)
         }),
+    );
+}
+
+/// The segmentation variant in miniature (make_elastic_checkpoint.py `TinySeg`): elastic stages
+/// 1–3 of one block, the multi-grid stage 4, a 5-class ASPP head of 8 channels.
+fn tiny_segmentation() -> core_nets::DeepLabConfig {
+    let classifier = ResNetConfig {
+        planes: [8, 8, 16, 16],
+        stem_width: 8,
+        groups: 4,
+        ..elastic::models::two_path_resnext([1, 1, 1, 3], true, false)
+    };
+    let mut config = elastic::models::segmentation(classifier, 5);
+    config.aspp.channels = 8;
+    config
+}
+
+#[test]
+fn a_released_layout_segmentation_model_matches_pytorch() {
+    // The VOC layout (`{'epoch', 'state_dict', 'optimizer'}`, backbone keys at the top level,
+    // `aspp.*`): dilated 3×3s, the ASPP branches (rates 6/12/18 on a 3×3 map: mostly padding),
+    // image pooling and the corner-aligned upsampling to 35², in eval and training mode.
+    let device = Default::default();
+    let name = "seg_tiny";
+    let remaps = core_nets::DEEPLAB_KEY_REMAPPING;
+    matches_pytorch(
+        name,
+        (
+            load(tiny_segmentation().init::<Flex>(&device), name, remaps),
+            |m, x| m.forward(x),
+        ),
+        (
+            load(tiny_segmentation().init::<AD>(&device), name, remaps),
+            |m, x| m.forward(x),
+        ),
     );
 }
 

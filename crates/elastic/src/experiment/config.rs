@@ -33,7 +33,39 @@ pub struct ElasticExperiment {
     /// differs); `--resume` continues from the run's own checkpoint instead.
     #[serde(default)]
     pub pretrained: Option<Pretrained>,
+    /// Segmentation only: the ASPP head.
+    #[serde(default)]
+    pub aspp: AsppOptions,
     pub data: ElasticData,
+}
+
+/// The segmentation head's size and its BN momentum.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AsppOptions {
+    /// Channels of the branches and of the projection (256 in the paper).
+    #[serde(default = "two_fifty_six")]
+    pub channels: usize,
+    /// The head's BN momentum (PyTorch convention): 0.0003 in the official code, made for 50 VOC
+    /// epochs of 660 steps; a short run's running statistics barely move at that rate.
+    #[serde(default = "aspp_momentum")]
+    pub bn_momentum: f64,
+}
+
+fn two_fifty_six() -> usize {
+    256
+}
+fn aspp_momentum() -> f64 {
+    0.0003
+}
+
+impl Default for AsppOptions {
+    fn default() -> Self {
+        Self {
+            channels: two_fifty_six(),
+            bn_momentum: aspp_momentum(),
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -108,6 +140,42 @@ pub enum ElasticData {
     /// `root/val/<class>/*`, RandomResizedCrop + flip, eval resize 8/7 and center crop) or
     /// ShapeWorld's classification images (`"shapeworld"`) — softmax cross-entropy, top-1/top-5.
     Classification { images: classification::DataConfig },
+    /// Semantic segmentation on ShapeWorld's panoptic scenes (their semantic map: stuff regions
+    /// and shapes), embedded; the DeepLabv3 variant of the model (§3).
+    ShapeworldSegmentation {
+        train_size: usize,
+        valid_size: usize,
+        #[serde(default)]
+        world: ShapeWorld,
+        #[serde(default = "shapeworld_normalization")]
+        normalization: Normalization,
+    },
+    /// PASCAL VOC 2012 semantic segmentation (§4.3, `segment.py`): DeepLabv3.pytorch's lists
+    /// `root/list/{train_list,val_list}.txt` under `root` = `VOCdevkit/VOC2012` (SBD-augmented
+    /// `SegmentationClassAug`); training flip, log-uniform scale in [0.5, 2], pad, random `crop`²;
+    /// evaluation padded to `crop`² (void), single scale; mIoU over 21 classes.
+    Voc {
+        root: PathBuf,
+        #[serde(default = "five_thirteen")]
+        crop: usize,
+        #[serde(default = "train_aug")]
+        train_list: String,
+        #[serde(default = "val")]
+        val_list: String,
+        /// Leave out images that cannot be decoded (named and counted) instead of stopping.
+        #[serde(default)]
+        skip_corrupt: bool,
+    },
+}
+
+fn five_thirteen() -> usize {
+    513
+}
+fn train_aug() -> String {
+    "train_aug".into()
+}
+fn val() -> String {
+    "val".into()
 }
 
 fn shapeworld_normalization() -> Normalization {
@@ -127,13 +195,27 @@ impl ElasticData {
             ElasticData::ShapeworldScale { normalization, .. } => *normalization,
             ElasticData::Coco { .. } => Normalization::IMAGENET,
             ElasticData::Classification { images } => images.normalization(),
+            ElasticData::ShapeworldSegmentation { normalization, .. } => *normalization,
+            ElasticData::Voc { .. } => Normalization::IMAGENET,
         }
+    }
+
+    /// Whether this is a semantic segmentation task (the DeepLabv3 variant of the model).
+    pub fn is_segmentation(&self) -> bool {
+        matches!(
+            self,
+            ElasticData::ShapeworldSegmentation { .. } | ElasticData::Voc { .. }
+        )
     }
 
     pub fn skip_corrupt(&self) -> bool {
         match self {
-            ElasticData::ShapeworldScale { .. } => false,
-            ElasticData::Coco { skip_corrupt, .. } => *skip_corrupt,
+            ElasticData::ShapeworldScale { .. } | ElasticData::ShapeworldSegmentation { .. } => {
+                false
+            }
+            ElasticData::Coco { skip_corrupt, .. } | ElasticData::Voc { skip_corrupt, .. } => {
+                *skip_corrupt
+            }
             ElasticData::Classification { images } => images.skip_corrupt(),
         }
     }
@@ -144,6 +226,8 @@ impl ElasticData {
             ElasticData::ShapeworldScale { world, .. } => world.image_size,
             ElasticData::Coco { image_size, .. } => *image_size,
             ElasticData::Classification { images } => images.image_size(),
+            ElasticData::ShapeworldSegmentation { world, .. } => world.image_size,
+            ElasticData::Voc { crop, .. } => *crop,
         }
     }
 }
@@ -156,6 +240,14 @@ impl ElasticExperiment {
             bail!(
                 "model.block = {:?}: ELASTIC trains the two-path ResNeXt (block = \"two_path\")",
                 self.model.block
+            );
+        }
+        if self.aspp.channels == 0 || !(self.aspp.bn_momentum > 0.0 && self.aspp.bn_momentum <= 1.0)
+        {
+            bail!(
+                "aspp = {{ channels = {}, bn_momentum = {} }}: expected channels >= 1 and 0 < bn_momentum <= 1",
+                self.aspp.channels,
+                self.aspp.bn_momentum
             );
         }
         if self.devices == 0 {
@@ -189,6 +281,33 @@ impl ElasticExperiment {
                         .map_err(|e| anyhow::anyhow!("{e:#}"))?;
                 }
             }
+            ElasticData::ShapeworldSegmentation {
+                train_size,
+                valid_size,
+                world,
+                ..
+            } => {
+                world.validate().map_err(anyhow::Error::msg)?;
+                if *train_size == 0 || *valid_size == 0 {
+                    bail!("data.train_size and data.valid_size must be positive");
+                }
+                let semantic = world.semantic_classes().len();
+                if classes != semantic {
+                    bail!(
+                        "model.num_classes = {classes}: ShapeWorld's segmentation has {semantic} semantic classes (stuff and shapes)"
+                    );
+                }
+            }
+            ElasticData::Voc { crop, .. } => {
+                if *crop < 32 {
+                    bail!("data.crop = {crop}: expected at least 32 pixels");
+                }
+                if classes != 21 {
+                    bail!(
+                        "model.num_classes = {classes}: PASCAL VOC has 21 classes (background and 20 objects)"
+                    );
+                }
+            }
             ElasticData::Coco { image_size, .. } => {
                 if *image_size < 32 {
                     bail!("data.image_size = {image_size}: expected at least 32 pixels");
@@ -219,7 +338,14 @@ impl ElasticExperiment {
     pub fn model_summary(&self, parameters: usize) -> String {
         let m = &self.model;
         let size = self.data.image_size();
-        let flops = if m.small_stem || m.output_stride != 32 {
+        let task = if self.data.is_segmentation() {
+            "classes (DeepLabv3: multi-grid stage 4, ASPP)"
+        } else if self.classification().is_some() {
+            "classes"
+        } else {
+            "outputs (multi-label)"
+        };
+        let flops = if m.small_stem || m.output_stride != 32 || self.data.is_segmentation() {
             String::new()
         } else {
             format!(
@@ -228,7 +354,7 @@ impl ElasticExperiment {
             )
         };
         format!(
-            "{} two-path ResNeXt {:?}, planes {:?}, cardinality {}{}, {} outputs (multi-label); {} parameters{flops}",
+            "{} two-path ResNeXt {:?}, planes {:?}, cardinality {}{}, {} {task}; {} parameters{flops}",
             if m.elastic { "elastic" } else { "plain" },
             m.layers,
             m.planes,

@@ -36,6 +36,9 @@ impl ElasticExperiment {
             ElasticData::Classification { .. } => Err(anyhow::anyhow!(
                 "data.source = \"classification\" is a single-label task: its data is read by the classification experiment"
             )),
+            ElasticData::ShapeworldSegmentation { .. } | ElasticData::Voc { .. } => Err(
+                anyhow::anyhow!("a segmentation task: its data is `segmentation_sources`"),
+            ),
             ElasticData::ShapeworldScale {
                 train_size,
                 valid_size,

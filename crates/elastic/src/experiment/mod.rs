@@ -12,6 +12,7 @@
 pub mod config;
 pub mod data;
 pub mod evaluate;
+pub mod segment;
 pub mod train;
 
 use std::path::PathBuf;
@@ -107,7 +108,7 @@ pub const ELASTIC: Elastic = Elastic;
 
 const CARD: Card = Card {
     name: "elastic",
-    description: "ELASTIC (arXiv 1812.05262): two-path ResNeXt with learned scale policies; multi-label classification by object size, ImageNet classification",
+    description: "ELASTIC (arXiv 1812.05262): two-path ResNeXt with learned scale policies; multi-label classification by object size, ImageNet classification, VOC segmentation",
     presets: &[
         Preset {
             name: "smoke",
@@ -124,6 +125,14 @@ const CARD: Card = Card {
         Preset {
             name: "imagenet",
             toml: include_str!("../../presets/imagenet.toml"),
+        },
+        Preset {
+            name: "segmentation",
+            toml: include_str!("../../presets/segmentation.toml"),
+        },
+        Preset {
+            name: "voc",
+            toml: include_str!("../../presets/voc.toml"),
         },
     ],
     study_metric: "valid overall F1 (%)",
@@ -161,6 +170,19 @@ impl Experiment for Elastic {
     ) -> Result<String> {
         if let Some(task) = config.classification() {
             return classification::evaluate::evaluate::<B>(task, run, device);
+        }
+        if config.data.is_segmentation() {
+            let (model, path) =
+                run.load_final_model(segment::init_segmentation::<B>(&config, device), device)?;
+            let sources = config.segmentation_sources()?;
+            let e = segment::evaluate_segmentation(&model, &sources, &config, device)?;
+            return Ok(format!(
+                "{}: {} validation images, mIoU {:.2} % over {} classes",
+                path.display(),
+                e.images,
+                e.counts.miou(),
+                sources.classes.len()
+            ));
         }
         let (model, path) =
             run.load_final_model(train::init_model::<B>(&config, device), device)?;
@@ -203,6 +225,20 @@ impl Experiment for Elastic {
                     options,
                     "resnext50_elastic",
                     device,
+                );
+            }
+            Weights::Run { config, file, run } if config.data.is_segmentation() => {
+                let model = RunDir::load_model(
+                    segment::init_segmentation::<B>(&config, device),
+                    &file,
+                    device,
+                )?;
+                let classes = match std::fs::read_to_string(run.file("classes.txt")) {
+                    Ok(text) => text.lines().map(str::to_string).collect(),
+                    Err(_) => config.segmentation_sources()?.classes,
+                };
+                return segment::predict_segmentation(
+                    &model, &config, &classes, images, options, device,
                 );
             }
             Weights::Run { config, file, run } => {

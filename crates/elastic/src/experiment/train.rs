@@ -222,6 +222,9 @@ pub fn fit<B: AutodiffBackend>(
     if let Some(task) = config.classification() {
         return fit_classification::<B>(&config, &task, session, device);
     }
+    if config.data.is_segmentation() {
+        return super::segment::fit_segmentation::<B>(&config, session, device);
+    }
     let train = &config.train;
     B::seed(device, train.seed);
     let resume_epoch = session.resume_epoch();
