@@ -138,7 +138,7 @@ impl<E: Experiment> Paper for E {
             };
             return fit(self, config, session, request.backend).map(|_| ());
         }
-        if request.preset == "mini" && request.config.is_none() {
+        if request.config.is_none() && crate::study::is_study(self.card(), &request.preset) {
             return crate::study::run(self, request);
         }
         let (config, label) = match &request.config {

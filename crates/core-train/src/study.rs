@@ -1,5 +1,6 @@
-//! `--preset mini`: the paper's claim in miniature, several variants × seeds of one experiment, each
-//! a full run in its own directory, summarised as a table written into `docs/results.md`.
+//! Study presets (`--preset mini`, and any other preset with a `[study]` table): the paper's claim
+//! in miniature, several variants × seeds of one experiment, each a full run in its own directory,
+//! summarised as a table written into `docs/results.md`.
 
 use std::{fmt::Write, fs, path::Path, time::Instant};
 
@@ -28,6 +29,18 @@ struct StudyHeader {
     seeds: Vec<u64>,
     /// Marker name of the section in the results file.
     section: String,
+    /// The table's metric when it is not the paper's [`crate::Card::study_metric`] (a study of
+    /// another task of the same experiment).
+    #[serde(default)]
+    metric: Option<String>,
+}
+
+/// Whether `preset` of `card` is a study (its TOML has a `[study]` table).
+pub fn is_study(card: &crate::Card, preset: &str) -> bool {
+    find_preset(card.presets, card.name, preset)
+        .ok()
+        .and_then(|p| p.toml.parse::<toml::Table>().ok())
+        .is_some_and(|t| t.contains_key("study"))
 }
 
 #[derive(Deserialize)]
@@ -37,16 +50,23 @@ struct Variant {
     set: Vec<String>,
 }
 
-/// Every variant of `experiment`'s mini study parses and validates (for the paper crates' tests).
+/// Every variant of every study preset of `experiment` parses and validates (for the paper
+/// crates' tests); returns the variants of `mini`.
 pub fn check_variants<E: Experiment>(experiment: &E) -> Result<usize> {
     let card = experiment.card();
-    let file: StudyFile = toml::from_str(find_preset(card.presets, card.name, "mini")?.toml)
-        .context("the mini study preset")?;
-    let base = toml::to_string(&file.base)?;
-    for variant in &file.variant {
-        experiment.config_from_text(&base, &variant.name, &variant.set)?;
+    let mut mini = 0;
+    for preset in card.presets.iter().filter(|p| is_study(card, p.name)) {
+        let file: StudyFile = toml::from_str(preset.toml)
+            .with_context(|| format!("the study preset {}", preset.name))?;
+        let base = toml::to_string(&file.base)?;
+        for variant in &file.variant {
+            experiment.config_from_text(&base, &variant.name, &variant.set)?;
+        }
+        if preset.name == "mini" {
+            mini = file.variant.len();
+        }
     }
-    Ok(file.variant.len())
+    Ok(mini)
 }
 
 /// Mean and sample standard deviation.
@@ -61,19 +81,22 @@ fn mean_std(values: &[f64]) -> (f64, f64) {
     (mean, var.sqrt())
 }
 
-/// `--preset mini` of `experiment`: every variant × seed of its study preset, each a full run; the
-/// final [`crate::Card::study_metric`] of each goes into a table in `--results`.
+/// A study preset of `experiment` (`request.preset`): every variant × seed, each a full run; the
+/// final metric of each ([`crate::Card::study_metric`] unless the study names its own) goes into
+/// a table in `--results`.
 pub fn run<E: Experiment>(experiment: &E, request: &TrainRequest) -> Result<()> {
     let card = experiment.card();
-    let text = find_preset(card.presets, card.name, "mini")?.toml;
+    let preset = request.preset.as_str();
+    let text = find_preset(card.presets, card.name, preset)?.toml;
     run_study(
         card.name,
+        preset,
         request,
         text,
         card.study_metric,
         |origin, base, sets, dir| {
             let config = experiment.config_from_text(base, origin, sets)?;
-            let mut session = Session::new(card.name, "mini", dir);
+            let mut session = Session::new(card.name, preset, dir);
             session.verbose = false;
             let outcome = fit(experiment, config, session, request.backend)?;
             println!("    {}", outcome.summary);
@@ -86,17 +109,20 @@ pub fn run<E: Experiment>(experiment: &E, request: &TrainRequest) -> Result<()> 
 /// directory)` trains one and returns its final `metric`; the table goes into `--results`.
 fn run_study(
     paper: &str,
+    preset: &str,
     args: &TrainRequest,
     text: &str,
     metric: &str,
     mut run_one: impl FnMut(&str, &str, &[String], &Path) -> Result<f64>,
 ) -> Result<()> {
-    let file: StudyFile = toml::from_str(text).context("the mini study preset")?;
+    let file: StudyFile =
+        toml::from_str(text).with_context(|| format!("the study preset {preset}"))?;
     if file.study.seeds.is_empty() || file.variant.is_empty() {
-        bail!("the mini study needs at least one seed and one variant");
+        bail!("the study {preset} needs at least one seed and one variant");
     }
+    let metric = file.study.metric.as_deref().unwrap_or(metric);
     let stamp = chrono::Local::now().format("%Y%m%d-%H%M%S");
-    let out = args.out.join(paper).join(format!("{stamp}-mini"));
+    let out = args.out.join(paper).join(format!("{stamp}-{preset}"));
     let started = Instant::now();
     let revision = crate::run_dir::git_revision();
     let total = file.variant.len() * file.study.seeds.len();
@@ -108,7 +134,7 @@ fn run_study(
             let mut sets = variant.set.clone();
             sets.push(format!("train.seed={seed}"));
             sets.extend(args.overrides.iter().cloned());
-            let origin = format!("mini study, variant '{}', seed {seed}", variant.name);
+            let origin = format!("{preset} study, variant '{}', seed {seed}", variant.name);
             let slug: String = variant
                 .name
                 .chars()
@@ -133,7 +159,7 @@ fn run_study(
     }
     let elapsed = started.elapsed().as_secs_f64();
     let command = format!(
-        "cargo xtask train {paper} --preset mini{}{}",
+        "cargo xtask train {paper} --preset {preset}{}{}",
         match args.backend.backend {
             BackendKind::Cpu => String::new(),
             other => format!(" --backend {}", other.name()),

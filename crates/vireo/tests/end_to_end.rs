@@ -944,6 +944,22 @@ fn elastic_infers_with_a_released_layout_checkpoint_and_import_names_the_model()
         &checkpoint,
     ]);
     assert!(err.contains("resnext50_elastic"), "{err}");
+    // A released VOC model's name routes to the segmentation variant: the tiny segmentation
+    // fixture's keys are the layout's (the backbone's at the top level, mapped), its sizes are not.
+    let seg = fixture("elastic", "seg_tiny.pth.tar");
+    let err = run_err(&[
+        "import",
+        "--model",
+        "resnext50_elastic_voc",
+        "--checkpoint",
+        &seg,
+        "--num-classes",
+        "5",
+    ]);
+    assert!(
+        err.contains("resnext50_elastic_voc") && err.contains("'backbone.conv1.weight'"),
+        "{err}"
+    );
 }
 
 #[test]

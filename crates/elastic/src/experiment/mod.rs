@@ -131,6 +131,10 @@ const CARD: Card = Card {
             toml: include_str!("../../presets/segmentation.toml"),
         },
         Preset {
+            name: "segmentation-mini",
+            toml: include_str!("../../presets/segmentation-mini.toml"),
+        },
+        Preset {
             name: "voc",
             toml: include_str!("../../presets/voc.toml"),
         },
@@ -238,7 +242,13 @@ impl Experiment for Elastic {
                     Err(_) => config.segmentation_sources()?.classes,
                 };
                 return segment::predict_segmentation(
-                    &model, &config, &classes, images, options, device,
+                    &model,
+                    config.data.image_size(),
+                    config.data.normalization(),
+                    &classes,
+                    images,
+                    options,
+                    device,
                 );
             }
             Weights::Run { config, file, run } => {
@@ -248,6 +258,30 @@ impl Experiment for Elastic {
                     Err(_) => config.sources()?.classes,
                 };
                 (config, file, classes)
+            }
+            Weights::PyTorch {
+                file,
+                model: Some(name),
+                num_classes,
+                image_size,
+            } if name.ends_with(segment::VOC_SUFFIX) => {
+                // A released VOC model: 21 classes, images padded to the crop (513 in `segment.py`).
+                let classes = num_classes.unwrap_or(21);
+                let (model, _) =
+                    segment::load_official_segmentation::<B>(&name, &file, classes, device)?;
+                let names = match classes {
+                    21 => segment::voc_class_names(),
+                    n => (0..n).map(|c| format!("class {c}")).collect(),
+                };
+                return segment::predict_segmentation(
+                    &model,
+                    image_size,
+                    datasets::Normalization::IMAGENET,
+                    &names,
+                    images,
+                    options,
+                    device,
+                );
             }
             Weights::PyTorch {
                 file,
@@ -322,6 +356,15 @@ impl Experiment for Elastic {
         checkpoint: &std::path::Path,
         num_classes: usize,
     ) -> Result<String> {
+        if model.ends_with(segment::VOC_SUFFIX) {
+            let (_, report) = segment::load_official_segmentation::<burn::backend::Flex>(
+                model,
+                checkpoint,
+                num_classes,
+                &Default::default(),
+            )?;
+            return Ok(report.summary());
+        }
         let (_, report) = load_official::<burn::backend::Flex>(
             model,
             checkpoint,
@@ -331,8 +374,9 @@ impl Experiment for Elastic {
         Ok(report.summary())
     }
 
-    /// The paper's ResNeXt-family models with their exact parameter counts and the official
-    /// counter's GFLOPs (computed here, not copied).
+    /// The paper's models with their exact parameter counts and the official counter's GFLOPs
+    /// (computed here, not copied); then the segmentation variants of the released VOC models
+    /// (21 classes; `resnext50_elastic_voc`'s 38,738,005 is the spec's, tested).
     fn models(&self) -> Vec<ModelCount> {
         crate::ELASTIC_MODELS
             .iter()
@@ -345,6 +389,40 @@ impl Experiment for Elastic {
                     gflops: Some(arch.gflops(224)),
                 }
             })
+            .chain(
+                ["resnext50", "resnext50_elastic", "resnext101", "resnext101_elastic"]
+                    .into_iter()
+                    .filter_map(|base| match find_model(base).map(|m| (m.arch)()) {
+                        Some(Arch::ResNeXt(classifier)) => {
+                            let net = crate::models::segmentation(classifier, 21)
+                                .init::<burn::backend::Flex>(&Default::default());
+                            Some(ModelCount {
+                                name: format!("{base}{}", segment::VOC_SUFFIX),
+                                group: "ELASTIC VOC".into(),
+                                parameters: core_nets::count_parameters(&net),
+                                gflops: None,
+                            })
+                        }
+                        _ => None,
+                    }),
+            )
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_preset_parses_and_validates() {
+        for preset in CARD.presets {
+            if core_train::study::is_study(&CARD, preset.name) {
+                continue;
+            }
+            let config = ELASTIC.config(preset.name, &[]).unwrap();
+            ELASTIC.validate(&config).unwrap();
+        }
+        assert_eq!(core_train::study::check_variants(&ELASTIC).unwrap(), 2);
     }
 }

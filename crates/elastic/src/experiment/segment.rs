@@ -833,17 +833,18 @@ fn write_outputs(
         .with_context(|| format!("writing {}", run.file("report.md").display()))
 }
 
-/// `vireo infer elastic` with a segmentation run: each image padded (or shrunk and padded) to the
-/// run's evaluation size, its classes by pixel share, and `<stem>-segmentation.png` in `out`.
+/// `vireo infer elastic` with a segmentation model: each image padded (or shrunk and padded) to
+/// `size`², its classes by pixel share, and `<stem>-segmentation.png` in `out`.
 pub fn predict_segmentation<B: Backend>(
     model: &SegmentationNet<B>,
-    config: &ElasticExperiment,
+    size: usize,
+    normalization: datasets::Normalization,
     classes: &[String],
     images: &[std::path::PathBuf],
     options: &core_train::InferOptions,
     device: &B::Device,
 ) -> Result<Vec<core_train::Prediction>> {
-    let size = config.data.image_size();
+    let batcher = SemanticBatcher { normalization };
     std::fs::create_dir_all(&options.out)
         .with_context(|| format!("creating {}", options.out.display()))?;
     images
@@ -857,7 +858,7 @@ pub fn predict_segmentation<B: Backend>(
             };
             let item = Geometry::Eval { size: [size, size] }.apply(labelled, 0);
             let batch: SemanticBatch<B> = burn::data::dataloader::batcher::Batcher::batch(
-                &batcher_of(config),
+                &batcher,
                 vec![item.clone()],
                 device,
             );
@@ -985,4 +986,34 @@ mod tests {
             sum / 6.0
         );
     }
+}
+
+/// The suffix that names a released VOC model in `--model` (`resnext50_elastic_voc`).
+pub const VOC_SUFFIX: &str = "_voc";
+
+/// A released VOC checkpoint (`deeplab_{a}_pascal_v3_original_epoch50.pth`, `elastic.md` §5) in
+/// the segmentation variant of the ELASTIC model `name` + [`VOC_SUFFIX`], `num_classes` outputs.
+pub fn load_official_segmentation<B: Backend>(
+    name: &str,
+    file: &Path,
+    num_classes: usize,
+    device: &B::Device,
+) -> Result<(SegmentationNet<B>, core_nets::ImportReport)> {
+    let base = name.strip_suffix(VOC_SUFFIX).unwrap_or(name);
+    let Some(crate::models::Arch::ResNeXt(classifier)) =
+        crate::models::find_model(base).map(|m| (m.arch)())
+    else {
+        bail!(
+            "--model {name}: expected a ResNeXt-family ELASTIC model with {VOC_SUFFIX} (resnext50_voc, resnext50_elastic_voc, resnext101_voc, resnext101_elastic_voc)"
+        );
+    };
+    let config = crate::models::segmentation(classifier, num_classes);
+    let (net, report) = core_nets::load_pytorch_checkpoint_with(
+        config.init::<B>(device),
+        file,
+        name,
+        core_nets::DEEPLAB_KEY_REMAPPING,
+    )
+    .with_context(|| format!("loading {} into {name}", file.display()))?;
+    Ok((SegmentationNet { net }, report))
 }
