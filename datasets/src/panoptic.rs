@@ -6,6 +6,11 @@
 //! Departure: resizing maps pixel centres (the `image` crate's filters), where DeepLab2 resizes
 //! with aligned corners; image and label stay aligned with each other either way.
 
+use std::sync::{
+    Arc,
+    atomic::{AtomicUsize, Ordering},
+};
+
 use image::{RgbImage, imageops::FilterType};
 use rand::{Rng, RngExt};
 use serde::{Deserialize, Serialize};
@@ -97,6 +102,42 @@ impl PanopticAugmentation {
             flip(&cropped)
         } else {
             cropped
+        }
+    }
+}
+
+/// How a labelled image is laid out for the network: the random training geometry (a function of
+/// seed, epoch and index, so a resumed run sees the same crops), or the evaluation fit to one size.
+#[derive(Clone, Debug)]
+pub enum Geometry {
+    Train {
+        augmentation: PanopticAugmentation,
+        seed: u64,
+        /// The epoch the loader is in (shared with it).
+        epoch: Arc<AtomicUsize>,
+    },
+    Eval {
+        size: [usize; 2],
+    },
+}
+
+impl Geometry {
+    /// `item` (index `index` of its split) laid out; `void` labels the pixels padding adds.
+    pub fn apply(&self, item: &LabelledImage, void: u32, index: usize) -> LabelledImage {
+        match self {
+            Geometry::Train {
+                augmentation,
+                seed,
+                epoch,
+            } => {
+                let mut rng = crate::augmentation_rng(
+                    *seed,
+                    epoch.load(Ordering::SeqCst) as u64,
+                    index as u64,
+                );
+                augmentation.apply(item, void, &mut rng)
+            }
+            Geometry::Eval { size } => fit_and_pad(item, *size, void),
         }
     }
 }

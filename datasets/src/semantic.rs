@@ -1,13 +1,10 @@
 //! Semantic segmentation data (`elastic.md` §4.3, `ws.md` §4.2, §7): images with one class index
 //! per pixel and the void label 255 (excluded from loss and mIoU) — PASCAL VOC 2012 lists
 //! (DeepLabv3.pytorch's `train_aug`/`val`) or the semantic maps of ShapeWorld's panoptic scenes
-//! (embedded) — DeepLabv3's training geometry (flip, log-uniform scale, pad, random crop; through
-//! [`crate::panoptic`]'s joint image + label geometry), the evaluation padding, and the batcher.
+//! (embedded) — laid out by [`crate::panoptic::Geometry`] (DeepLabv3's training geometry: flip,
+//! log-uniform scale, pad, random crop; the evaluation padding) — and the batcher.
 
-use std::sync::{
-    Arc,
-    atomic::{AtomicUsize, Ordering},
-};
+use std::sync::Arc;
 
 use burn::{
     data::{dataloader::batcher::Batcher, dataset::Dataset},
@@ -18,7 +15,7 @@ use crate::{
     Normalization, ShapeWorld, Split,
     classification::images_tensor,
     formats::{FormatError, voc::VocSegmentation},
-    panoptic::{LabelledImage, PanopticAugmentation, fit_and_pad},
+    panoptic::{Geometry, LabelledImage},
 };
 
 /// The label of pixels that count nowhere (object boundaries, padding).
@@ -62,49 +59,18 @@ impl<B: Backend> Batcher<B, SemanticItem, SemanticBatch<B>> for SemanticBatcher 
     }
 }
 
-/// How an item is laid out: DeepLabv3's random training geometry (a function of seed, epoch and
-/// index, so a resumed run sees the same crops), or padded (bottom/right, void) to one evaluation
-/// size after shrinking to fit it.
-#[derive(Clone, Debug)]
-pub enum Geometry {
-    Train {
-        augmentation: PanopticAugmentation,
-        seed: u64,
-        epoch: Arc<AtomicUsize>,
-    },
-    Eval {
-        size: [usize; 2],
-    },
-}
-
-impl Geometry {
-    /// `item` laid out for index `index` of its split.
-    pub fn apply(&self, item: LabelledImage, index: usize) -> SemanticItem {
-        let void = VOID as u32;
-        let out = match self {
-            Geometry::Train {
-                augmentation,
-                seed,
-                epoch,
-            } => {
-                let mut rng = crate::augmentation_rng(
-                    *seed,
-                    epoch.load(Ordering::SeqCst) as u64,
-                    index as u64,
-                );
-                augmentation.apply(&item, void, &mut rng)
-            }
-            Geometry::Eval { size } => fit_and_pad(&item, *size, void),
-        };
-        let (w, h) = out.image.dimensions();
+impl SemanticItem {
+    /// A laid-out image and its labels (anything above 255 becomes void).
+    pub fn from_labelled(item: LabelledImage) -> Self {
+        let (w, h) = item.image.dimensions();
         SemanticItem {
-            pixels: out
+            pixels: item
                 .image
                 .as_raw()
                 .iter()
                 .map(|&v| v as f32 / 255.0)
                 .collect(),
-            labels: out.panoptic.iter().map(|&l| l.min(255) as u8).collect(),
+            labels: item.panoptic.iter().map(|&l| l.min(255) as u8).collect(),
             size: [h as usize, w as usize],
         }
     }
@@ -123,7 +89,11 @@ impl VocSemantic {
             image: item.image,
             panoptic: item.label.iter().map(|&l| l as u32).collect(),
         };
-        Ok(self.geometry.apply(labelled, index))
+        Ok(SemanticItem::from_labelled(self.geometry.apply(
+            &labelled,
+            VOID as u32,
+            index,
+        )))
     }
 }
 
@@ -205,13 +175,16 @@ mod tests {
             image: image::RgbImage::from_pixel(6, 4, image::Rgb([10, 20, 30])),
             panoptic: vec![3; 24],
         };
-        let eval = Geometry::Eval { size: [5, 8] }.apply(item.clone(), 0);
+        let layout = |geometry: &Geometry, index| {
+            SemanticItem::from_labelled(geometry.apply(&item, VOID as u32, index))
+        };
+        let eval = layout(&Geometry::Eval { size: [5, 8] }, 0);
         assert_eq!(eval.size, [5, 8]);
         assert_eq!(eval.labels[0], 3);
         assert_eq!(eval.labels[7], VOID);
         assert_eq!(eval.labels[4 * 8], VOID);
         let train = Geometry::Train {
-            augmentation: PanopticAugmentation {
+            augmentation: crate::panoptic::PanopticAugmentation {
                 crop: [7, 7],
                 scale: [0.5, 2.0],
                 scale_step: 0.1,
@@ -219,15 +192,11 @@ mod tests {
                 log_uniform: true,
             },
             seed: 1,
-            epoch: Arc::new(AtomicUsize::new(0)),
+            epoch: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
         };
-        let a = train.apply(item.clone(), 2);
+        let a = layout(&train, 2);
         assert_eq!(a.size, [7, 7]);
         assert!(a.labels.iter().all(|&l| l == 3 || l == VOID));
-        assert_eq!(
-            a,
-            train.apply(item, 2),
-            "a function of (seed, epoch, index)"
-        );
+        assert_eq!(a, layout(&train, 2), "a function of (seed, epoch, index)");
     }
 }

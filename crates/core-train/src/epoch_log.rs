@@ -94,14 +94,7 @@ impl EpochMetrics for EpochRow {
         }
     }
 
-    fn timing(&mut self, epoch: usize, train_images_per_s: f64, epoch_seconds: f64) {
-        (self.epoch, self.train_images_per_s, self.epoch_seconds) =
-            (epoch, train_images_per_s, epoch_seconds);
-    }
-
-    fn epoch(&self) -> usize {
-        self.epoch
-    }
+    crate::epoch_timing!();
 
     fn summary(&self) -> String {
         format!(
@@ -115,10 +108,6 @@ impl EpochMetrics for EpochRow {
             self.train_images_per_s,
             self.epoch_seconds,
         )
-    }
-
-    fn epoch_seconds(&self) -> f64 {
-        self.epoch_seconds
     }
 
     fn reference_loss(&self) -> Option<f64> {
@@ -161,6 +150,26 @@ pub trait EpochMetrics: MetricsRow + Clone + Default + Send + 'static {
     fn epoch_seconds(&self) -> f64;
     /// The training loss the divergence guard compares later epochs with.
     fn reference_loss(&self) -> Option<f64>;
+}
+
+/// The [`EpochMetrics`] methods of a row whose fields `epoch`, `train_images_per_s` and
+/// `epoch_seconds` hold them (write `core_train::epoch_timing!();` in its `impl EpochMetrics`).
+#[macro_export]
+macro_rules! epoch_timing {
+    () => {
+        fn timing(&mut self, epoch: usize, train_images_per_s: f64, epoch_seconds: f64) {
+            (self.epoch, self.train_images_per_s, self.epoch_seconds) =
+                (epoch, train_images_per_s, epoch_seconds);
+        }
+
+        fn epoch(&self) -> usize {
+            self.epoch
+        }
+
+        fn epoch_seconds(&self) -> f64 {
+            self.epoch_seconds
+        }
+    };
 }
 
 /// The rows so far, shared between the logger (on burn-train's metric thread) and the caller.

@@ -2,10 +2,7 @@
 //! (image + canonical panoptic map), their label space, and the batcher that builds the targets of
 //! §4.2 on the loader's threads.
 
-use std::sync::{
-    Arc,
-    atomic::{AtomicUsize, Ordering},
-};
+use std::sync::{Arc, atomic::AtomicUsize};
 
 use anyhow::Result;
 use burn::{
@@ -15,7 +12,7 @@ use burn::{
 use datasets::{
     EpochLoader, ShapeWorld, Split,
     formats::coco::CocoPanoptic,
-    panoptic::{LabelledImage, PanopticAugmentation, fit_and_pad},
+    panoptic::{Geometry, LabelledImage},
 };
 
 use crate::{
@@ -178,18 +175,6 @@ impl Dataset<PanopticItem> for ShapeWorldPanoptic {
     }
 }
 
-/// Where a file item's pixels come from: DeepLab2's training geometry or the evaluation fit.
-enum Geometry {
-    Train {
-        augmentation: PanopticAugmentation,
-        seed: u64,
-        epoch: Arc<AtomicUsize>,
-    },
-    Eval {
-        size: [usize; 2],
-    },
-}
-
 struct PanopticFiles {
     reader: Arc<CocoPanoptic>,
     geometry: Geometry,
@@ -216,21 +201,7 @@ impl PanopticFiles {
             image,
             panoptic: label.panoptic.iter().map(|&id| id as u32).collect(),
         };
-        let out = match &self.geometry {
-            Geometry::Train {
-                augmentation,
-                seed,
-                epoch,
-            } => {
-                let mut rng = datasets::augmentation_rng(
-                    *seed,
-                    epoch.load(Ordering::SeqCst) as u64,
-                    index as u64,
-                );
-                augmentation.apply(&item, self.void_id, &mut rng)
-            }
-            Geometry::Eval { size } => fit_and_pad(&item, *size, self.void_id),
-        };
+        let out = self.geometry.apply(&item, self.void_id, index);
         let (w, h) = out.image.dimensions();
         Ok(PanopticItem {
             pixels: out

@@ -204,7 +204,7 @@ pub fn draw_scale_policy_of<B: Backend>(
     )
 }
 
-/// `curves.png` and `report.md`.
+/// `curves.png` and `report.md` of a multi-label run.
 #[allow(clippy::too_many_arguments)]
 pub fn write_outputs(
     run: &RunDir,
@@ -217,47 +217,9 @@ pub fn write_outputs(
     skipped: &[String],
     error: Option<&str>,
 ) -> Result<()> {
-    let title = format!("{} — {} ({})", meta.paper, config.description, meta.preset);
-    if !rows.is_empty() {
-        let series = |pick: fn(&ElasticRow) -> f64| -> Vec<(f64, f64)> {
-            rows.iter().map(|r| (r.epoch as f64, pick(r))).collect()
-        };
-        draw_panels(
-            &[
-                Panel {
-                    name: "binary cross-entropy".into(),
-                    series: vec![
-                        ("train".into(), series(|r| r.train_loss)),
-                        ("valid".into(), series(|r| r.valid_loss)),
-                    ],
-                },
-                Panel {
-                    name: "overall F1 (%, batch mean)".into(),
-                    series: vec![
-                        ("train".into(), series(|r| r.train_f1)),
-                        ("valid".into(), series(|r| r.valid_f1)),
-                    ],
-                },
-            ],
-            &title,
-            &run.file("curves.png"),
-        )?;
-    }
-    let mut md = String::new();
-    let total: f64 = rows.iter().map(|r| r.epoch_seconds).sum();
-    core_train::report::write_header(
-        &mut md,
-        &title,
-        meta,
-        total,
-        rows.len(),
-        &config.model_summary(parameters),
-    );
-    if let Some(error) = error {
-        let _ = writeln!(md, "**Stopped early:** {error}\n");
-    }
-    if let Some(e) = evaluation {
+    let result = evaluation.map(|e| {
         let s = &e.scores;
+        let mut md = String::new();
         let _ = writeln!(
             md,
             "## Result ({} validation images, {} labels; prediction = logit > 0)\n",
@@ -290,6 +252,106 @@ pub fn write_outputs(
             md,
             "\nPer size: recall of the (image, label) targets an object of that size makes; mAP with a label's positives the images showing it at that size and its negatives the images without it.\n"
         );
+        md
+    });
+    let rows: Vec<ReportRow> = rows
+        .iter()
+        .map(|r| ReportRow {
+            epoch: r.epoch,
+            lr: r.lr,
+            train_loss: r.train_loss,
+            train_score: r.train_f1,
+            valid_loss: r.valid_loss,
+            valid_score: r.valid_f1,
+            images_per_s: r.train_images_per_s,
+            seconds: r.epoch_seconds,
+        })
+        .collect();
+    let task = TaskReport {
+        loss: "binary cross-entropy",
+        score: "F1",
+        score_curve: "overall F1 (%, batch mean)",
+        result,
+    };
+    write_report(run, meta, config, parameters, &rows, &task, skipped, error)
+}
+
+/// One epoch as an ELASTIC report shows it, whatever the task.
+pub struct ReportRow {
+    pub epoch: usize,
+    pub lr: f64,
+    pub train_loss: f64,
+    pub train_score: f64,
+    pub valid_loss: f64,
+    pub valid_score: f64,
+    pub images_per_s: f64,
+    pub seconds: f64,
+}
+
+/// How a task names its loss and its score, and its result section (Markdown) once evaluated.
+pub struct TaskReport {
+    pub loss: &'static str,
+    /// The score's column name in the epoch table.
+    pub score: &'static str,
+    /// The score's curve title.
+    pub score_curve: &'static str,
+    pub result: Option<String>,
+}
+
+/// `curves.png` and `report.md`: the header, the task's result, the pictures the run left, the
+/// epochs and the configuration.
+#[allow(clippy::too_many_arguments)]
+pub fn write_report(
+    run: &RunDir,
+    meta: &RunMeta,
+    config: &ElasticExperiment,
+    parameters: usize,
+    rows: &[ReportRow],
+    task: &TaskReport,
+    skipped: &[String],
+    error: Option<&str>,
+) -> Result<()> {
+    let title = format!("{} — {} ({})", meta.paper, config.description, meta.preset);
+    if !rows.is_empty() {
+        let series = |pick: fn(&ReportRow) -> f64| -> Vec<(f64, f64)> {
+            rows.iter().map(|r| (r.epoch as f64, pick(r))).collect()
+        };
+        draw_panels(
+            &[
+                Panel {
+                    name: task.loss.into(),
+                    series: vec![
+                        ("train".into(), series(|r| r.train_loss)),
+                        ("valid".into(), series(|r| r.valid_loss)),
+                    ],
+                },
+                Panel {
+                    name: task.score_curve.into(),
+                    series: vec![
+                        ("train".into(), series(|r| r.train_score)),
+                        ("valid".into(), series(|r| r.valid_score)),
+                    ],
+                },
+            ],
+            &title,
+            &run.file("curves.png"),
+        )?;
+    }
+    let mut md = String::new();
+    let total: f64 = rows.iter().map(|r| r.seconds).sum();
+    core_train::report::write_header(
+        &mut md,
+        &title,
+        meta,
+        total,
+        rows.len(),
+        &config.model_summary(parameters),
+    );
+    if let Some(error) = error {
+        let _ = writeln!(md, "**Stopped early:** {error}\n");
+    }
+    if let Some(result) = &task.result {
+        md.push_str(result);
     }
     if !skipped.is_empty() {
         let _ = writeln!(
@@ -305,7 +367,13 @@ pub fn write_outputs(
             if skipped.len() > 3 { "; …" } else { "" }
         );
     }
-    let _ = writeln!(md, "![loss and F1 per epoch](curves.png)\n");
+    let _ = writeln!(md, "![loss and {} per epoch](curves.png)\n", task.score);
+    if run.file("predictions.png").is_file() {
+        let _ = writeln!(
+            md,
+            "![validation images: truth and prediction](predictions.png)\n"
+        );
+    }
     if run.file("scale-policy.png").is_file() {
         let _ = writeln!(
             md,
@@ -315,7 +383,8 @@ pub fn write_outputs(
     let _ = writeln!(md, "## Epochs\n");
     let _ = writeln!(
         md,
-        "| epoch | mean lr | train loss | train F1 | valid loss | valid F1 | img/s | s |\n|---|---|---|---|---|---|---|---|"
+        "| epoch | mean lr | train loss | train {0} | valid loss | valid {0} | img/s | s |\n|---|---|---|---|---|---|---|---|",
+        task.score
     );
     for r in rows {
         let _ = writeln!(
@@ -324,11 +393,11 @@ pub fn write_outputs(
             r.epoch,
             r.lr,
             r.train_loss,
-            r.train_f1,
+            r.train_score,
             r.valid_loss,
-            r.valid_f1,
-            r.train_images_per_s,
-            r.epoch_seconds
+            r.valid_score,
+            r.images_per_s,
+            r.seconds
         );
     }
     let toml = toml::to_string_pretty(config).context("serialising the config as TOML")?;

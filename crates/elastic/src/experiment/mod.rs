@@ -390,21 +390,26 @@ impl Experiment for Elastic {
                 }
             })
             .chain(
-                ["resnext50", "resnext50_elastic", "resnext101", "resnext101_elastic"]
-                    .into_iter()
-                    .filter_map(|base| match find_model(base).map(|m| (m.arch)()) {
-                        Some(Arch::ResNeXt(classifier)) => {
-                            let net = crate::models::segmentation(classifier, 21)
-                                .init::<burn::backend::Flex>(&Default::default());
-                            Some(ModelCount {
-                                name: format!("{base}{}", segment::VOC_SUFFIX),
-                                group: "ELASTIC VOC".into(),
-                                parameters: core_nets::count_parameters(&net),
-                                gflops: None,
-                            })
-                        }
-                        _ => None,
-                    }),
+                [
+                    "resnext50",
+                    "resnext50_elastic",
+                    "resnext101",
+                    "resnext101_elastic",
+                ]
+                .into_iter()
+                .filter_map(|base| match find_model(base).map(|m| (m.arch)()) {
+                    Some(Arch::ResNeXt(classifier)) => {
+                        let net = crate::models::segmentation(classifier, 21)
+                            .init::<burn::backend::Flex>(&Default::default());
+                        Some(ModelCount {
+                            name: format!("{base}{}", segment::VOC_SUFFIX),
+                            group: "ELASTIC VOC".into(),
+                            parameters: core_nets::count_parameters(&net),
+                            gflops: None,
+                        })
+                    }
+                    _ => None,
+                }),
             )
             .collect()
     }

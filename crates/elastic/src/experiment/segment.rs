@@ -36,20 +36,23 @@ use core_train::{
     RunDir, RunMeta, Session,
     checkpoint::write_atomically,
     metrics_csv::{MetricsRow, read_rows},
-    plot::{Panel, draw_panels, draw_tile_grid},
+    plot::draw_tile_grid,
 };
 use datasets::{
     EpochLoader, Split,
     formats::voc::VocSegmentation,
-    panoptic::{LabelledImage, PanopticAugmentation},
+    panoptic::{Geometry, LabelledImage, PanopticAugmentation},
     semantic::{
-        Geometry, SemanticBatch, SemanticBatcher, SemanticItem, ShapeWorldSemantic, VOID,
-        VocSemantic,
+        SemanticBatch, SemanticBatcher, SemanticItem, ShapeWorldSemantic, VOID, VocSemantic,
     },
     shapeworld::{rgb_picture, semantic_picture},
 };
 
-use super::{config::ElasticData, config::ElasticExperiment, evaluate::draw_scale_policy_of};
+use super::{
+    config::ElasticData,
+    config::ElasticExperiment,
+    evaluate::{ReportRow, TaskReport, draw_scale_policy_of, write_report},
+};
 use crate::metrics::IouCounts;
 
 /// The DeepLabv3 network, trained with pixel cross-entropy.
@@ -267,14 +270,7 @@ impl EpochMetrics for SegmentationRow {
         }
     }
 
-    fn timing(&mut self, epoch: usize, train_images_per_s: f64, epoch_seconds: f64) {
-        (self.epoch, self.train_images_per_s, self.epoch_seconds) =
-            (epoch, train_images_per_s, epoch_seconds);
-    }
-
-    fn epoch(&self) -> usize {
-        self.epoch
-    }
+    core_train::epoch_timing!();
 
     fn summary(&self) -> String {
         format!(
@@ -287,10 +283,6 @@ impl EpochMetrics for SegmentationRow {
             self.train_images_per_s,
             self.epoch_seconds,
         )
-    }
-
-    fn epoch_seconds(&self) -> f64 {
-        self.epoch_seconds
     }
 
     fn reference_loss(&self) -> Option<f64> {
@@ -729,7 +721,7 @@ fn draw_predictions<B: Backend>(
     draw_tile_grid(&refs, 3, "classes: truth and prediction", path)
 }
 
-/// `curves.png` and `report.md` of a segmentation run.
+/// `curves.png` and `report.md` of a segmentation run (per-class IoU as its result).
 #[allow(clippy::too_many_arguments)]
 fn write_outputs(
     run: &RunDir,
@@ -742,46 +734,8 @@ fn write_outputs(
     skipped: &[String],
     error: Option<&str>,
 ) -> Result<()> {
-    let title = format!("{} — {} ({})", meta.paper, config.description, meta.preset);
-    if !rows.is_empty() {
-        let series = |pick: fn(&SegmentationRow) -> f64| -> Vec<(f64, f64)> {
-            rows.iter().map(|r| (r.epoch as f64, pick(r))).collect()
-        };
-        draw_panels(
-            &[
-                Panel {
-                    name: "pixel cross-entropy".into(),
-                    series: vec![
-                        ("train".into(), series(|r| r.train_loss)),
-                        ("valid".into(), series(|r| r.valid_loss)),
-                    ],
-                },
-                Panel {
-                    name: "mIoU (%, over the epoch's pixels)".into(),
-                    series: vec![
-                        ("train".into(), series(|r| r.train_miou)),
-                        ("valid".into(), series(|r| r.valid_miou)),
-                    ],
-                },
-            ],
-            &title,
-            &run.file("curves.png"),
-        )?;
-    }
-    let mut md = String::new();
-    let total: f64 = rows.iter().map(|r| r.epoch_seconds).sum();
-    core_train::report::write_header(
-        &mut md,
-        &title,
-        meta,
-        total,
-        rows.len(),
-        &config.model_summary(parameters),
-    );
-    if let Some(error) = error {
-        let _ = writeln!(md, "**Stopped early:** {error}\n");
-    }
-    if let Some(e) = evaluation {
+    let result = evaluation.map(|e| {
+        let mut md = String::new();
         let _ = writeln!(
             md,
             "## Validation mIoU of the final model: {:.2} % ({} images, {} classes)\n",
@@ -791,46 +745,34 @@ fn write_outputs(
         );
         let _ = writeln!(
             md,
-            "| class | IoU (%) | true pixels ∪ predicted |\n|---|---|---|"
+            "| class | IoU (%) | pixels in truth ∪ prediction |\n|---|---|---|"
         );
         for ((name, iou), union) in classes.iter().zip(e.counts.iou()).zip(&e.counts.union) {
             let _ = writeln!(md, "| {name} | {iou:.2} | {union} |");
         }
-        let _ = writeln!(
-            md,
-            "\n![predictions](predictions.png)\n\n![scale policy](scale-policy.png)\n"
-        );
-    }
-    if !skipped.is_empty() {
-        let _ = writeln!(
-            md,
-            "data.skip_corrupt: {} unreadable image loads left out.\n",
-            skipped.len()
-        );
-    }
-    let _ = writeln!(md, "## Epochs\n");
-    let _ = writeln!(
-        md,
-        "| epoch | lr | train loss | train mIoU | valid loss | valid mIoU | img/s | s |\n|---|---|---|---|---|---|---|---|"
-    );
-    for r in rows {
-        let _ = writeln!(
-            md,
-            "| {} | {:.2e} | {:.4} | {:.2} | {:.4} | {:.2} | {:.0} | {:.0} |",
-            r.epoch,
-            r.lr,
-            r.train_loss,
-            r.train_miou,
-            r.valid_loss,
-            r.valid_miou,
-            r.train_images_per_s,
-            r.epoch_seconds
-        );
-    }
-    let toml = toml::to_string_pretty(config).context("serialising the config as TOML")?;
-    let _ = writeln!(md, "\n## Configuration\n\n```toml\n{toml}```");
-    write_atomically(&run.file("report.md"), md.as_bytes())
-        .with_context(|| format!("writing {}", run.file("report.md").display()))
+        md.push('\n');
+        md
+    });
+    let rows: Vec<ReportRow> = rows
+        .iter()
+        .map(|r| ReportRow {
+            epoch: r.epoch,
+            lr: r.lr,
+            train_loss: r.train_loss,
+            train_score: r.train_miou,
+            valid_loss: r.valid_loss,
+            valid_score: r.valid_miou,
+            images_per_s: r.train_images_per_s,
+            seconds: r.epoch_seconds,
+        })
+        .collect();
+    let task = TaskReport {
+        loss: "pixel cross-entropy",
+        score: "mIoU",
+        score_curve: "mIoU (%, over the epoch's pixels)",
+        result,
+    };
+    write_report(run, meta, config, parameters, &rows, &task, skipped, error)
 }
 
 /// `vireo infer elastic` with a segmentation model: each image padded (or shrunk and padded) to
@@ -856,7 +798,11 @@ pub fn predict_segmentation<B: Backend>(
                 panoptic: vec![0; (w0 * h0) as usize],
                 image,
             };
-            let item = Geometry::Eval { size: [size, size] }.apply(labelled, 0);
+            let item = SemanticItem::from_labelled(Geometry::Eval { size: [size, size] }.apply(
+                &labelled,
+                VOID as u32,
+                0,
+            ));
             let batch: SemanticBatch<B> = burn::data::dataloader::batcher::Batcher::batch(
                 &batcher,
                 vec![item.clone()],
@@ -905,6 +851,36 @@ pub fn predict_segmentation<B: Backend>(
             })
         })
         .collect()
+}
+
+/// The suffix that names a released VOC model in `--model` (`resnext50_elastic_voc`).
+pub const VOC_SUFFIX: &str = "_voc";
+
+/// A released VOC checkpoint (`deeplab_{a}_pascal_v3_original_epoch50.pth`, `elastic.md` §5) in
+/// the segmentation variant of the ELASTIC model `name` + [`VOC_SUFFIX`], `num_classes` outputs.
+pub fn load_official_segmentation<B: Backend>(
+    name: &str,
+    file: &Path,
+    num_classes: usize,
+    device: &B::Device,
+) -> Result<(SegmentationNet<B>, core_nets::ImportReport)> {
+    let base = name.strip_suffix(VOC_SUFFIX).unwrap_or(name);
+    let Some(crate::models::Arch::ResNeXt(classifier)) =
+        crate::models::find_model(base).map(|m| (m.arch)())
+    else {
+        bail!(
+            "--model {name}: expected a ResNeXt-family ELASTIC model with {VOC_SUFFIX} (resnext50_voc, resnext50_elastic_voc, resnext101_voc, resnext101_elastic_voc)"
+        );
+    };
+    let config = crate::models::segmentation(classifier, num_classes);
+    let (net, report) = core_nets::load_pytorch_checkpoint_with(
+        config.init::<B>(device),
+        file,
+        name,
+        core_nets::DEEPLAB_KEY_REMAPPING,
+    )
+    .with_context(|| format!("loading {} into {name}", file.display()))?;
+    Ok((SegmentationNet { net }, report))
 }
 
 #[cfg(test)]
@@ -986,34 +962,4 @@ mod tests {
             sum / 6.0
         );
     }
-}
-
-/// The suffix that names a released VOC model in `--model` (`resnext50_elastic_voc`).
-pub const VOC_SUFFIX: &str = "_voc";
-
-/// A released VOC checkpoint (`deeplab_{a}_pascal_v3_original_epoch50.pth`, `elastic.md` §5) in
-/// the segmentation variant of the ELASTIC model `name` + [`VOC_SUFFIX`], `num_classes` outputs.
-pub fn load_official_segmentation<B: Backend>(
-    name: &str,
-    file: &Path,
-    num_classes: usize,
-    device: &B::Device,
-) -> Result<(SegmentationNet<B>, core_nets::ImportReport)> {
-    let base = name.strip_suffix(VOC_SUFFIX).unwrap_or(name);
-    let Some(crate::models::Arch::ResNeXt(classifier)) =
-        crate::models::find_model(base).map(|m| (m.arch)())
-    else {
-        bail!(
-            "--model {name}: expected a ResNeXt-family ELASTIC model with {VOC_SUFFIX} (resnext50_voc, resnext50_elastic_voc, resnext101_voc, resnext101_elastic_voc)"
-        );
-    };
-    let config = crate::models::segmentation(classifier, num_classes);
-    let (net, report) = core_nets::load_pytorch_checkpoint_with(
-        config.init::<B>(device),
-        file,
-        name,
-        core_nets::DEEPLAB_KEY_REMAPPING,
-    )
-    .with_context(|| format!("loading {} into {name}", file.display()))?;
-    Ok((SegmentationNet { net }, report))
 }

@@ -126,14 +126,7 @@ impl EpochMetrics for ElasticRow {
         }
     }
 
-    fn timing(&mut self, epoch: usize, train_images_per_s: f64, epoch_seconds: f64) {
-        (self.epoch, self.train_images_per_s, self.epoch_seconds) =
-            (epoch, train_images_per_s, epoch_seconds);
-    }
-
-    fn epoch(&self) -> usize {
-        self.epoch
-    }
+    core_train::epoch_timing!();
 
     fn summary(&self) -> String {
         format!(
@@ -146,10 +139,6 @@ impl EpochMetrics for ElasticRow {
             self.train_images_per_s,
             self.epoch_seconds
         )
-    }
-
-    fn epoch_seconds(&self) -> f64 {
-        self.epoch_seconds
     }
 
     fn reference_loss(&self) -> Option<f64> {
