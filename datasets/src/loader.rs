@@ -386,6 +386,18 @@ impl<B: Backend, I, O> EpochLoader<B, I, O> {
     }
 }
 
+/// A burn-train interrupter that the first load failure of any of `statuses` stops, with
+/// "loading data: <error>": a file that cannot be loaded stops the run before its epoch is
+/// checkpointed.
+pub fn stop_on_load_failure(statuses: &[LoaderStatus]) -> burn::train::Interrupter {
+    let stop = burn::train::Interrupter::new();
+    for status in statuses {
+        let stop = stop.clone();
+        status.on_failure(move |message| stop.stop(Some(&format!("loading data: {message}"))));
+    }
+    stop
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,7 +4,6 @@
 use std::sync::{Arc, atomic::AtomicUsize};
 
 use anyhow::{Context, Result, bail};
-use burn::train::Interrupter;
 use burn::{data::dataset::Dataset, module::Module, tensor::backend::AutodiffBackend};
 use core_nets::ResNet;
 use core_train::{
@@ -225,13 +224,8 @@ where
     )
     .workers(train.num_workers)
     .skip_failures(config.skip_corrupt());
-    // A file that cannot be loaded stops the run before its epoch is checkpointed.
-    let stop = Interrupter::new();
     let statuses = [train_loader.status(), valid_loader.status()];
-    for status in &statuses {
-        let stop = stop.clone();
-        status.on_failure(move |message| stop.stop(Some(&format!("loading data: {message}"))));
-    }
+    let stop = datasets::stop_on_load_failure(&statuses);
     let log = EpochLog::resumed(previous_rows);
     let stepped = train.per_device(devices);
     let outcome = core_train::fit_classifier(

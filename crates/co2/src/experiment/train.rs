@@ -9,7 +9,7 @@ use anyhow::{Context, Result, bail};
 use burn::{
     module::{AutodiffModule, Module},
     tensor::backend::AutodiffBackend,
-    train::{Interrupter, TrainingStrategy},
+    train::TrainingStrategy,
 };
 use core_train::{
     AtomicRecorder, EpochLog, EpochMeans, EpochMetrics, FitOptions, Outcome, Part, Session,
@@ -223,13 +223,8 @@ pub fn fit<B: AutodiffBackend>(
             println!("kNN top-1 of the untrained encoder: {untrained:.1} %");
         }
     }
-    // A file that cannot be loaded stops the run before its epoch is checkpointed.
-    let stop = Interrupter::new();
     let statuses = [train_loader.status(), valid_loader.status()];
-    for status in &statuses {
-        let stop = stop.clone();
-        status.on_failure(move |message| stop.stop(Some(&format!("loading data: {message}"))));
-    }
+    let stop = datasets::stop_on_load_failure(&statuses);
     let log = EpochLog::resumed(previous_rows);
     let strategy = MocoStrategy::<B> {
         seed: t.seed,

@@ -23,7 +23,7 @@ use burn::{
         backend::{AutodiffBackend, Backend},
     },
     train::{
-        InferenceStep, Interrupter, ItemLazy, TrainOutput, TrainStep,
+        InferenceStep, ItemLazy, TrainOutput, TrainStep,
         metric::{
             Adaptor, LossInput, LossMetric, Metric, MetricAttributes, MetricMetadata, MetricName,
             Numeric, NumericAttributes, NumericEntry, SerializedEntry,
@@ -528,12 +528,8 @@ pub fn fit_segmentation<B: AutodiffBackend>(
     )
     .workers(train.num_workers)
     .skip_failures(skip);
-    let stop = Interrupter::new();
     let statuses = [train_loader.status(), valid_loader.status()];
-    for status in &statuses {
-        let stop = stop.clone();
-        status.on_failure(move |message| stop.stop(Some(&format!("loading data: {message}"))));
-    }
+    let stop = datasets::stop_on_load_failure(&statuses);
     let log = EpochLog::resumed(previous_rows);
     let classes = sources.classes.len();
     let outcome = core_train::fit_supervised(

@@ -15,7 +15,7 @@ use burn::{
         backend::{AutodiffBackend, Backend},
     },
     train::{
-        InferenceStep, Interrupter, MultiLabelClassificationOutput, TrainOutput, TrainStep,
+        InferenceStep, MultiLabelClassificationOutput, TrainOutput, TrainStep,
         metric::{ClassReduction, FBetaScoreMetric, LossMetric},
     },
 };
@@ -281,13 +281,8 @@ pub fn fit<B: AutodiffBackend>(
     )
     .workers(train.num_workers)
     .skip_failures(skip);
-    // A file that cannot be loaded stops the run before its epoch is checkpointed.
-    let stop = Interrupter::new();
     let statuses = [train_loader.status(), valid_loader.status()];
-    for status in &statuses {
-        let stop = stop.clone();
-        status.on_failure(move |message| stop.stop(Some(&format!("loading data: {message}"))));
-    }
+    let stop = datasets::stop_on_load_failure(&statuses);
     let log = EpochLog::resumed(previous_rows);
     // Per-device BN emulation (§4.1): the recipe's values for the whole batch.
     let stepped = train.per_device(config.devices);
