@@ -70,13 +70,15 @@ pub fn images_tensor<'a, B: Backend>(
     let mut data = Vec::new();
     let Normalization { mean, std } = *normalization;
     for (pixels, item_size) in images {
-        let [h, w] = *size.get_or_insert(item_size);
+        let [h, w] = *size.get_or_insert_with(|| {
+            data.reserve(n * 3 * item_size[0] * item_size[1]);
+            item_size
+        });
         assert_eq!(
             item_size,
             [h, w],
             "every image of a batch must have the same size"
         );
-        data.reserve(n * 3 * h * w);
         for c in 0..3 {
             data.extend(
                 pixels[c..]

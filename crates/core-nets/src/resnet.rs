@@ -55,7 +55,7 @@ pub struct ResNetConfig {
     /// Zero the scale of the last norm of every residual branch (forced in the BCN code).
     pub zero_init_residual: bool,
     /// 32 (every stage after the first strided) or 16 (the last stage keeps its input
-    /// resolution, for dense prediction heads; no dilation).
+    /// resolution, for dense prediction heads; dilated only with `layer4_dilations`).
     pub output_stride: usize,
     /// Two-path blocks: the second path of every stride-1 block of stages 1–3 at half
     /// resolution (ELASTIC; stage 4 never is).
@@ -212,17 +212,35 @@ impl ResNetConfig {
         if let Some(classes) = self.num_classes {
             positive("model.num_classes", classes)?;
         }
-        if !self.layer4_dilations.is_empty()
-            && (self.layer4_dilations.len() != self.layers[3]
-                || self.output_stride != 16
-                || self.block == BlockKind::Basic
-                || self.layer4_dilations.contains(&0))
-        {
-            return Err(KindError::Range {
-                what: "model.layer4_dilations",
-                value: self.layer4_dilations.len() as f64,
-                expected: "one positive dilation per stage-4 bottleneck, with model.output_stride = 16",
-            });
+        if !self.layer4_dilations.is_empty() {
+            let range = |value: f64, expected| {
+                Err(KindError::Range {
+                    what: "model.layer4_dilations",
+                    value,
+                    expected,
+                })
+            };
+            if self.layer4_dilations.len() != self.layers[3] {
+                return range(
+                    self.layer4_dilations.len() as f64,
+                    "as many dilations as stage-4 blocks (model.layers[3])",
+                );
+            }
+            if self.output_stride != 16 {
+                return range(
+                    self.output_stride as f64,
+                    "model.output_stride = 16 (a dilated stage 4 is unstrided)",
+                );
+            }
+            if self.block == BlockKind::Basic {
+                return range(
+                    0.0,
+                    "bottleneck or two-path blocks (basic blocks are not dilated)",
+                );
+            }
+            if self.layer4_dilations.contains(&0) {
+                return range(0.0, "positive dilations");
+            }
         }
         self.norm.validate(self.stem_width)?;
         for (&planes, &blocks) in self.planes.iter().zip(&self.layers) {

@@ -101,7 +101,7 @@ pub trait Paper: Sync {
         &self,
         model: &str,
         checkpoint: &Path,
-        num_classes: usize,
+        num_classes: Option<usize>,
     ) -> Result<String>;
 }
 
@@ -241,7 +241,7 @@ impl<E: Experiment> Paper for E {
         &self,
         model: &str,
         checkpoint: &Path,
-        num_classes: usize,
+        num_classes: Option<usize>,
     ) -> Result<String> {
         self.import(model, checkpoint, num_classes)
     }

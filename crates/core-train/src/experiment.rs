@@ -247,8 +247,15 @@ pub trait Experiment: Sync + 'static {
     /// The paper's models with their exact parameter counts.
     fn models(&self) -> Vec<ModelCount>;
 
-    /// Loads an official checkpoint into the model preset `model` and says what matched.
-    fn import(&self, model: &str, _checkpoint: &Path, _num_classes: usize) -> Result<String> {
+    /// Loads an official checkpoint into the model preset `model` and says what matched;
+    /// `num_classes`: its classifier's classes (none: the paper's default, ImageNet's 1000 for a
+    /// classifier).
+    fn import(
+        &self,
+        model: &str,
+        _checkpoint: &Path,
+        _num_classes: Option<usize>,
+    ) -> Result<String> {
         bail!(
             "{} has no official checkpoint loader for '{model}'",
             self.card().name

@@ -172,24 +172,27 @@ fn a_released_layout_densenet_matches_pytorch() {
 }
 
 /// The segmentation variant in miniature (make_elastic_checkpoint.py `TinySeg`): elastic stages
-/// 1–3 of one block, the multi-grid stage 4, a 5-class ASPP head of 8 channels.
+/// 1–3 of one block, the multi-grid stage 4 with a projection, a 5-class ASPP head of 8 channels
+/// at rates 2, 3, 4 (the stage-4 map is 5×5 at 65²).
 fn tiny_segmentation() -> core_nets::DeepLabConfig {
     let classifier = ResNetConfig {
-        planes: [8, 8, 16, 16],
+        planes: [8, 8, 8, 16],
         stem_width: 8,
         groups: 4,
         ..elastic::models::two_path_resnext([1, 1, 1, 3], true, false)
     };
     let mut config = elastic::models::segmentation(classifier, 5);
     config.aspp.channels = 8;
+    config.aspp.rates = [2, 3, 4];
     config
 }
 
 #[test]
 fn a_released_layout_segmentation_model_matches_pytorch() {
     // The VOC layout (`{'epoch', 'state_dict', 'optimizer'}`, backbone keys at the top level,
-    // `aspp.*`): dilated 3×3s, the ASPP branches (rates 6/12/18 on a 3×3 map: mostly padding),
-    // image pooling and the corner-aligned upsampling to 35², in eval and training mode.
+    // `aspp.*`): dilated 3×3s and the stage-4 projection, the ASPP branches (their taps reach
+    // real pixels of the 5×5 map), image pooling and the corner-aligned upsampling to 65², in
+    // eval and training mode.
     let device = Default::default();
     let name = "seg_tiny";
     let remaps = core_nets::DEEPLAB_KEY_REMAPPING;

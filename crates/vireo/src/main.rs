@@ -86,9 +86,10 @@ struct ImportArgs {
     /// The PyTorch checkpoint (.pth / .pth.tar).
     #[arg(long)]
     checkpoint: PathBuf,
-    /// Number of classes of the checkpoint's classifier.
-    #[arg(long, default_value_t = 1000)]
-    num_classes: usize,
+    /// Number of classes of the checkpoint's classifier (default: the model's — 1000 for an
+    /// ImageNet classifier, 21 for a VOC segmentation model).
+    #[arg(long)]
+    num_classes: Option<usize>,
 }
 
 fn main() {

@@ -120,11 +120,11 @@ impl Experiment for Axial {
         backbones.chain(resnets).collect()
     }
 
-    fn import(&self, model: &str, checkpoint: &Path, num_classes: usize) -> Result<String> {
+    fn import(&self, model: &str, checkpoint: &Path, num_classes: Option<usize>) -> Result<String> {
         let (_, report) = infer::load_official::<burn::backend::Flex>(
             model,
             checkpoint,
-            num_classes,
+            num_classes.unwrap_or(1000),
             &Default::default(),
         )?;
         Ok(format!(

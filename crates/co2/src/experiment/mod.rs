@@ -174,7 +174,7 @@ impl Experiment for Co2 {
         &self,
         model: &str,
         checkpoint: &std::path::Path,
-        _num_classes: usize,
+        _num_classes: Option<usize>,
     ) -> Result<String> {
         let config = match model {
             "moco_v1_encoder" => MocoConfig::moco_v1(),

@@ -276,9 +276,11 @@ impl ElasticExperiment {
             }
             ElasticData::Classification { .. } => {
                 if let Some(classification) = self.classification() {
-                    classification
-                        .validate()
-                        .map_err(|e| anyhow::anyhow!("{e:#}"))?;
+                    // The classification experiment names its data keys `data.*`; here they
+                    // live under `data.images`.
+                    classification.validate().map_err(|e| {
+                        anyhow::anyhow!("{}", format!("{e:#}").replace("data.", "data.images."))
+                    })?;
                 }
             }
             ElasticData::ShapeworldSegmentation {

@@ -265,7 +265,8 @@ impl Experiment for Elastic {
                 num_classes,
                 image_size,
             } if name.ends_with(segment::VOC_SUFFIX) => {
-                // A released VOC model: 21 classes, images padded to the crop (513 in `segment.py`).
+                // A released VOC model: 21 classes unless told; each image shrunk to fit and padded
+                // to `--image-size`² (`segment.py` evaluates on 513², pass --image-size 513).
                 let classes = num_classes.unwrap_or(21);
                 let (model, _) =
                     segment::load_official_segmentation::<B>(&name, &file, classes, device)?;
@@ -354,13 +355,13 @@ impl Experiment for Elastic {
         &self,
         model: &str,
         checkpoint: &std::path::Path,
-        num_classes: usize,
+        num_classes: Option<usize>,
     ) -> Result<String> {
         if model.ends_with(segment::VOC_SUFFIX) {
             let (_, report) = segment::load_official_segmentation::<burn::backend::Flex>(
                 model,
                 checkpoint,
-                num_classes,
+                num_classes.unwrap_or(21),
                 &Default::default(),
             )?;
             return Ok(report.summary());
@@ -368,7 +369,7 @@ impl Experiment for Elastic {
         let (_, report) = load_official::<burn::backend::Flex>(
             model,
             checkpoint,
-            num_classes,
+            num_classes.unwrap_or(1000),
             &Default::default(),
         )?;
         Ok(report.summary())

@@ -61,13 +61,15 @@ pub struct SegmentationNet<B: Backend> {
     pub net: DeepLab<B>,
 }
 
-/// Mean cross-entropy over the pixels whose label is not void (`ignore_index = 255`):
-/// `logits` `[B, C, H, W]`, `labels` `[B, H, W]`.
+/// Mean cross-entropy over the pixels whose label is a class (void, 255, and any other label
+/// outside `0..C` count nowhere, as in [`IouCounts`]): `logits` `[B, C, H, W]`, `labels`
+/// `[B, H, W]`.
 pub fn pixel_cross_entropy<B: Backend>(
     logits: Tensor<B, 4>,
     labels: Tensor<B, 3, Int>,
 ) -> Tensor<B, 1> {
-    let void = labels.clone().equal_elem(VOID as i64); // [B, H, W]
+    let classes = logits.dims()[1] as i64;
+    let void = labels.clone().greater_equal_elem(classes); // [B, H, W]
     let safe = labels.mask_fill(void.clone(), 0);
     let log_p = log_softmax(logits, 1);
     let picked: Tensor<B, 3> = log_p.gather(1, safe.unsqueeze_dim(1)).squeeze_dim(1);
