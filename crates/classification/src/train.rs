@@ -253,19 +253,7 @@ where
         notes.push(format!("Resumed after epoch {epoch} from its checkpoint."));
     }
     let skipped: Vec<String> = statuses.iter().flat_map(|s| s.skipped()).collect();
-    if !skipped.is_empty() {
-        notes.push(format!(
-            "data.skip_corrupt: {} unreadable image loads left out ({}{}).",
-            skipped.len(),
-            skipped
-                .iter()
-                .take(3)
-                .cloned()
-                .collect::<Vec<_>>()
-                .join("; "),
-            if skipped.len() > 3 { "; …" } else { "" }
-        ));
-    }
+    notes.extend(core_train::report::skipped_note(&skipped));
     if let Err(error) = &outcome {
         notes.push(format!("Stopped early: {error:#}"));
     }

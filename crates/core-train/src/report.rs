@@ -17,7 +17,7 @@ pub struct ReportInput<'a> {
 }
 
 /// The title and the table of what ran where: command, preset, revision, backend, start, training
-/// time, model.
+/// time, model; then, for a run that stopped, why.
 pub fn write_header(
     md: &mut String,
     title: &str,
@@ -25,6 +25,7 @@ pub fn write_header(
     training_seconds: f64,
     epochs: usize,
     model_summary: &str,
+    stopped: Option<&str>,
 ) {
     let _ = writeln!(md, "# {title}\n");
     let _ = writeln!(md, "| | |\n|---|---|");
@@ -44,6 +45,9 @@ pub fn write_header(
         epochs
     );
     let _ = writeln!(md, "| model | {model_summary} |\n");
+    if let Some(error) = stopped {
+        let _ = writeln!(md, "**Stopped early:** {error}\n");
+    }
 }
 
 pub fn render_report(input: &ReportInput<'_>) -> String {
@@ -57,7 +61,7 @@ pub fn render_report(input: &ReportInput<'_>) -> String {
     } = input;
     let mut md = String::new();
     let total: f64 = rows.iter().map(|r| r.epoch_seconds).sum();
-    write_header(&mut md, title, meta, total, rows.len(), model_summary);
+    write_header(&mut md, title, meta, total, rows.len(), model_summary, None);
     if let (Some(last), Some(best)) = (
         rows.last(),
         rows.iter()
@@ -120,6 +124,18 @@ pub fn render_report(input: &ReportInput<'_>) -> String {
 }
 
 /// `25557032` → `25,557,032`.
+/// The report's line about images left out under `data.skip_corrupt` (the first three named).
+pub fn skipped_note(skipped: &[String]) -> Option<String> {
+    (!skipped.is_empty()).then(|| {
+        format!(
+            "data.skip_corrupt: {} unreadable image loads left out ({}{}).",
+            skipped.len(),
+            skipped[..skipped.len().min(3)].join("; "),
+            if skipped.len() > 3 { "; …" } else { "" }
+        )
+    })
+}
+
 pub fn group_thousands(n: usize) -> String {
     let digits = n.to_string();
     let mut out = String::new();

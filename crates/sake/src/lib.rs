@@ -6,5 +6,9 @@
 //! iterative quantisation with the correct Procrustes update, the NumPy port's transposed update
 //! only as an option, Hamming ranking).
 
+//! Through the library (`cargo run --release -p sake --example retrieval`):
+//!
+#![doc = concat!("```ignore\n", include_str!("../examples/retrieval.rs"), "```")]
+
 pub mod itq;
 pub mod retrieval;

@@ -273,10 +273,8 @@ pub fn write_outputs(
         total,
         rows.len(),
         &experiment.model_summary(parameters),
+        error,
     );
-    if let Some(error) = error {
-        let _ = writeln!(md, "**Stopped early:** {error}\n");
-    }
     if let Some(epoch) = resumed {
         let _ = writeln!(md, "Resumed after epoch {epoch} from its checkpoint.\n");
     }

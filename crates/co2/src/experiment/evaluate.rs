@@ -267,10 +267,8 @@ pub fn write_outputs(
         total,
         rows.len(),
         &config.model_summary(parameters),
+        error,
     );
-    if let Some(error) = error {
-        let _ = writeln!(md, "**Stopped early:** {error}\n");
-    }
     if !knn.is_empty() || !stages.is_empty() {
         let _ = writeln!(md, "## Result\n");
         let _ = writeln!(md, "| | top-1 | top-5 |\n|---|---|---|");

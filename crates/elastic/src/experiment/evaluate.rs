@@ -346,26 +346,13 @@ pub fn write_report(
         total,
         rows.len(),
         &config.model_summary(parameters),
+        error,
     );
-    if let Some(error) = error {
-        let _ = writeln!(md, "**Stopped early:** {error}\n");
-    }
     if let Some(result) = &task.result {
         md.push_str(result);
     }
-    if !skipped.is_empty() {
-        let _ = writeln!(
-            md,
-            "data.skip_corrupt: {} unreadable image loads left out ({}{}).\n",
-            skipped.len(),
-            skipped
-                .iter()
-                .take(3)
-                .cloned()
-                .collect::<Vec<_>>()
-                .join("; "),
-            if skipped.len() > 3 { "; …" } else { "" }
-        );
+    if let Some(note) = core_train::report::skipped_note(skipped) {
+        let _ = writeln!(md, "{note}\n");
     }
     let _ = writeln!(md, "![loss and {} per epoch](curves.png)\n", task.score);
     if run.file("predictions.png").is_file() {
