@@ -1,7 +1,9 @@
-//! Residual blocks, torchvision "v1.5" layout (`resnet-family.md` §2.2): stride on the 3×3.
+//! Residual blocks, torchvision "v1.5" layout (`resnet-family.md` §2.2): stride on the 3×3; or
+//! Caffe layout (§2.3, Cadene's SE-ResNets): stride on the first 1×1, with squeeze-and-excitation.
 
 use burn::{
     module::Module,
+    nn::{Linear, LinearConfig},
     tensor::{
         Tensor,
         activation::{relu, sigmoid},
@@ -51,8 +53,14 @@ pub(crate) struct BlockSpec {
     pub zero_init_residual: bool,
     /// Two-path block only: whether the second path runs at half resolution (`elastic.md` §2.1).
     pub elastic: bool,
-    /// Two-path block only: a squeeze-and-excitation layer after the merged norm.
+    /// Squeeze-and-excitation: after the merged norm (two-path block, [`SeLayer`]) or after
+    /// `bn3` (bottleneck, [`SeModule`]).
     pub se: bool,
+    /// Bottleneck SE only: inputs appended to the SE's hidden vector after its ReLU (SAKE's
+    /// domain bit, `sake.md` §2.2: 1; plain SE: 0).
+    pub se_condition: usize,
+    /// Bottleneck only: the stride on the first 1×1 (Caffe layout), not on the 3×3.
+    pub stride_in_1x1: bool,
     /// Dilation (and padding) of the bottleneck's 3×3 convolution (DeepLab's dilated last stage).
     pub dilation: usize,
 }
@@ -105,7 +113,66 @@ pub struct Bottleneck<B: Backend> {
     pub bn2: Norm<B>,
     pub conv3: Conv2d<B>,
     pub bn3: Norm<B>,
+    pub se_module: Option<SeModule<B>>,
     pub downsample: Option<Downsample<B>>,
+}
+
+/// Squeeze-and-excitation of Cadene's SE-ResNets (`resnet-family.md` §2.3) and SAKE's
+/// conditional form (`sake.md` §2.2), as linear layers (checkpoint keys `se_module.fc1/fc2`; the
+/// ImageNet files' 1×1 convolutions are squeezed on import):
+/// `g = sigmoid(fc2(concat(relu(fc1(mean_HW x)), condition)))`, `out = x · g`.
+#[derive(Module, Debug)]
+pub struct SeModule<B: Backend> {
+    /// `C → C/16`, with bias.
+    pub fc1: Linear<B>,
+    /// `C/16 + condition → C`, with bias; the condition's weights are the last inputs.
+    pub fc2: Linear<B>,
+}
+
+impl<B: Backend> SeModule<B> {
+    pub fn new(channels: usize, condition: usize, device: &B::Device) -> Self {
+        let hidden = channels / 16;
+        Self {
+            fc1: LinearConfig::new(channels, hidden).init(device),
+            fc2: LinearConfig::new(hidden + condition, channels).init(device),
+        }
+    }
+
+    /// Inputs fc2 takes beyond the hidden vector (SAKE's domain bit: 1).
+    pub fn condition_size(&self) -> usize {
+        self.fc2.weight.dims()[0] - self.fc1.weight.dims()[1]
+    }
+
+    /// The gate `[B, C]` of squeezed input `s` `[B, C]`: `sigmoid(fc2([relu(fc1(s)), c]))`.
+    pub fn gate(&self, squeezed: Tensor<B, 2>, condition: Option<Tensor<B, 2>>) -> Tensor<B, 2> {
+        let hidden = relu(self.fc1.forward(squeezed)); // [B, C/16]
+        let hidden = match (self.condition_size(), condition) {
+            (0, _) => hidden,
+            (_, Some(c)) => Tensor::cat(vec![hidden, c], 1), // [B, C/16 + k], the bit last
+            (k, None) => panic!("a conditional SE module needs its {k}-value condition"),
+        };
+        sigmoid(self.fc2.forward(hidden))
+    }
+
+    /// `x [B, C, H, W]` scaled per channel by the gate of its spatial mean.
+    pub fn forward(&self, x: Tensor<B, 4>, condition: Option<Tensor<B, 2>>) -> Tensor<B, 4> {
+        let [n, c, h, w] = x.dims();
+        let squeezed = x.clone().reshape([n, c, h * w]).mean_dim(2).reshape([n, c]);
+        x * self.gate(squeezed, condition).reshape([n, c, 1, 1])
+    }
+
+    /// This module with `extra` more condition inputs whose fc2 weights are zero, so its output
+    /// is unchanged whatever the condition (`sake.md` §2.2: SE-ResNet → CSE-ResNet).
+    pub fn conditioned(self, extra: usize) -> Self {
+        let weight = self.fc2.weight.val(); // [in, out] (burn's layout)
+        let [_, out] = weight.dims();
+        let zeros = Tensor::zeros([extra, out], &weight.device());
+        let fc2 = Linear {
+            weight: burn::module::Param::from_tensor(Tensor::cat(vec![weight, zeros], 0)),
+            bias: self.fc2.bias,
+        };
+        Self { fc1: self.fc1, fc2 }
+    }
 }
 
 // Blocks are built once per network; boxing the larger variant buys nothing.
@@ -209,13 +276,22 @@ impl<B: Backend> Bottleneck<B> {
 
     pub(crate) fn new(spec: &BlockSpec, device: &B::Device) -> Self {
         let (width, out) = (spec.width, spec.out_channels);
+        let (stride_1x1, stride_3x3) = if spec.stride_in_1x1 {
+            (spec.stride, 1)
+        } else {
+            (1, spec.stride)
+        };
         Self {
-            conv1: spec.conv.conv(spec.in_channels, width, 1).init(device),
+            conv1: spec
+                .conv
+                .conv(spec.in_channels, width, 1)
+                .with_stride(stride_1x1)
+                .init(device),
             bn1: spec.norm.init(width, device),
             conv2: spec
                 .conv
                 .conv(width, width, 3)
-                .with_stride(spec.stride)
+                .with_stride(stride_3x3)
                 .with_padding(spec.dilation)
                 .with_dilation(spec.dilation)
                 .with_groups(spec.groups)
@@ -223,21 +299,41 @@ impl<B: Backend> Bottleneck<B> {
             bn2: spec.norm.init(width, device),
             conv3: spec.conv.conv(width, out, 1).init(device),
             bn3: spec.last_norm(out, device),
+            se_module: spec
+                .se
+                .then(|| SeModule::new(out, spec.se_condition, device)),
             downsample: spec.downsample(out, device),
         }
     }
 
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+        self.forward_conditioned(x, None)
+    }
+
+    /// The block with its SE module's condition `[B, k]` (SAKE's domain bit).
+    pub fn forward_conditioned(
+        &self,
+        x: Tensor<B, 4>,
+        condition: Option<Tensor<B, 2>>,
+    ) -> Tensor<B, 4> {
         let shortcut = shortcut(self.downsample.as_ref(), &x);
-        self.forward_with_residual(x, shortcut)
+        let out = self.residual_branch(x, condition);
+        relu(out + shortcut)
     }
 
     /// The block with the residual given (DLA's trees compute it from their pooled input).
     pub fn forward_with_residual(&self, x: Tensor<B, 4>, residual: Tensor<B, 4>) -> Tensor<B, 4> {
+        relu(self.residual_branch(x, None) + residual)
+    }
+
+    fn residual_branch(&self, x: Tensor<B, 4>, condition: Option<Tensor<B, 2>>) -> Tensor<B, 4> {
         let out = relu(self.bn1.forward(self.conv1.forward(x))); // [B, w, H, W]
         let out = relu(self.bn2.forward(self.conv2.forward(out))); // [B, w, H/s, W/s]
         let out = self.bn3.forward(self.conv3.forward(out)); // [B, 4p, H/s, W/s]
-        relu(out + residual)
+        match &self.se_module {
+            Some(se) => se.forward(out, condition),
+            None => out,
+        }
     }
 }
 
@@ -327,9 +423,18 @@ impl<B: Backend> TwoPathBottleneck<B> {
 
 impl<B: Backend> ResidualBlock<B> {
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+        self.forward_conditioned(x, None)
+    }
+
+    /// The block with a condition for its SE module (bottlenecks only; others ignore it).
+    pub fn forward_conditioned(
+        &self,
+        x: Tensor<B, 4>,
+        condition: Option<Tensor<B, 2>>,
+    ) -> Tensor<B, 4> {
         match self {
             ResidualBlock::Basic(block) => block.forward(x),
-            ResidualBlock::Bottleneck(block) => block.forward(x),
+            ResidualBlock::Bottleneck(block) => block.forward_conditioned(x, condition),
             ResidualBlock::TwoPath(block) => block.forward(x),
         }
     }

@@ -347,6 +347,8 @@ impl DlaConfig {
             zero_init_residual: false,
             elastic: self.elastic && stride == 1 && level < 5,
             se: false,
+            se_condition: 0,
+            stride_in_1x1: false,
             dilation: 1,
         };
         if self.elastic {

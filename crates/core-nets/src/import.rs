@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use burn::tensor::backend::Backend;
-use burn_store::{ModuleSnapshot, ModuleStore, PytorchStore};
+use burn_store::{ModuleSnapshot, ModuleStore, PyTorchToBurnAdapter, PytorchStore, TensorSnapshot};
 
 use crate::ResNet;
 
@@ -31,6 +31,33 @@ fn ignorable(key: &str) -> bool {
     key.ends_with("num_batches_tracked")
         || key.ends_with("estbn_moving_speed")
         || key.ends_with("flatten_index")
+}
+
+/// Cadene's SE modules are 1×1 convolutions (`se_module.fc{1,2}.weight` `[o, i, 1, 1]`); ours are
+/// linear layers (`resnet-family.md` §2.3, `sake.md` §2.2: "squeeze the 1×1-conv SE weights to
+/// matrices"): the file's tensor as `[o, i]`. Every other tensor passes unchanged.
+fn squeeze_se_convolution(snapshot: &TensorSnapshot) -> TensorSnapshot {
+    let dims = snapshot.shape.as_slice();
+    let path = snapshot.full_path();
+    let se_weight =
+        path.ends_with("se_module.fc1.weight") || path.ends_with("se_module.fc2.weight");
+    if !(se_weight && dims.len() == 4 && dims[2] == 1 && dims[3] == 1) {
+        return snapshot.clone();
+    }
+    let shape = [dims[0], dims[1]];
+    let data = snapshot.clone_data_fn();
+    TensorSnapshot::from_closure(
+        std::rc::Rc::new(move || {
+            let mut data = data()?;
+            data.shape = shape.into();
+            Ok(data)
+        }),
+        snapshot.dtype,
+        shape.into(),
+        snapshot.path_stack.clone().unwrap_or_default(),
+        snapshot.container_stack.clone().unwrap_or_default(),
+        snapshot.tensor_id.unwrap_or_default(),
+    )
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -187,7 +214,13 @@ pub fn load_pytorch_checkpoint_with<B: Backend, M: ModuleSnapshot<B>>(
     for &(pattern, replacement) in remaps.iter().chain(KEY_REMAPPING) {
         store = store.with_key_remapping(pattern, replacement);
     }
-    let result = model.load_from(&mut store).map_err(|e| unreadable(&e))?;
+    let snapshots = store
+        .get_all_snapshots()
+        .map_err(|e| unreadable(&e))?
+        .values()
+        .map(squeeze_se_convolution)
+        .collect();
+    let result = model.apply(snapshots, None, Some(Box::new(PyTorchToBurnAdapter)), true);
     let (ignored, unexpected): (Vec<String>, Vec<String>) =
         result.unused.iter().cloned().partition(|k| ignorable(k));
     let missing: Vec<String> = result.missing.iter().map(|(p, _)| p.clone()).collect();

@@ -15,7 +15,9 @@ mod parameters;
 pub mod resample;
 mod resnet;
 
-pub use block::{BasicBlock, Bottleneck, Downsample, ResidualBlock, SeLayer, TwoPathBottleneck};
+pub use block::{
+    BasicBlock, Bottleneck, Downsample, ResidualBlock, SeLayer, SeModule, TwoPathBottleneck,
+};
 pub use deeplab::{Aspp, AsppConfig, DEEPLAB_KEY_REMAPPING, DeepLab, DeepLabConfig};
 pub use densenet::{DenseNet, DenseNetConfig, densenet_key_remapping};
 pub use dla::{DLA_KEY_REMAPPING, Dla, DlaConfig};
@@ -24,4 +26,6 @@ pub use import::{
     load_pytorch_resnet,
 };
 pub use parameters::{count_parameters, trainable};
-pub use resnet::{BlockKind, MODEL_PRESETS, ModelPreset, ResNet, ResNetConfig, ResNetFeatures};
+pub use resnet::{
+    BlockKind, MODEL_PRESETS, ModelPreset, ResNet, ResNetConfig, ResNetFeatures, ResNetStyle,
+};

@@ -31,6 +31,18 @@ impl BlockKind {
     }
 }
 
+/// Where a bottleneck strides and how the stem pools.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResNetStyle {
+    /// torchvision "v1.5" (`resnet-family.md` §2.2): stride on the 3×3, stem pool 3×3/2 pad 1.
+    #[default]
+    Torchvision,
+    /// Caffe / Cadene `pretrainedmodels` (§2.3, SE-ResNets): stride on the first 1×1, stem pool
+    /// 3×3/2 without padding in ceil mode.
+    Caffe,
+}
+
 /// Everything that decides a ResNet's structure. Defaults: torchvision ResNet-50 with BN.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -60,8 +72,14 @@ pub struct ResNetConfig {
     /// Two-path blocks: the second path of every stride-1 block of stages 1–3 at half
     /// resolution (ELASTIC; stage 4 never is).
     pub elastic: bool,
-    /// Two-path blocks: squeeze-and-excitation after the merged norm (SE-ResNeXt).
+    /// Squeeze-and-excitation: two-path blocks after the merged norm (ELASTIC's SE-ResNeXt);
+    /// bottlenecks after `bn3` (Cadene's SE-ResNet-50, `resnet-family.md` §2.3).
     pub se: bool,
+    /// Bottleneck SE: condition inputs appended to every SE's hidden vector after its ReLU
+    /// (SAKE's CSE-ResNet-50, `sake.md` §2.2: 1, the domain bit); the forward then takes the
+    /// condition ([`ResNet::forward_features_conditioned`]).
+    pub se_condition: usize,
+    pub style: ResNetStyle,
     /// DeepLab's dilated last stage (`resnet-family.md` §2.8): the dilation of each stage-4
     /// block's 3×3 convolution, one per block; with `output_stride = 16` (stage 4 unstrided, its
     /// projection 1×1 stride 1). DeepLabv3.pytorch (WS/BCN): `[1, 2, 2]`; ELASTIC's multi-grid
@@ -87,6 +105,8 @@ impl Default for ResNetConfig {
             output_stride: 32,
             elastic: false,
             se: false,
+            se_condition: 0,
+            style: ResNetStyle::Torchvision,
             layer4_dilations: Vec::new(),
         }
     }
@@ -129,6 +149,23 @@ impl ResNetConfig {
             groups: 32,
             base_width: 4,
             ..Self::resnet101()
+        }
+    }
+
+    /// Cadene's SE-ResNet-50 (`resnet-family.md` §2.3): Caffe layout, SE after every bottleneck.
+    pub fn se_resnet50() -> Self {
+        Self {
+            se: true,
+            style: ResNetStyle::Caffe,
+            ..Self::resnet50()
+        }
+    }
+
+    /// SAKE's conditional SE-ResNet-50 (`sake.md` §2.2): the domain bit in every SE block.
+    pub fn cse_resnet50() -> Self {
+        Self {
+            se_condition: 1,
+            ..Self::se_resnet50()
         }
     }
 
@@ -242,6 +279,20 @@ impl ResNetConfig {
                 return range(0.0, "positive dilations");
             }
         }
+        if self.se_condition > 0 && !(self.se && self.block == BlockKind::Bottleneck) {
+            return Err(KindError::Range {
+                what: "model.se_condition",
+                value: self.se_condition as f64,
+                expected: "0 unless model.se = true with bottleneck blocks",
+            });
+        }
+        if self.style == ResNetStyle::Caffe && self.block != BlockKind::Bottleneck {
+            return Err(KindError::Range {
+                what: "model.style",
+                value: 0.0,
+                expected: "\"torchvision\" unless the blocks are bottlenecks",
+            });
+        }
         self.norm.validate(self.stem_width)?;
         for (&planes, &blocks) in self.planes.iter().zip(&self.layers) {
             positive("model.layers", blocks)?;
@@ -258,11 +309,11 @@ impl ResNetConfig {
                     groups,
                 });
             }
-            if self.se && (self.block != BlockKind::TwoPath || planes * 4 < 16) {
+            if self.se && (self.block == BlockKind::Basic || planes * 4 < 16) {
                 return Err(KindError::Range {
                     what: "model.se",
                     value: 1.0,
-                    expected: "two-path blocks with at least 16 output channels",
+                    expected: "bottleneck or two-path blocks with at least 16 output channels",
                 });
             }
             self.norm.validate(width)?;
@@ -308,6 +359,8 @@ impl ResNetConfig {
                         zero_init_residual: self.zero_init_residual,
                         elastic: false,
                         se: self.se,
+                        se_condition: self.se_condition,
+                        stride_in_1x1: self.style == ResNetStyle::Caffe,
                         dilation: match stage {
                             3 => self.layer4_dilations.get(b).copied().unwrap_or(1),
                             _ => 1,
@@ -344,6 +397,7 @@ impl ResNetConfig {
                 .num_classes
                 .map(|classes| LinearConfig::new(in_channels, classes).init(device)),
             max_pool: !self.small_stem,
+            ceil_pool: self.style == ResNetStyle::Caffe,
         }
     }
 }
@@ -358,6 +412,8 @@ pub struct ResNet<B: Backend> {
     pub layer4: Vec<ResidualBlock<B>>,
     pub fc: Option<Linear<B>>,
     pub max_pool: bool,
+    /// The Caffe stem pool: no padding, ceil mode.
+    pub ceil_pool: bool,
 }
 
 /// The feature map after the stem and after each stage, for dense tasks.
@@ -371,18 +427,30 @@ impl<B: Backend> ResNet<B> {
     /// `[B, 3, H, W] -> [B, C, H/4, W/4]` (or `[B, C, H, W]` with the small stem).
     pub fn forward_stem(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
         let x = relu(self.bn1.forward(self.conv1.forward(x)));
-        if self.max_pool {
-            max_pool2d(x, [3, 3], [2, 2], [1, 1], [1, 1], false)
-        } else {
-            x
+        match (self.max_pool, self.ceil_pool) {
+            (false, _) => x,
+            (true, false) => max_pool2d(x, [3, 3], [2, 2], [1, 1], [1, 1], false),
+            (true, true) => max_pool2d(x, [3, 3], [2, 2], [0, 0], [1, 1], true),
         }
     }
 
     /// Every stage's output: `[B, 4p_i, H/4·2^-i, …]` for stages i = 0..3 (standard stem).
     pub fn forward_features(&self, x: Tensor<B, 4>) -> ResNetFeatures<B> {
+        self.forward_features_conditioned(x, None)
+    }
+
+    /// [`Self::forward_features`] with the condition `[B, k]` every SE module reads (SAKE's
+    /// domain bit: 0 sketch, 1 photo); `None` for a network without one.
+    pub fn forward_features_conditioned(
+        &self,
+        x: Tensor<B, 4>,
+        condition: Option<Tensor<B, 2>>,
+    ) -> ResNetFeatures<B> {
         let stem = self.forward_stem(x);
         let run = |blocks: &[ResidualBlock<B>], x: Tensor<B, 4>| {
-            blocks.iter().fold(x, |x, b| b.forward(x))
+            blocks
+                .iter()
+                .fold(x, |x, b| b.forward_conditioned(x, condition.clone()))
         };
         let s1 = run(&self.layer1, stem.clone());
         let s2 = run(&self.layer2, s1.clone());
@@ -396,13 +464,50 @@ impl<B: Backend> ResNet<B> {
 
     /// Global average pooled last-stage features: `[B, 3, H, W] -> [B, C4]`.
     pub fn forward_pooled(&self, x: Tensor<B, 4>) -> Tensor<B, 2> {
+        self.forward_pooled_conditioned(x, None)
+    }
+
+    /// [`Self::forward_pooled`] with the SE modules' condition `[B, k]`. At 224 px the global
+    /// mean is Cadene's `AvgPool2d(7, stride 1)`; at other sizes it is still the global mean.
+    pub fn forward_pooled_conditioned(
+        &self,
+        x: Tensor<B, 4>,
+        condition: Option<Tensor<B, 2>>,
+    ) -> Tensor<B, 2> {
         let x = self.forward_stem(x);
         let x = [&self.layer1, &self.layer2, &self.layer3, &self.layer4]
             .into_iter()
             .flatten()
-            .fold(x, |x, block| block.forward(x));
+            .fold(x, |x, block| {
+                block.forward_conditioned(x, condition.clone())
+            });
         let [b, c, h, w] = x.dims();
         x.reshape([b, c, h * w]).mean_dim(2).reshape([b, c])
+    }
+
+    /// This network with `extra` more condition inputs in every bottleneck SE module, their
+    /// weights zero: the same function for any condition (`sake.md` §2.2's conversion of the
+    /// ImageNet SE-ResNet-50 into the CSE-ResNet-50).
+    pub fn conditioned(self, extra: usize) -> Self {
+        let convert = |blocks: Vec<ResidualBlock<B>>| {
+            blocks
+                .into_iter()
+                .map(|block| match block {
+                    ResidualBlock::Bottleneck(b) => ResidualBlock::Bottleneck(Bottleneck {
+                        se_module: b.se_module.map(|se| se.conditioned(extra)),
+                        ..b
+                    }),
+                    other => other,
+                })
+                .collect()
+        };
+        Self {
+            layer1: convert(self.layer1),
+            layer2: convert(self.layer2),
+            layer3: convert(self.layer3),
+            layer4: convert(self.layer4),
+            ..self
+        }
     }
 
     /// `[B, 3, H, W] -> [B, classes]`. Panics for a features-only model (`num_classes = None`).
@@ -458,6 +563,11 @@ pub const MODEL_PRESETS: &[ModelPreset] = &[
         name: "resnext101_32x4d",
         paper: "baseline (BN)",
         config: ResNetConfig::resnext101,
+    },
+    ModelPreset {
+        name: "se_resnet50",
+        paper: "baseline (BN, Cadene)",
+        config: ResNetConfig::se_resnet50,
     },
     ModelPreset {
         name: "resnet50_gn_ws",

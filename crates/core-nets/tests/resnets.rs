@@ -58,6 +58,8 @@ fn parameter_counts_equal_the_official_models() {
         ("resnet18", 11_689_512),
         ("resnet34", 21_797_672),
         ("resnet152", 60_192_808),
+        // Cadene's SE-ResNet-50 (Caffe layout; SAKE's ImageNet teacher before conversion).
+        ("se_resnet50", 28_088_024),
     ];
     let device = Default::default();
     for (name, count) in expected {

@@ -9,7 +9,7 @@ use burn::{
     backend::Flex,
     data::dataloader::DataLoader,
     module::AutodiffModule,
-    optim::{Sgd, adaptor::OptimizerAdaptor},
+    optim::{Adam, Sgd, adaptor::OptimizerAdaptor},
     tensor::backend::AutodiffBackend,
     train::{
         ClassificationOutput, InferenceStep, Interrupter, ItemLazy, Learner,
@@ -56,19 +56,20 @@ pub struct FitOptions<'a, R = EpochRow> {
     pub grad_accumulation: Option<usize>,
 }
 
-/// burn-train's learning components of `M` with vireo's SGD and schedule (what a custom
-/// learning strategy is implemented for).
-pub type Components<B, M> = LearningComponentsMarker<
-    B,
-    Schedule,
-    M,
-    OptimizerAdaptor<Sgd<<B as AutodiffBackend>::InnerBackend>, M, B>,
->;
+/// vireo's SGD for `M` (the default optimizer of [`Components`]).
+pub type SgdOf<B, M> = OptimizerAdaptor<Sgd<<B as AutodiffBackend>::InnerBackend>, M, B>;
 
-/// burn-train's supervised training of `M` with vireo's SGD and schedule: what a task's metric
-/// set (and, where the task needs one, its own learning strategy) is registered on
-/// ([`fit_supervised`]).
-pub type Training<B, M> = SupervisedTraining<Components<B, M>>;
+/// vireo's Adam for `M` (SAKE).
+pub type AdamOf<B, M> = OptimizerAdaptor<Adam, M, B>;
+
+/// burn-train's learning components of `M` with vireo's schedule and optimizer `O` (SGD unless
+/// said): what a custom learning strategy is implemented for.
+pub type Components<B, M, O = SgdOf<B, M>> = LearningComponentsMarker<B, Schedule, M, O>;
+
+/// burn-train's supervised training of `M` with vireo's schedule and optimizer `O`: what a task's
+/// metric set (and, where the task needs one, its own learning strategy) is registered on
+/// ([`fit_supervised`], [`fit_supervised_with`]).
+pub type Training<B, M, O = SgdOf<B, M>> = SupervisedTraining<Components<B, M, O>>;
 
 /// Trains `model` for single-label classification (top-1, top-5, loss) and returns it.
 pub fn fit_classifier<B, M>(
@@ -113,6 +114,39 @@ where
     <M::Output as ItemLazy>::ItemSync: Adaptor<LossValue>,
     R: EpochMetrics,
 {
+    options
+        .train
+        .optimizer
+        .expect_kind(crate::config::OptimizerKind::Sgd, "this experiment")
+        .map_err(anyhow::Error::msg)?;
+    let optimizer = options.train.optimizer.sgd().init::<B, M>();
+    fit_supervised_with(
+        model,
+        optimizer,
+        train_loader,
+        valid_loader,
+        options,
+        metrics,
+    )
+}
+
+/// [`fit_supervised`] with the optimizer given (SAKE's Adam: `train.optimizer.adam().init()`).
+pub fn fit_supervised_with<B, M, R, O>(
+    model: M,
+    optimizer: O,
+    train_loader: Arc<dyn DataLoader<B, M::Input>>,
+    valid_loader: Arc<dyn DataLoader<B::InnerBackend, <M::InnerModule as InferenceStep>::Input>>,
+    options: FitOptions<'_, R>,
+    metrics: impl FnOnce(Training<B, M, O>) -> Training<B, M, O>,
+) -> Result<TrainOutcome<M::InnerModule, R>>
+where
+    B: AutodiffBackend,
+    M: TrainStep + AutodiffModule<B> + core::fmt::Display + 'static,
+    M::InnerModule: InferenceStep,
+    <M::Output as ItemLazy>::ItemSync: Adaptor<LossValue>,
+    R: EpochMetrics,
+    O: burn::optim::Optimizer<M, B> + 'static,
+{
     let FitOptions {
         run,
         train,
@@ -124,7 +158,6 @@ where
         stop,
         grad_accumulation,
     } = options;
-    let optimizer = train.optimizer.sgd().init::<B, M>();
     let schedule = Schedule::new(
         train.schedule.clone(),
         train.optimizer.lr,
@@ -137,24 +170,25 @@ where
             .filter(|r| r.epoch() == 1)
             .and_then(|r| r.reference_loss()),
     );
-    let training: Training<B, M> = SupervisedTraining::new(&run.path, train_loader, valid_loader)
-        .with_application_logger(None)
-        .with_file_checkpointer(AtomicRecorder)
-        .with_checkpointing_strategy(KeepLastNCheckpoints::new(train.checkpoints_kept))
-        .with_metric_logger(log.logger(
-            run.file("metrics.csv"),
-            train.epochs,
-            train_images,
-            stop.clone(),
-        ))
-        .metric_train_numeric(LearningRateMetric::new())
-        .metric_train(DivergenceMetric {
-            stop: stop.clone(),
-            name: Arc::new("Loss finite".into()),
-            guard,
-        })
-        .with_interrupter(stop.clone())
-        .num_epochs(train.epochs);
+    let training: Training<B, M, O> =
+        SupervisedTraining::new(&run.path, train_loader, valid_loader)
+            .with_application_logger(None)
+            .with_file_checkpointer(AtomicRecorder)
+            .with_checkpointing_strategy(KeepLastNCheckpoints::new(train.checkpoints_kept))
+            .with_metric_logger(log.logger(
+                run.file("metrics.csv"),
+                train.epochs,
+                train_images,
+                stop.clone(),
+            ))
+            .metric_train_numeric(LearningRateMetric::new())
+            .metric_train(DivergenceMetric {
+                stop: stop.clone(),
+                name: Arc::new("Loss finite".into()),
+                guard,
+            })
+            .with_interrupter(stop.clone())
+            .num_epochs(train.epochs);
     let mut training = metrics(training);
     if let Some(n) = grad_accumulation.filter(|&n| n > 1) {
         training = training.grads_accumulation(n);

@@ -1,16 +1,31 @@
 //! The parts of an experiment's configuration that every paper shares: the optimisation recipe and
 //! the run's length, batch, seed and checkpoint policy. Paper configs embed [`TrainConfig`].
 
-use burn::optim::{SgdConfig, decay::WeightDecayConfig, momentum::MomentumConfig};
+use burn::optim::{AdamConfig, SgdConfig, decay::WeightDecayConfig, momentum::MomentumConfig};
 use serde::{Deserialize, Serialize};
 
 use crate::ScheduleConfig;
 
+/// Which update rule.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OptimizerKind {
+    /// `torch.optim.SGD`: momentum (dampening 0), optional Nesterov.
+    #[default]
+    Sgd,
+    /// `torch.optim.Adam` with its defaults (betas 0.9 / 0.999, eps 1e-8); SAKE's recipe.
+    Adam,
+}
+
 /// SGD with momentum and coupled weight decay on every parameter, as PyTorch's `torch.optim.SGD`
-/// (dampening 0) and every official ImageNet script of the WS/BCN papers (`ws.md` §4.1).
+/// (dampening 0) and every official ImageNet script of the WS/BCN papers (`ws.md` §4.1); or Adam
+/// with the same coupled (L2) weight decay, as `torch.optim.Adam` (SAKE, `sake.md` §4). Each
+/// experiment trains with the kind its paper uses and says so when another is asked for.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OptimizerConfig {
+    #[serde(default)]
+    pub kind: OptimizerKind,
     pub lr: f64,
     #[serde(default = "default_momentum")]
     pub momentum: f64,
@@ -28,6 +43,26 @@ fn default_weight_decay() -> f64 {
 }
 
 impl OptimizerConfig {
+    /// Adam as `torch.optim.Adam(lr, weight_decay)`: betas (0.9, 0.999), eps 1e-8 (burn's
+    /// default is 1e-5), weight decay added to the gradient.
+    pub fn adam(&self) -> AdamConfig {
+        AdamConfig::new().with_epsilon(1e-8).with_weight_decay(
+            (self.weight_decay > 0.0).then(|| WeightDecayConfig::new(self.weight_decay as f32)),
+        )
+    }
+
+    /// Errors unless the config asks for `kind`, the one the experiment trains with.
+    pub fn expect_kind(&self, kind: OptimizerKind, experiment: &str) -> Result<(), String> {
+        if self.kind == kind {
+            Ok(())
+        } else {
+            Err(format!(
+                "train.optimizer.kind = {:?}: {experiment} trains with {kind:?}",
+                self.kind
+            ))
+        }
+    }
+
     pub fn sgd(&self) -> SgdConfig {
         SgdConfig::new()
             .with_momentum((self.momentum > 0.0).then(|| {
@@ -144,6 +179,15 @@ impl TrainConfig {
             ),
         )?;
         let (milestones, gamma) = (&self.schedule.milestones, self.schedule.gamma);
+        if self.schedule.kind == crate::ScheduleKind::Exponential {
+            check(
+                gamma > 0.0 && self.schedule.period > 0.0,
+                format!(
+                    "train.schedule: gamma = {gamma}, period = {}: an exponential schedule needs both > 0",
+                    self.schedule.period
+                ),
+            )?;
+        }
         if self.schedule.kind == crate::ScheduleKind::Step {
             check(
                 milestones.windows(2).all(|w| w[0] < w[1]),

@@ -26,10 +26,11 @@ pub mod study;
 pub use backend::{BackendChoice, BackendKind, OnBackend, on_backend};
 pub use checkpoint::{AtomicRecorder, latest_checkpoint};
 pub use classification::{
-    Components, FitOptions, LossValue, TrainOutcome, Training, fit_classifier, fit_supervised,
+    AdamOf, Components, FitOptions, LossValue, SgdOf, TrainOutcome, Training, fit_classifier,
+    fit_supervised, fit_supervised_with,
 };
 pub use command::{EvalRequest, InferRequest, Paper, TrainRequest};
-pub use config::{OptimizerConfig, TrainConfig};
+pub use config::{OptimizerConfig, OptimizerKind, TrainConfig};
 pub use epoch_log::{EpochLog, EpochMeans, EpochMetrics, EpochRow, Part};
 pub use experiment::{
     Card, Destination, Experiment, InferOptions, ModelCount, Outcome, Prediction, Session, Weights,

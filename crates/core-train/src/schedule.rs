@@ -15,6 +15,9 @@ pub enum ScheduleKind {
     Cosine,
     /// `(base − min_lr)·(1 − t/T)^power + min_lr` per iteration, TensorFlow's `PolynomialDecay`.
     Poly,
+    /// `base · gamma^(epoch / period)`, set once per epoch (0-based epoch); SAKE's
+    /// `1e-4 · 0.001^(e/20)` (`sake.md` §8.4).
+    Exponential,
     Constant,
 }
 
@@ -33,6 +36,9 @@ pub struct ScheduleConfig {
     /// Poly: the exponent (0.9 in DeepLab2).
     #[serde(default = "default_power")]
     pub power: f64,
+    /// Exponential: the epochs over which the rate falls by `gamma`.
+    #[serde(default)]
+    pub period: f64,
     /// Linear warm-up from `warmup_start · lr` over this many epochs (0: none).
     #[serde(default)]
     pub warmup_epochs: f64,
@@ -101,6 +107,10 @@ impl Schedule {
                 };
                 min_lr + (self.base_lr - min_lr) * factor
             }
+            ScheduleKind::Exponential => {
+                let epoch = (it / self.iters_per_epoch) as f64;
+                self.base_lr * config.gamma.powf(epoch / config.period)
+            }
             ScheduleKind::Constant => self.base_lr,
         }
     }
@@ -136,6 +146,7 @@ mod tests {
             gamma: 0.1,
             min_lr: 0.0,
             power: 0.9,
+            period: 0.0,
             warmup_epochs,
             warmup_start: 0.0,
         };
@@ -169,6 +180,53 @@ mod tests {
         // Half-way: 0.1 · 0.5^0.9.
         assert!((s.lr_at(450) - 0.1 * 0.5f64.powf(0.9)).abs() < 1e-12);
         assert!(s.lr_at(899) < 1e-3);
+    }
+
+    #[test]
+    fn exponential_is_set_per_epoch_as_sakes_schedule() {
+        // sake.md §8.4: 1e-4 · 0.001^(e/20), 20 epochs.
+        let expected = [
+            1e-4,
+            7.079458e-5,
+            5.011872e-5,
+            3.548134e-5,
+            2.511886e-5,
+            1.778279e-5,
+            1.258925e-5,
+            8.912509e-6,
+            6.309573e-6,
+            4.466836e-6,
+            3.162278e-6,
+            2.238721e-6,
+            1.584893e-6,
+            1.122018e-6,
+            7.943282e-7,
+            5.623413e-7,
+            3.981072e-7,
+            2.818383e-7,
+            1.995262e-7,
+            1.412538e-7,
+        ];
+        let config = ScheduleConfig {
+            kind: ScheduleKind::Exponential,
+            milestones: Vec::new(),
+            gamma: 0.001,
+            min_lr: 0.0,
+            power: 0.9,
+            period: 20.0,
+            warmup_epochs: 0.0,
+            warmup_start: 0.0,
+        };
+        let s = Schedule::new(config, 1e-4, 20, 7);
+        for (epoch, lr) in expected.into_iter().enumerate() {
+            for step in [0, 6] {
+                let got = s.lr_at(epoch * 7 + step);
+                assert!(
+                    (got - lr).abs() <= 1e-6 * lr,
+                    "epoch {epoch}: {got} vs {lr}"
+                );
+            }
+        }
     }
 
     #[test]

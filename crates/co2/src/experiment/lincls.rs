@@ -127,6 +127,7 @@ fn new_head<B: AutodiffBackend>(channels: usize, classes: usize, device: &B::Dev
 /// SGD with momentum 0.9, no weight decay: both stages' optimiser.
 fn sgd<B: AutodiffBackend, M: AutodiffModule<B>>(lr: f64) -> impl Optimizer<M, B> {
     OptimizerConfig {
+        kind: core_train::OptimizerKind::Sgd,
         lr,
         momentum: 0.9,
         nesterov: false,

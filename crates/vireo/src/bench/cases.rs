@@ -400,6 +400,7 @@ where
 {
     let mut model = Some(model);
     let mut optimizer = core_train::OptimizerConfig {
+        kind: core_train::OptimizerKind::Sgd,
         lr: 0.01,
         momentum: 0.9,
         nesterov: false,
@@ -577,6 +578,7 @@ fn moco_train_step<B: AutodiffBackend>(c: &Context<B>) -> Result<Prepared> {
     let co2_term = co2::Co2Config::paper(1.0, 0.04);
     let mut model = Some(config.init::<B>(&c.device));
     let mut optimizer = core_train::OptimizerConfig {
+        kind: core_train::OptimizerKind::Sgd,
         lr: 0.03,
         momentum: 0.9,
         nesterov: false,
