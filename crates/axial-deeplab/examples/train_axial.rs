@@ -38,6 +38,7 @@ fn main() -> anyhow::Result<()> {
     let options = InferOptions {
         out: "predictions".into(),
         top_k: 5,
+        gallery: None,
     };
     let predictions = AXIAL.predict::<Flex>(weights, &[png], &options, &device)?;
     for line in &predictions[0].lines {

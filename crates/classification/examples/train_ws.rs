@@ -38,6 +38,7 @@ fn main() -> anyhow::Result<()> {
     let options = InferOptions {
         out: "predictions".into(),
         top_k: 3,
+        gallery: None,
     };
     let predictions = WS.predict::<Flex>(weights, &[png], &options, &device)?;
     println!("true class: {}", world.class_names()[label]);

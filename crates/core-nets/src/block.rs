@@ -166,9 +166,11 @@ impl<B: Backend> SeModule<B> {
     pub fn conditioned(self, extra: usize) -> Self {
         let weight = self.fc2.weight.val(); // [in, out] (burn's layout)
         let [_, out] = weight.dims();
-        let zeros = Tensor::zeros([extra, out], &weight.device());
+        let device = weight.device();
+        let widened = Tensor::cat(vec![weight, Tensor::zeros([extra, out], &device)], 0);
+        // A new leaf parameter (on an autodiff backend the concatenation is not one).
         let fc2 = Linear {
-            weight: burn::module::Param::from_tensor(Tensor::cat(vec![weight, zeros], 0)),
+            weight: burn::module::Param::from_data(widened.into_data(), &device),
             bias: self.fc2.bias,
         };
         Self { fc1: self.fc1, fc2 }

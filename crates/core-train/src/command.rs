@@ -79,9 +79,12 @@ pub struct InferRequest {
     /// Where pictures of the predictions go.
     #[arg(long, default_value = "predictions")]
     pub out: PathBuf,
-    /// Classes listed per image.
+    /// Classes listed per image (retrieval: gallery images listed per query).
     #[arg(long, default_value_t = 5)]
     pub top_k: usize,
+    /// Retrieval papers (SAKE): a folder of photos (PNG/JPEG) to rank for each `--image` sketch.
+    #[arg(long, value_name = "DIR")]
+    pub gallery: Option<PathBuf>,
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
@@ -204,6 +207,7 @@ impl<E: Experiment> Paper for E {
         let options = InferOptions {
             out: request.out.clone(),
             top_k: request.top_k,
+            gallery: request.gallery.clone(),
         };
         struct Task<'a, E: Experiment>(&'a E, Weights<E::Config>, &'a [PathBuf], InferOptions);
         impl<E: Experiment> OnBackend for Task<'_, E> {

@@ -185,8 +185,10 @@ pub enum Weights<C> {
 pub struct InferOptions {
     /// Where pictures go.
     pub out: PathBuf,
-    /// Classes listed per image.
+    /// Classes listed per image (retrieval: gallery images per query).
     pub top_k: usize,
+    /// Retrieval papers: the folder of images each query is ranked against.
+    pub gallery: Option<PathBuf>,
 }
 
 /// What a model says about one image.

@@ -21,6 +21,7 @@ pub mod report;
 pub use report::{ReportInput, render_report};
 pub mod run_dir;
 pub mod schedule;
+pub mod step_metric;
 pub mod study;
 
 pub use backend::{BackendChoice, BackendKind, OnBackend, on_backend};
@@ -39,3 +40,4 @@ pub use guard::DivergenceGuard;
 pub use preset::Preset;
 pub use run_dir::{RunDir, RunMeta};
 pub use schedule::{Schedule, ScheduleConfig, ScheduleKind};
+pub use step_metric::{StepMetric, StepValues};

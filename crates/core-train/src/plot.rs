@@ -61,6 +61,12 @@ pub fn draw_curves(rows: &[EpochRow], title: &str, path: &Path) -> Result<()> {
 
 /// Line charts side by side, one per panel, x = epoch; non-finite points are left out.
 pub fn draw_panels(panels: &[Panel], title: &str, path: &Path) -> Result<()> {
+    draw_xy(panels, title, "epoch", path)
+}
+
+/// [`draw_panels`] with another x axis (`x_desc`, e.g. "recall"): x spans the data's range
+/// (epochs start at 0).
+pub fn draw_xy(panels: &[Panel], title: &str, x_desc: &str, path: &Path) -> Result<()> {
     register_font();
     let (width, height) = (600 * panels.len().max(1) as u32, 480u32);
     let mut buffer = vec![0u8; (width * height * 3) as usize];
@@ -83,7 +89,23 @@ pub fn draw_panels(panels: &[Panel], title: &str, path: &Path) -> Result<()> {
                 })
                 .collect();
             let points = series.iter().flat_map(|(_, p)| p.iter());
-            let epochs = points.clone().map(|p| p.0).fold(1.0f64, f64::max);
+            let x_max = points.clone().map(|p| p.0).fold(1.0f64, f64::max);
+            let x_min = match x_desc {
+                "epoch" => 0.0,
+                _ => points
+                    .clone()
+                    .map(|p| p.0)
+                    .fold(f64::INFINITY, f64::min)
+                    .min(x_max),
+            };
+            // Epochs: 0 .. last + ½ as before; other axes: the data's range, padded 3 %.
+            let (x_lo, x_hi) = match x_desc {
+                "epoch" => (0.0, x_max + 0.5),
+                _ => {
+                    let pad = (x_max - x_min) * 0.03;
+                    (x_min - pad, x_max + pad)
+                }
+            };
             let (lo, hi) = points.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), p| {
                 (lo.min(p.1), hi.max(p.1))
             });
@@ -94,10 +116,10 @@ pub fn draw_panels(panels: &[Panel], title: &str, path: &Path) -> Result<()> {
                 .margin(12)
                 .x_label_area_size(36)
                 .y_label_area_size(56)
-                .build_cartesian_2d(0.0..epochs + 0.5, (lo - pad)..(hi + pad))?;
+                .build_cartesian_2d(x_lo..x_hi, (lo - pad)..(hi + pad))?;
             chart
                 .configure_mesh()
-                .x_desc("epoch")
+                .x_desc(x_desc)
                 .label_style(("sans-serif", 14))
                 .draw()?;
             for (k, (label, points)) in series.into_iter().enumerate() {

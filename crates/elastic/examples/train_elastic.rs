@@ -37,6 +37,7 @@ fn main() -> anyhow::Result<()> {
     let options = InferOptions {
         out: "predictions".into(),
         top_k: 4,
+        gallery: None,
     };
     let predictions = ELASTIC.predict::<Flex>(weights, &[png], &options, &device)?;
     let names = world.class_names();

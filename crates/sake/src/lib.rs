@@ -7,6 +7,9 @@
 //! * [`official`]: Cadene's ImageNet SE-ResNet-50 as the teacher, the released SAKE checkpoints.
 //! * [`retrieval`]: AP / mAP@all with a stable tie-break and no NaN, mAP@k, P@k, both reductions
 //!   (§2.6).
+//! * [`augment`]: the affine training augmentation about the top-left corner (§4).
+//! * [`experiment`]: `vireo train sake` ([`SAKE`]): teacher, fine-tuning on burn-train's Learner,
+//!   retrieval, pictures, report.
 //! * [`itq`]: binary codes by iterative quantisation with the correct Procrustes update (the
 //!   NumPy port's transposed update only as an option), Hamming ranking (§2.7).
 
@@ -14,12 +17,15 @@
 //!
 #![doc = concat!("```ignore\n", include_str!("../examples/retrieval.rs"), "```")]
 
+pub mod augment;
+pub mod experiment;
 pub mod itq;
 pub mod loss;
 pub mod model;
 pub mod official;
 pub mod retrieval;
 
+pub use experiment::{SAKE, Sake, SakeExperiment};
 pub use loss::{SakeLoss, SakeLossConfig, knowledge_target, sake_loss, soft_cross_entropy};
 pub use model::{
     Domain, SakeModelConfig, SakeNet, domain_codes, svd_initialisation, teacher_logits,

@@ -31,6 +31,7 @@ pub const PAPERS: &[&dyn Paper] = &[
     &axial_deeplab::experiment::AXIAL,
     &co2::CO2,
     &elastic::ELASTIC,
+    &sake::SAKE,
 ];
 
 #[derive(Parser)]

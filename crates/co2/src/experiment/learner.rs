@@ -36,7 +36,7 @@ use burn::{
         },
     },
 };
-use core_train::{Components, LossValue};
+use core_train::{Components, StepMetric, StepValues};
 use datasets::ClassificationBatch;
 use rand::seq::SliceRandom;
 
@@ -102,13 +102,6 @@ pub struct MocoOutput<B: Backend> {
     pub keys: Tensor<B, 2>,
 }
 
-/// [`MocoOutput`]'s values on burn-train's metric thread.
-#[derive(Clone, Debug)]
-pub struct StepValues {
-    pub values: Vec<f64>,
-    pub batch: usize,
-}
-
 impl<B: Backend> ItemLazy for MocoOutput<B> {
     type ItemSync = StepValues;
 
@@ -117,18 +110,6 @@ impl<B: Backend> ItemLazy for MocoOutput<B> {
             batch: self.keys.dims()[0],
             values: self.monitored.into_data().iter::<f64>().collect(),
         }
-    }
-}
-
-impl Adaptor<LossValue> for StepValues {
-    fn adapt(&self) -> LossValue {
-        LossValue(self.values[0])
-    }
-}
-
-impl Adaptor<StepValues> for StepValues {
-    fn adapt(&self) -> StepValues {
-        self.clone()
     }
 }
 
@@ -331,71 +312,19 @@ impl<B: AutodiffBackend> SupervisedLearningStrategy<Lc<B>> for MocoStrategy<B> {
     }
 }
 
-/// One of a step's monitored values, averaged over the epoch (`metrics.csv`'s columns).
-#[derive(Clone)]
-pub struct StepMetric {
-    name: MetricName,
-    index: usize,
-    state: NumericMetricState,
-}
+/// The names of [`MocoOutput::monitored`]'s values, in order (`metrics.csv`'s columns, read by
+/// [`crate::experiment::train::Co2Row`]).
+pub const STEP_VALUES: [&str; 5] = [
+    "Loss",
+    "InfoNCE",
+    "CO2 consistency",
+    "Positive similarity",
+    "Negative similarity",
+];
 
-impl StepMetric {
-    /// The metric names [`crate::experiment::train::Co2Row`] reads, in [`MocoOutput`]'s order.
-    pub const NAMES: [&str; 5] = [
-        "Loss",
-        "InfoNCE",
-        "CO2 consistency",
-        "Positive similarity",
-        "Negative similarity",
-    ];
-
-    /// All five.
-    pub fn all() -> [StepMetric; 5] {
-        std::array::from_fn(|index| StepMetric {
-            name: Arc::new(Self::NAMES[index].to_string()),
-            index,
-            state: NumericMetricState::new(),
-        })
-    }
-}
-
-impl Metric for StepMetric {
-    type Input = StepValues;
-
-    fn name(&self) -> MetricName {
-        self.name.clone()
-    }
-
-    fn update(&mut self, item: &StepValues, _metadata: &MetricMetadata) -> SerializedEntry {
-        let value = item.values.get(self.index).copied().unwrap_or(f64::NAN);
-        self.state.update(
-            value,
-            item.batch,
-            FormatOptions::new(self.name()).precision(4),
-        )
-    }
-
-    fn clear(&mut self) {
-        self.state.reset()
-    }
-
-    fn attributes(&self) -> MetricAttributes {
-        NumericAttributes {
-            unit: None,
-            higher_is_better: self.index == 3,
-        }
-        .into()
-    }
-}
-
-impl Numeric for StepMetric {
-    fn value(&self) -> NumericEntry {
-        self.state.current_value()
-    }
-
-    fn running_value(&self) -> NumericEntry {
-        self.state.running_value()
-    }
+/// The step metrics of [`STEP_VALUES`] (the positive similarity is better higher).
+pub fn step_metrics() -> [StepMetric; 5] {
+    std::array::from_fn(|index| StepMetric::new(STEP_VALUES[index], index, index == 3))
 }
 
 /// kNN top-1 (%) over the validation split.

@@ -22,7 +22,7 @@ use super::{
     config::Co2Experiment,
     data::{Co2Sources, PairBatcher},
     evaluate::{KnnMemory, embed, knn_accuracy, similarity_samples, write_outputs},
-    learner::{KnnMetric, MocoStrategy, MocoTraining, Objective, StepMetric},
+    learner::{KnnMetric, MocoStrategy, MocoTraining, Objective, STEP_VALUES, step_metrics},
     lincls::{Stage, SupervisedResult, supervised_stage},
 };
 use crate::Moco;
@@ -84,7 +84,7 @@ impl EpochMetrics for Co2Row {
         match part {
             Part::Train => {
                 let [loss, info_nce, consistency, positive, negative] =
-                    StepMetric::NAMES.map(|name| means.of(|n| n == name));
+                    STEP_VALUES.map(|name| means.of(|n| n == name));
                 (
                     self.loss,
                     self.info_nce,
@@ -254,7 +254,7 @@ pub fn fit<B: AutodiffBackend>(
             grad_accumulation: None,
         },
         |training| {
-            let [loss, info_nce, consistency, positive, negative] = StepMetric::all();
+            let [loss, info_nce, consistency, positive, negative] = step_metrics();
             training
                 .with_training_strategy(TrainingStrategy::Custom(Arc::new(strategy)))
                 .metric_train_numeric(loss)
