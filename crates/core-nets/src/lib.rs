@@ -25,7 +25,7 @@ pub use import::{
     ImportError, ImportReport, load_pytorch_checkpoint, load_pytorch_checkpoint_with,
     load_pytorch_resnet,
 };
-pub use parameters::{count_parameters, trainable};
+pub use parameters::{count_parameters, independent_copy, trainable};
 pub use resnet::{
     BlockKind, MODEL_PRESETS, ModelPreset, ResNet, ResNetConfig, ResNetFeatures, ResNetStyle,
 };

@@ -135,10 +135,11 @@ impl<B: Backend> SakeNet<B> {
         self.second_last_linear.forward(pooled)
     }
 
-    /// The student of `teacher` (`sake.md` §2.3): its trunk, the hashing layers from the rank-D
-    /// SVD of its classifier (the classifier's bias is discarded; the new biases and `linear`
-    /// keep the framework's random initialisation).
-    pub fn from_teacher(teacher: ResNet<B>, config: &SakeModelConfig, device: &B::Device) -> Self {
+    /// The student of `teacher` (`sake.md` §2.3): a copy of its trunk (independent: own parameter
+    /// ids and BN statistics, so training the student never moves the teacher), the hashing layers
+    /// from the rank-D SVD of its classifier (the classifier's bias is discarded; the new biases
+    /// and `linear` keep the framework's random initialisation).
+    pub fn from_teacher(teacher: &ResNet<B>, config: &SakeModelConfig, device: &B::Device) -> Self {
         let fresh = config.init::<B>(device);
         let fc = teacher
             .fc
@@ -157,11 +158,12 @@ impl<B: Backend> SakeNet<B> {
                     .transpose(),
             )
         };
+        let trunk = ResNet {
+            fc: None,
+            ..teacher.clone()
+        };
         Self {
-            backbone: ResNet {
-                fc: None,
-                ..teacher
-            },
+            backbone: core_nets::independent_copy(&trunk, fresh.backbone),
             second_last_linear: Linear {
                 weight: as_burn_weight(d, features, heads.second_last),
                 ..fresh.second_last_linear

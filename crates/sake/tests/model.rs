@@ -155,7 +155,7 @@ fn the_svd_heads_are_the_best_rank_d_approximation_spec_8_5() {
     // parameters are first read gets fresh random values.)
     let pooled = teacher.forward_pooled_conditioned(x.clone(), Some(y.clone()));
     let exact = pooled.matmul(teacher.fc.as_ref().unwrap().weight.val());
-    let student = sake::SakeNet::from_teacher(teacher, &config, &device);
+    let student = sake::SakeNet::from_teacher(&teacher, &config, &device);
     let out = student.forward(x, y);
     // logits_kd − biases = pooled · (rank-D approximation of W)ᵀ; with D = 10 = rank W nothing is
     // lost but the teacher's bias, so logits_kd − last.bias − second_last.bias·last = pooled·Wᵀ.
@@ -297,7 +297,7 @@ fn cadenes_imagenet_layout_becomes_a_teacher_that_ignores_the_domain() {
         );
     }
     // The student starts from it: same trunk.
-    let student = sake::SakeNet::from_teacher(teacher.clone(), &config, &device);
+    let student = sake::SakeNet::from_teacher(&teacher, &config, &device);
     let y = tensor(&[0., 1.], [2, 1]);
     student
         .backbone
@@ -319,4 +319,35 @@ fn a_checkpoint_of_another_size_is_refused_by_name() {
     let err = load_imagenet_teacher::<B>(&tiny(6, 5, 10), &fixture("sake_tiny.pth.tar"), &device)
         .unwrap_err();
     assert!(format!("{err:#}").contains("Cadene"), "{err:#}");
+}
+
+#[test]
+fn training_the_student_never_moves_the_teacher() {
+    // The student's trunk is a copy with its own parameter ids (an optimizer keys by id) and its
+    // own BN running statistics (a clone would share them).
+    type A = Autodiff<B>;
+    let device = Default::default();
+    let config = tiny(6, 5, 10);
+    let (teacher, _) =
+        load_imagenet_teacher::<A>(&config, &fixture("se_tiny.pth"), &device).unwrap();
+    let student = sake::SakeNet::from_teacher(&teacher, &config, &device);
+    // (Running statistics are not optimised; their ids do not matter.)
+    let ids = |m: &core_nets::ResNet<A>| {
+        m.collect(None, None, false)
+            .into_iter()
+            .filter(|s| !s.full_path().contains("running_"))
+            .map(|s| s.tensor_id.unwrap())
+            .collect::<Vec<_>>()
+    };
+    let (t, s) = (ids(&teacher), ids(&student.backbone));
+    assert!(t.iter().all(|id| !s.contains(id)), "shared parameter ids");
+    let x = Tensor::<A, 4>::from_data(reference("x"), &device);
+    let y = Tensor::<A, 2>::from_data(reference("y"), &device);
+    let before = teacher_logits(&teacher.valid(), x.clone().inner(), y.clone().inner());
+    // A training-mode forward updates the student's running statistics only.
+    let _ = student.forward(x.clone() * 3.0 + 1.0, y.clone());
+    let after = teacher_logits(&teacher.valid(), x.inner(), y.inner());
+    after
+        .into_data()
+        .assert_approx_eq::<f32>(&before.into_data(), Tolerance::absolute(0.0));
 }

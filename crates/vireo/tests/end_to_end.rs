@@ -1269,3 +1269,142 @@ fn elastic_segments_voc_files_and_names_a_corrupt_image() {
     let err = run_err(&args);
     assert!(err.contains("train_aug_2.jpg"), "{err}");
 }
+
+fn tiny_sake(out: &std::path::Path, epochs: &str, extra: &[&str]) -> Vec<String> {
+    let mut sets: Vec<String> = [
+        format!("train.epochs={epochs}"),
+        "train.checkpoints_kept=3".into(),
+        "train.num_workers=1".into(),
+        "data.world.image_size=24".into(),
+        "data.train_sketches=26".into(),
+        "data.train_photos=52".into(),
+        "data.valid_sketches=9".into(),
+        "data.query_sketches=12".into(),
+        "data.gallery_photos=18".into(),
+        "teacher.pretrain.train_size=32".into(),
+        "teacher.pretrain.valid_size=16".into(),
+        "teacher.pretrain.train.epochs=1".into(),
+        "teacher.pretrain.train.batch_size=16".into(),
+        "teacher.pretrain.train.num_workers=1".into(),
+        "eval.batch_size=16".into(),
+        "eval.sheet_queries=2".into(),
+    ]
+    .into();
+    sets.extend(extra.iter().map(|s| s.to_string()));
+    train_args("sake", out, &sets)
+}
+
+#[test]
+fn sake_runs_both_stages_leave_retrieval_pictures_and_resume_exactly() {
+    let out = tempfile::tempdir().unwrap();
+    let stdout = String::from_utf8(run_ok(&tiny_sake(out.path(), "3", &[])).stdout).unwrap();
+    assert!(
+        stdout.contains("teacher pre-training") && stdout.contains("unseen mAP@all"),
+        "{stdout}"
+    );
+    let run = single_run(out.path(), "sake");
+    assert_files(
+        &run,
+        &[
+            "config.json",
+            "teacher/model.mpk",
+            "teacher/metrics.csv",
+            "metrics.csv",
+            "curves.png",
+            "pr-curves.png",
+            "retrieval.png",
+            "retrieval.json",
+            "report.md",
+            "model.mpk",
+            "checkpoint/model-3.mpk",
+        ],
+    );
+    assert_eq!(csv_epochs(&run), [1, 2, 3]);
+    let report = fs::read_to_string(run.join("report.md")).unwrap();
+    assert!(
+        report.contains("| real-valued, 16-d |")
+            && report.contains("| binary, 16 bits (ITQ) |")
+            && report.contains("held-out seen-class sketch top-1"),
+        "{report}"
+    );
+    let scores: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(run.join("retrieval.json")).unwrap()).unwrap();
+    for kind in ["real", "binary"] {
+        let map = scores[kind]["map_all"].as_f64().unwrap();
+        assert!(map > 0.0 && map <= 1.0, "{scores}");
+    }
+    // Killed after epoch 2: the resumed epoch 3 equals the uninterrupted one (student, teacher,
+    // Adam state, schedule and the zipped stream's permutations all continue).
+    let uninterrupted = forget_epoch_3(&run);
+    run_ok(&["train", "sake", "--resume", run.to_str().unwrap()]);
+    let resumed = fs::read_to_string(run.join("metrics.csv")).unwrap();
+    assert_eq!(without_timing(&resumed), without_timing(&uninterrupted));
+    // eval gives the retrieval scores; infer ranks a folder of photos for a sketch.
+    let eval = run_ok(&["eval", "sake", "--run", run.to_str().unwrap()]);
+    assert!(String::from_utf8_lossy(&eval.stdout).contains("unseen mAP@all"));
+    let gallery = out.path().join("gallery");
+    fs::create_dir(&gallery).unwrap();
+    for (i, shade) in [40u8, 120, 200].into_iter().enumerate() {
+        image_of(30, 20, shade)
+            .save(gallery.join(format!("photo{i}.jpg")))
+            .unwrap();
+    }
+    let sketch = out.path().join("sketch.png");
+    image_of(24, 24, 250).save(&sketch).unwrap();
+    let json = json_of(&run_ok(&[
+        "infer",
+        "sake",
+        "--run",
+        run.to_str().unwrap(),
+        "--image",
+        sketch.to_str().unwrap(),
+        "--gallery",
+        gallery.to_str().unwrap(),
+        "--top-k",
+        "2",
+        "--json",
+    ]));
+    let ranked = json[0]["result"].as_array().expect("a ranking");
+    assert_eq!(ranked.len(), 2, "{json}");
+    assert!(ranked[0]["distance"].as_f64().unwrap() <= ranked[1]["distance"].as_f64().unwrap());
+    let err = run_err(&[
+        "infer",
+        "sake",
+        "--run",
+        run.to_str().unwrap(),
+        "--image",
+        sketch.to_str().unwrap(),
+    ]);
+    assert!(err.contains("--gallery"), "{err}");
+}
+
+#[test]
+fn sake_without_fine_tuning_evaluates_the_teacher_initialised_student() {
+    let out = tempfile::tempdir().unwrap();
+    run_ok(&tiny_sake(out.path(), "1", &["finetune=false"]));
+    let run = single_run(out.path(), "sake");
+    assert_files(&run, &["model.mpk", "retrieval.json", "report.md"]);
+    assert!(!run.join("metrics.csv").exists());
+    let report = fs::read_to_string(run.join("report.md")).unwrap();
+    assert!(report.contains("no fine-tuning"), "{report}");
+}
+
+#[test]
+fn sake_names_missing_benchmark_files() {
+    let out = tempfile::tempdir().unwrap();
+    let err = run_err(&[
+        "train",
+        "sake",
+        "--preset",
+        "sake_tu",
+        "--out",
+        out.path().to_str().unwrap(),
+        "--set",
+        "data.root=\"/nonexistent/dataset\"",
+    ]);
+    assert!(
+        err.contains("/nonexistent/dataset") && err.contains("cname_cid.txt"),
+        "{err}"
+    );
+    assert!(!out.path().join("sake").exists());
+}

@@ -187,8 +187,7 @@ pub fn fit<B: AutodiffBackend>(
                 )
                 .as_bytes(),
             )?;
-            // The teacher's parameters are materialised (loaded or trained) before this copy.
-            let student = SakeNet::from_teacher(teacher.clone(), &config.model, device);
+            let student = SakeNet::from_teacher(&teacher, &config.model, device);
             let training = SakeTraining {
                 student,
                 teacher,
