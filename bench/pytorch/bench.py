@@ -262,6 +262,50 @@ def moco_train_case(device):
     return 64, step
 
 
+def sake_train_case(device):
+    """One SAKE step as crates/sake runs it: the CSE-ResNet-50 student (D 64, 220 classes) in
+    training mode on 4 sketches + 36 photos 224^2, the frozen teacher in eval mode under no_grad,
+    CE + 1.0 * soft CE on the photos, backward, Adam (lr 1e-4, weight decay 5e-4)."""
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from sake import CSEResNet, KDHashing, soft_ce
+    student = KDHashing(64, 220).to(device).train()
+    teacher = CSEResNet().to(device).eval()
+    for p in teacher.parameters():
+        p.requires_grad = False
+    optimizer = torch.optim.Adam(student.parameters(), lr=1e-4, weight_decay=5e-4)
+    x = torch.randn(40, 3, 224, 224, device=device)
+    y = torch.cat([torch.zeros(4, 1), torch.ones(36, 1)]).to(device)
+    labels = torch.randint(0, 220, (40,), device=device)
+    relations = torch.zeros(40, 1000, device=device)
+    def step():
+        logits, logits_kd = student(x, y)
+        with torch.no_grad():
+            z_t = teacher(x, y)
+        loss = F.cross_entropy(logits, labels) + soft_ce(logits_kd, z_t, y[:, 0], relations)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    return 40, step
+
+
+def sake_rank_case(device, hamming):
+    """Every query's full ranking of the gallery (what mAP@all needs): 1,000 queries, 10,000
+    items, 64-d unit features by -Euclidean distance, or 64-bit codes by Hamming distance; stable
+    sort (ties by gallery index)."""
+    q = F.normalize(torch.rand(1000, 64, device=device) * 2 - 1, dim=1)
+    g = F.normalize(torch.rand(10000, 64, device=device) * 2 - 1, dim=1)
+    if hamming:
+        q, g = torch.where(q >= 0, 1.0, -1.0), torch.where(g >= 0, 1.0, -1.0)
+    def step():
+        with torch.no_grad():
+            if hamming:
+                scores = -(64 - q @ g.t()) / 2
+            else:
+                scores = -torch.cdist(q, g)
+            torch.sort(scores, dim=1, descending=True, stable=True)
+    return 1000, step
+
+
 def make_case(name, device, threads, data_dir):
     conv = lambda ws: (WSConv2d if ws else nn.Conv2d)(64, 64, 3, padding=1, bias=False)
     cases = {
@@ -277,6 +321,9 @@ def make_case(name, device, threads, data_dir):
         "co2_loss_b256_k65536_fwd": lambda: co2_loss_case(device, False),
         "co2_loss_b256_k65536_fwd_bwd": lambda: co2_loss_case(device, True),
         "moco_v2_co2_train_b64_64": lambda: moco_train_case(device),
+        "sake_train_b40_224": lambda: sake_train_case(device),
+        "sake_rank_real_q1000_g10000": lambda: sake_rank_case(device, False),
+        "sake_rank_hamming_q1000_g10000": lambda: sake_rank_case(device, True),
         "resnet50_gnws_train_b8_224": lambda: train_case(device, resnet(50, "gn"), 8, 224),
         "resnext50_twopath_train_b8_224":
             lambda: train_case(device, elastic_resnext([3, 4, 6, 3], False), 8, 224),

@@ -78,6 +78,27 @@ pub fn trainable<B: AutodiffBackend, M: AutodiffModule<B>>(inner: M::InnerModule
     M::from_inner(inner).map(&mut RequireGrad { path: Vec::new() })
 }
 
+/// Gives every float parameter a new id.
+struct FreshIds;
+
+impl<B: Backend> ModuleMapper<B> for FreshIds {
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<B, D>>) -> Param<Tensor<B, D>> {
+        let (_, tensor, mapper) = param.consume();
+        Param::from_mapped_value(burn::module::ParamId::new(), tensor, mapper)
+    }
+}
+
+/// A copy of `module`'s values that shares nothing with it, in `template` (a fresh module of the
+/// same structure): its own parameter ids — optimizers key gradients and state by id, so a clone
+/// would be stepped together with its original — and its own BatchNorm running-statistics
+/// storage, which a clone shares. For a network initialised from another that stays in use
+/// (SAKE's student from its frozen teacher).
+pub fn independent_copy<B: Backend, M: Module<B> + Clone>(module: &M, template: M) -> M {
+    template
+        .load_record(module.clone().into_record())
+        .map(&mut FreshIds)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -105,25 +126,4 @@ mod tests {
         let grads = plain.forward(x).sum().backward();
         assert!(plain.weight.grad(&grads).is_none());
     }
-}
-
-/// Gives every float parameter a new id.
-struct FreshIds;
-
-impl<B: Backend> ModuleMapper<B> for FreshIds {
-    fn map_float<const D: usize>(&mut self, param: Param<Tensor<B, D>>) -> Param<Tensor<B, D>> {
-        let (_, tensor, mapper) = param.consume();
-        Param::from_mapped_value(burn::module::ParamId::new(), tensor, mapper)
-    }
-}
-
-/// A copy of `module`'s values that shares nothing with it, in `template` (a fresh module of the
-/// same structure): its own parameter ids — optimizers key gradients and state by id, so a clone
-/// would be stepped together with its original — and its own BatchNorm running-statistics
-/// storage, which a clone shares. For a network initialised from another that stays in use
-/// (SAKE's student from its frozen teacher).
-pub fn independent_copy<B: Backend, M: Module<B> + Clone>(module: &M, template: M) -> M {
-    template
-        .load_record(module.clone().into_record())
-        .map(&mut FreshIds)
 }

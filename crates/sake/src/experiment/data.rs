@@ -18,7 +18,7 @@ use burn::{
 use datasets::{
     Normalization, ShapeClass, ShapeWorld, Split,
     formats::sketch::{SketchDataset, SketchList, SketchSplit},
-    shapeworld::Hierarchy,
+    shapeworld::{Hierarchy, rgb_picture},
 };
 use image::RgbImage;
 use rand::{SeedableRng, rngs::Xoshiro256PlusPlus, seq::SliceRandom};
@@ -90,14 +90,6 @@ pub struct ShapeworldSet {
     pub len: usize,
 }
 
-fn to_rgb8(pixels: &[f32], size: usize) -> RgbImage {
-    let bytes = pixels
-        .iter()
-        .map(|&v| (v.clamp(0.0, 1.0) * 255.0).round() as u8)
-        .collect();
-    RgbImage::from_raw(size as u32, size as u32, bytes).expect("[H, W, 3] pixels")
-}
-
 impl ImageSet for ShapeworldSet {
     fn len(&self) -> usize {
         self.len
@@ -110,11 +102,11 @@ impl ImageSet for ShapeworldSet {
         Ok(match self.domain {
             Domain::Sketch => {
                 let s = self.world.sketch(self.split, index as u64, &self.classes);
-                (to_rgb8(&s.pixels, size), s.label)
+                (rgb_picture(&s.pixels, [size; 2]), s.label)
             }
             Domain::Photo => {
                 let (scene, label) = self.world.photo(self.split, index as u64, &self.classes);
-                (to_rgb8(&scene.render(), size), label)
+                (rgb_picture(&scene.render(), [size; 2]), label)
             }
         })
     }
@@ -181,6 +173,9 @@ impl Dataset<SakeItem> for Plain {
     }
 }
 
+/// An epoch's sketch and photo permutations.
+type Orders = Arc<[Vec<usize>; 2]>;
+
 /// The training stream (§4, pitfall 6): step `s` is sketches `order_s[s·k_s ..]` then photos
 /// `order_p[s·k_p ..]` of this epoch's two permutations; an epoch has as many steps as the
 /// shorter stream gives. Served in order in batches of `k_s + k_p` (one step per batch), each
@@ -194,7 +189,7 @@ pub struct Zipped {
     pub seed: u64,
     /// Set by the loader before each epoch ([`datasets::EpochLoader::sharing_epoch`]).
     pub epoch: Arc<AtomicUsize>,
-    orders: Mutex<Option<(usize, Arc<[Vec<usize>; 2]>)>>,
+    orders: Mutex<Option<(usize, Orders)>>,
 }
 
 impl Zipped {
@@ -227,7 +222,7 @@ impl Zipped {
     }
 
     /// This epoch's two permutations (computed once per epoch).
-    fn orders(&self, epoch: usize) -> Arc<[Vec<usize>; 2]> {
+    fn orders(&self, epoch: usize) -> Orders {
         let mut cache = self.orders.lock().expect("order cache");
         if let Some((e, orders)) = cache.as_ref()
             && *e == epoch

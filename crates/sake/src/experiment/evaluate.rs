@@ -277,7 +277,7 @@ pub fn draw_sheet(
             ));
         }
         // Rows are 11 wide: pad a short gallery's row.
-        while tiles.len() % 11 != 0 {
+        while !tiles.len().is_multiple_of(11) {
             tiles.push((
                 RgbImage::from_pixel(8, 8, Rgb([255, 255, 255])),
                 String::new(),

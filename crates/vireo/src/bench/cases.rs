@@ -215,6 +215,24 @@ pub fn registry<B: AutodiffBackend>() -> Vec<Case<B>> {
             },
         ),
         case(
+            "sake_train_b40_224",
+            Models,
+            "SAKE step: CSE-ResNet-50 student (D 64, 220 classes) on 4 sketches + 36 photos 224², frozen teacher forward, CE + KD, Adam",
+            sake_train_step::<B>,
+        ),
+        case(
+            "sake_rank_real_q1000_g10000",
+            Layers,
+            "SAKE retrieval: 1,000 queries ranked against 10,000 gallery items, 64-d, −Euclidean distance",
+            sake_rank_real::<B>,
+        ),
+        case(
+            "sake_rank_hamming_q1000_g10000",
+            Layers,
+            "SAKE retrieval: 1,000 queries ranked against 10,000 gallery items, 64-bit codes, Hamming",
+            sake_rank_hamming::<B>,
+        ),
+        case(
             "axial26s_train_b8_224",
             Models,
             "Axial-ResNet-26-S train step, B8 224²",
@@ -616,6 +634,100 @@ fn moco_train_step<B: AutodiffBackend>(c: &Context<B>) -> Result<Prepared> {
                 queue: queue.enqueue(k),
             });
             sync::<B>(&device)
+        }),
+    })
+}
+
+/// One SAKE fine-tuning step as the sake experiment runs it: the CSE-ResNet-50 student in
+/// training mode on a mixed batch (4 sketches + 36 photos, TU-Berlin's step), the frozen teacher
+/// in evaluation mode, CE + λ·L_kd, backward, Adam.
+fn sake_train_step<B: AutodiffBackend>(c: &Context<B>) -> Result<Prepared> {
+    use burn::train::TrainStep;
+    let config = sake::SakeModelConfig::default();
+    let mut model = Some(sake::experiment::learner::SakeTraining {
+        student: config.init::<B>(&c.device),
+        teacher: config.init_teacher::<B>(&c.device),
+        loss: sake::SakeLossConfig::default(),
+    });
+    let mut optimizer = core_train::OptimizerConfig {
+        kind: core_train::OptimizerKind::Adam,
+        lr: 1e-4,
+        momentum: 0.0,
+        nesterov: false,
+        weight_decay: 5e-4,
+    }
+    .adam()
+    .init::<B, sake::experiment::learner::SakeTraining<B>>();
+    let (images, labels) = classification_batch::<B>(40, 224, 220, &c.device);
+    let domains: Vec<sake::Domain> = (0..40)
+        .map(|i| {
+            if i < 4 {
+                sake::Domain::Sketch
+            } else {
+                sake::Domain::Photo
+            }
+        })
+        .collect();
+    let batch = sake::experiment::data::SakeBatch {
+        images,
+        domain: sake::domain_codes(&domains, &c.device),
+        labels,
+        relations: Tensor::zeros([40, 1000], &c.device),
+    };
+    let device = c.device.clone();
+    Ok(Prepared {
+        items: 40,
+        step: Box::new(move || {
+            let current = model.take().context("the model of the previous step")?;
+            let output = current.step(batch.clone());
+            let grads = output.grads;
+            model = Some(optimizer.step(1e-4, current, grads));
+            sync::<B>(&device)
+        }),
+    })
+}
+
+/// `n × dim` uniform features, L2-normalised (the sake experiment's embeddings).
+fn unit_features(n: usize, dim: usize, seed: u64) -> Vec<f32> {
+    use rand::{RngExt, SeedableRng};
+    let mut rng = rand::rngs::Xoshiro256PlusPlus::seed_from_u64(seed);
+    let raw: Vec<f32> = (0..n * dim).map(|_| rng.random_range(-1.0..1.0)).collect();
+    sake::retrieval::l2_normalize(&raw, dim)
+}
+
+/// Every query's full ranking of the gallery by −Euclidean distance (what mAP@all needs).
+fn sake_rank_real<B: AutodiffBackend>(_: &Context<B>) -> Result<Prepared> {
+    let dim = 64;
+    let (queries, gallery) = (unit_features(1000, dim, 1), unit_features(10_000, dim, 2));
+    Ok(Prepared {
+        items: 1000,
+        step: Box::new(move || {
+            for q in queries.chunks(dim) {
+                let scores = sake::retrieval::euclidean_scores(q, &gallery, dim);
+                std::hint::black_box(sake::retrieval::ranking(&scores));
+            }
+            Ok(())
+        }),
+    })
+}
+
+/// Every query's full ranking of the gallery by Hamming distance of 64-bit codes.
+fn sake_rank_hamming<B: AutodiffBackend>(_: &Context<B>) -> Result<Prepared> {
+    let codes = |n: usize, seed: u64| -> Vec<Vec<bool>> {
+        unit_features(n, 64, seed)
+            .chunks(64)
+            .map(|row| row.iter().map(|&v| v >= 0.0).collect())
+            .collect()
+    };
+    let (queries, gallery) = (codes(1000, 3), codes(10_000, 4));
+    Ok(Prepared {
+        items: 1000,
+        step: Box::new(move || {
+            for q in &queries {
+                let scores = sake::itq::hamming_scores(q, &gallery);
+                std::hint::black_box(sake::retrieval::ranking(&scores));
+            }
+            Ok(())
         }),
     })
 }

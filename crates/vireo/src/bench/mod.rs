@@ -289,7 +289,13 @@ impl OnBackend for Bench {
         let _ = std::fs::remove_dir_all(&jpeg_folder);
         report::write(&run.path, &machine, &results)?;
         if args.docs.as_os_str() != "none" {
-            report::update_docs(&args.docs, args.backend.backend, &machine, &results)?;
+            report::update_docs(
+                &args.docs,
+                args.backend.backend,
+                &machine,
+                &results,
+                !args.cases.is_empty(),
+            )?;
             println!("updated {}", args.docs.display());
         }
         println!("results: {}", run.path.display());

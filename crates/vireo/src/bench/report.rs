@@ -142,19 +142,47 @@ fn heading(backend: BackendKind) -> &'static str {
     }
 }
 
-/// Replaces (or appends) this backend's section of the docs page, leaving the rest as written.
+/// The rows of the cases a partial run did not measure, kept from the section it replaces, and
+/// a line saying where they come from.
+fn kept_rows(old_section: &str, results: &[CaseResult]) -> (Vec<String>, Option<String>) {
+    let measured = |row: &str| {
+        results
+            .iter()
+            .any(|r| row.starts_with(&format!("| `{}` |", r.name)))
+    };
+    let rows: Vec<String> = old_section
+        .lines()
+        .filter(|l| l.starts_with("| `") && !measured(l))
+        .map(str::to_string)
+        .collect();
+    let field = |name: &str| {
+        old_section
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("- {name}: ")))
+            .unwrap_or("?")
+            .to_string()
+    };
+    let note = (!rows.is_empty()).then(|| {
+        format!(
+            "- rows of cases this run did not measure ({}) are kept from {} ({})\n",
+            rows.len(),
+            field("command"),
+            field("date")
+        )
+    });
+    (rows, note)
+}
+
+/// Replaces (or appends) this backend's section of the docs page, leaving the rest as written. A
+/// partial run (`--case`) replaces its cases' rows and keeps the others, saying so.
 pub fn update_docs(
     path: &Path,
     backend: BackendKind,
     machine: &Machine,
     results: &[CaseResult],
+    partial: bool,
 ) -> Result<()> {
     let (begin, end) = markers(backend);
-    let section = format!(
-        "{begin}\n{}\n{}{end}",
-        machine_lines(machine),
-        table(results)
-    );
     let page = match std::fs::read_to_string(path) {
         Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -163,6 +191,24 @@ pub fn update_docs(
         }
         Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
     };
+    let old = match (page.find(&begin), page.find(&end)) {
+        (Some(a), Some(b)) if a < b && partial => &page[a..b],
+        _ => "",
+    };
+    let (kept, note) = kept_rows(old, results);
+    let mut rows = table(results);
+    if !kept.is_empty() {
+        // After the header and this run's rows, before any "Missing numbers" notes.
+        let at = rows
+            .find("\nMissing numbers:")
+            .map_or(rows.len(), |i| i + 1);
+        rows.insert_str(at, &(kept.join("\n") + "\n"));
+    }
+    let section = format!(
+        "{begin}\n{}{}\n{rows}{end}",
+        machine_lines(machine),
+        note.unwrap_or_default()
+    );
     let updated = match (page.find(&begin), page.find(&end)) {
         (Some(a), Some(b)) if a < b => {
             format!("{}{section}{}", &page[..a], &page[b + end.len()..])
@@ -233,7 +279,8 @@ mod tests {
             &page,
             BackendKind::Cpu,
             &machine(),
-            &[result("a", 0.5, Some(1.0))],
+            &[result("a", 0.5, Some(1.0)), result("b", 0.5, Some(0.5))],
+            false,
         )
         .unwrap();
         update_docs(
@@ -241,13 +288,40 @@ mod tests {
             BackendKind::Cpu,
             &machine(),
             &[result("a", 0.25, Some(1.0))],
+            false,
         )
         .unwrap();
         let text = std::fs::read_to_string(&page).unwrap();
         assert!(text.contains("hand-written analysis"));
         assert_eq!(text.matches("bench:cpu:begin").count(), 1);
         assert!(
-            text.contains("**4.00**") && !text.contains("**2.00**"),
+            text.contains("**4.00**") && !text.contains("**2.00**") && !text.contains("`b`"),
+            "{text}"
+        );
+        // A partial run replaces its own rows and keeps the others, saying where they are from.
+        update_docs(
+            &page,
+            BackendKind::Cpu,
+            &machine(),
+            &[result("b", 0.5, Some(0.5))],
+            false,
+        )
+        .unwrap();
+        update_docs(
+            &page,
+            BackendKind::Cpu,
+            &machine(),
+            &[result("a", 0.125, Some(1.0))],
+            true,
+        )
+        .unwrap();
+        let text = std::fs::read_to_string(&page).unwrap();
+        assert!(
+            text.contains("**8.00**") && text.contains("| `b` |") && text.contains("**1.00**"),
+            "{text}"
+        );
+        assert!(
+            text.contains("rows of cases this run did not measure (1) are kept from `vireo bench`"),
             "{text}"
         );
     }
