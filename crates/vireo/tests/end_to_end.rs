@@ -231,6 +231,16 @@ fn models_lists_the_exact_parameter_counts() {
         "23,770,304",
         "moco_v2_encoder",
         "27,966,656",
+        "sake_tu",
+        "26,264,564",
+        "sake_sketchy",
+        "26,256,764",
+        "sake_sketchy_512",
+        "27,667,516",
+        "cse_resnet50_teacher",
+        "28,103,128",
+        "se_resnet50",
+        "28,088,024",
     ] {
         assert!(stdout.contains(line), "{line} missing from:\n{stdout}");
     }
@@ -1407,4 +1417,58 @@ fn sake_names_missing_benchmark_files() {
         "{err}"
     );
     assert!(!out.path().join("sake").exists());
+}
+
+#[test]
+fn sake_ranks_a_gallery_with_a_released_layout_checkpoint() {
+    // The tiny SAKE model in the released layout (sake/tests/fixtures/make_sake_checkpoint.py),
+    // its structure given as a model TOML file.
+    let out = tempfile::tempdir().unwrap();
+    let model = out.path().join("tiny.toml");
+    fs::write(
+        &model,
+        "hashing_dim = 6\nnum_classes = 5\nteacher_classes = 10\n[backbone]\nblock = \"bottleneck\"\nlayers = [2, 1, 1, 1]\nplanes = [4, 8, 8, 16]\nstem_width = 8\nstyle = \"caffe\"\nse = true\nse_condition = 1\n",
+    )
+    .unwrap();
+    let gallery = out.path().join("gallery");
+    fs::create_dir(&gallery).unwrap();
+    for (i, shade) in [40u8, 120, 200, 90].into_iter().enumerate() {
+        image_of(50, 40, shade)
+            .save(gallery.join(format!("photo{i}.png")))
+            .unwrap();
+    }
+    let sketch = out.path().join("sketch.png");
+    image_of(64, 64, 250).save(&sketch).unwrap();
+    let checkpoint = fixture("sake", "sake_tiny.pth.tar");
+    let json = json_of(&run_ok(&[
+        "infer",
+        "sake",
+        "--checkpoint",
+        &checkpoint,
+        "--model",
+        model.to_str().unwrap(),
+        "--image-size",
+        "64",
+        "--image",
+        sketch.to_str().unwrap(),
+        "--gallery",
+        gallery.to_str().unwrap(),
+        "--top-k",
+        "4",
+        "--json",
+    ]));
+    let ranked = json[0]["result"].as_array().expect("a ranking");
+    assert_eq!(ranked.len(), 4, "{json}");
+    // The full-size released model does not fit the tiny file: refused, naming it.
+    let err = run_err(&["import", "--model", "sake_tu", "--checkpoint", &checkpoint]);
+    assert!(err.contains("D = 64") && err.contains("shape"), "{err}");
+    let teacher = fixture("sake", "se_tiny.pth");
+    let err = run_err(&[
+        "import",
+        "--model",
+        "cse_resnet50_teacher",
+        "--checkpoint",
+        &teacher,
+    ]);
+    assert!(err.contains("Cadene") && err.contains("shape"), "{err}");
 }

@@ -74,18 +74,26 @@ pub const RELEASED: [(&str, usize, usize); 3] = [
     ("sake_sketchy_512", 512, 100),
 ];
 
-/// The student config of released model `name`, its classes overridable.
+/// The student config of released model `name` (or a TOML file of a [`SakeModelConfig`]), its
+/// classes overridable.
 pub fn released_config(name: &str, num_classes: Option<usize>) -> Result<SakeModelConfig> {
-    let Some(&(_, hashing_dim, classes)) = RELEASED.iter().find(|(n, ..)| *n == name) else {
-        bail!(
-            "unknown SAKE model '{name}': expected one of {}",
-            RELEASED.map(|r| r.0).join(", ")
-        );
-    };
+    let config: SakeModelConfig = core_train::preset::model_preset_or_file(
+        name,
+        |n| {
+            RELEASED
+                .iter()
+                .find(|(r, ..)| *r == n)
+                .map(|&(_, hashing_dim, num_classes)| SakeModelConfig {
+                    hashing_dim,
+                    num_classes,
+                    ..SakeModelConfig::default()
+                })
+        },
+        &RELEASED.map(|r| r.0),
+    )?;
     Ok(SakeModelConfig {
-        hashing_dim,
-        num_classes: num_classes.unwrap_or(classes),
-        ..SakeModelConfig::default()
+        num_classes: num_classes.unwrap_or(config.num_classes),
+        ..config
     })
 }
 
@@ -256,34 +264,50 @@ impl Experiment for Sake {
             .map(|&(name, ..)| {
                 let config = released_config(name, None).expect("a released model");
                 ModelCount {
-                    name: format!(
-                        "{name} (CSEResnetModel_KDHashing, D = {}, {} classes)",
+                    name: name.into(),
+                    group: format!(
+                        "SAKE (CSEResnetModel_KDHashing, D = {}, {} classes)",
                         config.hashing_dim, config.num_classes
                     ),
-                    group: "SAKE".into(),
                     parameters: count(&config),
                     gflops: None,
                 }
             })
             .collect();
         let teacher = SakeModelConfig::default();
-        models.push(ModelCount {
-            name: "cse_resnet50_teacher (SE-ResNet-50 + domain columns)".into(),
-            group: "SAKE".into(),
-            parameters: core_nets::count_parameters::<Flex, _>(
-                &teacher.init_teacher::<Flex>(&device),
+        let plain = core_nets::ResNetConfig {
+            se_condition: 0,
+            ..teacher.teacher_config()
+        };
+        for (name, group, config) in [
+            (
+                "cse_resnet50_teacher",
+                "SAKE teacher (SE-ResNet-50 + domain columns)",
+                teacher.teacher_config(),
             ),
-            gflops: None,
-        });
+            (
+                "se_resnet50",
+                "SAKE teacher before conversion (Cadene ImageNet)",
+                plain,
+            ),
+        ] {
+            models.push(ModelCount {
+                name: name.into(),
+                group: group.into(),
+                parameters: core_nets::count_parameters::<Flex, _>(&config.init::<Flex>(&device)),
+                gflops: None,
+            });
+        }
         models
     }
 
     /// `sake_tu`, `sake_sketchy`, `sake_sketchy_512`: a released SAKE checkpoint;
-    /// `cse_resnet50_teacher`: Cadene's `se_resnet50-ce0d4300.pth` as the teacher.
+    /// `cse_resnet50_teacher` (or `se_resnet50`): Cadene's `se_resnet50-ce0d4300.pth` as the
+    /// teacher.
     fn import(&self, model: &str, checkpoint: &Path, num_classes: Option<usize>) -> Result<String> {
         use burn::backend::Flex;
         let device = Default::default();
-        let report = if model == "cse_resnet50_teacher" {
+        let report = if matches!(model, "cse_resnet50_teacher" | "se_resnet50") {
             load_imagenet_teacher::<Flex>(&SakeModelConfig::default(), checkpoint, &device)?.1
         } else {
             let config = released_config(model, num_classes)?;
