@@ -292,6 +292,7 @@ where
         metric: last.valid_top1,
         summary,
         run,
+        extra: Vec::new(),
     })
 }
 

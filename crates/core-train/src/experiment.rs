@@ -60,6 +60,8 @@ pub struct Outcome {
     pub metric: f64,
     /// One line for the terminal, e.g. "valid top-1 84.50 %, top-5 …".
     pub summary: String,
+    /// Further numbers a study tabulates beside [`Card::study_metric`], `(name, value)`.
+    pub extra: Vec<(String, f64)>,
 }
 
 /// Where a run's files go.

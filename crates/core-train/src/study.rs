@@ -100,7 +100,10 @@ pub fn run<E: Experiment>(experiment: &E, request: &TrainRequest) -> Result<()> 
             session.verbose = false;
             let outcome = fit(experiment, config, session, request.backend)?;
             println!("    {}", outcome.summary);
-            Ok(outcome.metric)
+            Ok(Measured {
+                metric: outcome.metric,
+                extra: outcome.extra,
+            })
         },
     )
 }
@@ -113,7 +116,7 @@ fn run_study(
     args: &TrainRequest,
     text: &str,
     metric: &str,
-    mut run_one: impl FnMut(&str, &str, &[String], &Path) -> Result<f64>,
+    mut run_one: impl FnMut(&str, &str, &[String], &Path) -> Result<Measured>,
 ) -> Result<()> {
     let file: StudyFile =
         toml::from_str(text).with_context(|| format!("the study preset {preset}"))?;
@@ -126,7 +129,7 @@ fn run_study(
     let started = Instant::now();
     let revision = crate::run_dir::git_revision();
     let total = file.variant.len() * file.study.seeds.len();
-    let mut results: Vec<(String, Vec<f64>)> = Vec::new();
+    let mut results: Vec<(String, Vec<Measured>)> = Vec::new();
     let base_text = toml::to_string(&file.base)?;
     for variant in &file.variant {
         let mut finals = Vec::new();
@@ -191,7 +194,7 @@ fn run_study(
 fn render_table(
     header: &StudyHeader,
     metric: &str,
-    results: &[(String, Vec<f64>)],
+    results: &[(String, Vec<Measured>)],
     command: &str,
     revision: &str,
     seconds: f64,
@@ -214,21 +217,47 @@ fn render_table(
         .map(|s| s.to_string())
         .collect::<Vec<_>>()
         .join(", ");
+    // Further numbers the runs gave (the first run's names), mean ± std each.
+    let extra: Vec<&str> = results
+        .first()
+        .and_then(|(_, runs)| runs.first())
+        .map(|m| m.extra.iter().map(|(n, _)| n.as_str()).collect())
+        .unwrap_or_default();
     let _ = writeln!(
         md,
-        "| variant | {metric}, mean ± std over seeds {seeds} | per seed |"
+        "| variant | {metric}, mean ± std over seeds {seeds} | per seed |{}",
+        extra.iter().map(|n| format!(" {n} |")).collect::<String>()
     );
-    let _ = writeln!(md, "|---|---|---|");
-    for (name, values) in results {
-        let (mean, std) = mean_std(values);
+    let _ = writeln!(md, "|---|---|---|{}", "---|".repeat(extra.len()));
+    for (name, runs) in results {
+        let values: Vec<f64> = runs.iter().map(|m| m.metric).collect();
+        let (mean, std) = mean_std(&values);
         let each = values
             .iter()
             .map(|v| format!("{v:.1}"))
             .collect::<Vec<_>>()
             .join(" / ");
-        let _ = writeln!(md, "| {name} | {mean:.1} ± {std:.1} | {each} |");
+        let columns: String = extra
+            .iter()
+            .map(|n| {
+                let values: Vec<f64> = runs
+                    .iter()
+                    .filter_map(|m| m.extra.iter().find(|(e, _)| e == n).map(|(_, v)| *v))
+                    .collect();
+                let (mean, std) = mean_std(&values);
+                format!(" {mean:.1} ± {std:.1} |")
+            })
+            .collect();
+        let _ = writeln!(md, "| {name} | {mean:.1} ± {std:.1} | {each} |{columns}");
     }
     md
+}
+
+/// What one run of a study gave.
+#[derive(Clone, Debug)]
+pub struct Measured {
+    pub metric: f64,
+    pub extra: Vec<(String, f64)>,
 }
 
 /// CPU model and thread count, for the table's provenance line.

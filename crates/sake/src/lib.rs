@@ -28,5 +28,6 @@ pub mod retrieval;
 pub use experiment::{SAKE, Sake, SakeExperiment};
 pub use loss::{SakeLoss, SakeLossConfig, knowledge_target, sake_loss, soft_cross_entropy};
 pub use model::{
-    Domain, SakeModelConfig, SakeNet, domain_codes, svd_initialisation, teacher_logits,
+    Classifier, Domain, EmsLayer, SakeModelConfig, SakeNet, domain_codes, svd_initialisation,
+    teacher_logits,
 };

@@ -50,6 +50,9 @@ pub struct SakeModelConfig {
     pub num_classes: usize,
     /// The teacher's classes (ImageNet's 1000).
     pub teacher_classes: usize,
+    /// The official `--ems-loss` option's classifier: class centres `cpars` `[classes, D]`,
+    /// logits = −Euclidean distance to each ([`EmsLayer`]); off in every recipe.
+    pub ems: bool,
 }
 
 impl Default for SakeModelConfig {
@@ -59,6 +62,7 @@ impl Default for SakeModelConfig {
             hashing_dim: 64,
             num_classes: 220,
             teacher_classes: 1000,
+            ems: false,
         }
     }
 }
@@ -84,7 +88,11 @@ impl SakeModelConfig {
             backbone: self.backbone.clone().with_num_classes(None).init(device),
             second_last_linear: LinearConfig::new(self.feature_dim(), d).init(device),
             last_linear: LinearConfig::new(d, self.teacher_classes).init(device),
-            linear: LinearConfig::new(d, self.num_classes).init(device),
+            linear: if self.ems {
+                Classifier::Ems(EmsLayer::new(self.num_classes, d, device))
+            } else {
+                Classifier::Linear(LinearConfig::new(d, self.num_classes).init(device))
+            },
         }
     }
 
@@ -104,7 +112,52 @@ pub struct SakeNet<B: Backend> {
     /// `D → 1000`: the ImageNet head knowledge preservation trains (`sake.md` pitfall 5).
     pub last_linear: Linear<B>,
     /// `D → classes`: the benchmark classifier.
-    pub linear: Linear<B>,
+    pub linear: Classifier<B>,
+}
+
+/// The benchmark classifier: linear, or the EMS layer of the `--ems-loss` option.
+#[derive(Module, Debug)]
+pub enum Classifier<B: Backend> {
+    Linear(Linear<B>),
+    Ems(EmsLayer<B>),
+}
+
+impl<B: Backend> Classifier<B> {
+    pub fn forward(&self, x: Tensor<B, 2>) -> Tensor<B, 2> {
+        match self {
+            Classifier::Linear(linear) => linear.forward(x),
+            Classifier::Ems(ems) => ems.forward(x),
+        }
+    }
+}
+
+/// `EMSLayer` (official `ResnetModel.py`): logits `−sqrt(relu(‖x − c_k‖²))` to class centres
+/// `cpars` `[classes, D]` (standard-normal initialisation; checkpoint key `linear.cpars`).
+#[derive(Module, Debug)]
+pub struct EmsLayer<B: Backend> {
+    pub cpars: Param<Tensor<B, 2>>,
+}
+
+impl<B: Backend> EmsLayer<B> {
+    pub fn new(classes: usize, dim: usize, device: &B::Device) -> Self {
+        Self {
+            cpars: Param::from_tensor(Tensor::random(
+                [classes, dim],
+                burn::tensor::Distribution::Normal(0.0, 1.0),
+                device,
+            )),
+        }
+    }
+
+    /// `x [B, D]` → `[B, classes]`: minus the distance to each centre, the squared distance
+    /// expanded as `‖x‖² + ‖c‖² − 2 x·c` and clamped at 0 as the official `pairwise_distances`.
+    pub fn forward(&self, x: Tensor<B, 2>) -> Tensor<B, 2> {
+        let c = self.cpars.val();
+        let x_norm = x.clone().powi_scalar(2).sum_dim(1); // [B, 1]
+        let c_norm = c.clone().powi_scalar(2).sum_dim(1).transpose(); // [1, K]
+        let squared = x_norm + c_norm - x.matmul(c.transpose()).mul_scalar(2.0);
+        squared.clamp_min(0.0).sqrt().neg()
+    }
 }
 
 /// What the student gives for a batch.

@@ -243,6 +243,7 @@ fn tiny(hashing_dim: usize, num_classes: usize, teacher_classes: usize) -> SakeM
         hashing_dim,
         num_classes,
         teacher_classes,
+        ems: false,
     }
 }
 
@@ -353,4 +354,37 @@ fn training_the_student_never_moves_the_teacher() {
     after
         .into_data()
         .assert_approx_eq::<f32>(&before.into_data(), Tolerance::absolute(0.0));
+}
+
+#[test]
+fn the_ems_option_gives_minus_distances_and_the_margin_loss() {
+    // Official `EMSLayer` / `EMSLoss` (the `--ems-loss` option), values from PyTorch.
+    let ems = sake::EmsLayer::<B> {
+        cpars: Param::from_tensor(tensor(&[1., 0., 0., 0., 3., 4.], [3, 2])),
+    };
+    let logits = ems.forward(tensor(&[1., 0., 0., 2.], [2, 2]));
+    close(
+        logits.clone(),
+        &[0.0, -1.0, -4.472_136, -2.236_068, -2.0, -3.605_551],
+        1e-5,
+    );
+    let labels = Tensor::<B, 1, burn::tensor::Int>::from_data(
+        TensorData::new(vec![0i64, 1], [2]),
+        &Default::default(),
+    );
+    let loss = sake::loss::ems_cross_entropy(logits, labels, 2.0).into_scalar();
+    assert!((loss - 1.220_054).abs() < 1e-5, "{loss}");
+    // The classifier is the only difference: same counts otherwise, `linear.cpars` in place of
+    // `linear.weight` / `linear.bias`.
+    let device = Default::default();
+    let plain = tiny(6, 5, 10);
+    let with_ems = SakeModelConfig {
+        ems: true,
+        ..plain.clone()
+    };
+    let (a, b) = (
+        count_parameters::<B, _>(&plain.init::<B>(&device)),
+        count_parameters::<B, _>(&with_ems.init::<B>(&device)),
+    );
+    assert_eq!(a - b, 5, "a bias of 5 classes fewer");
 }

@@ -1280,6 +1280,25 @@ fn elastic_segments_voc_files_and_names_a_corrupt_image() {
     assert!(err.contains("train_aug_2.jpg"), "{err}");
 }
 
+/// A folder of grey "photos" (one JPEG, the rest PNG: both are read) and a `side`² "sketch".
+fn gallery_and_sketch(
+    out: &std::path::Path,
+    shades: &[u8],
+    side: u32,
+) -> (std::path::PathBuf, std::path::PathBuf) {
+    let gallery = out.join("gallery");
+    fs::create_dir(&gallery).unwrap();
+    for (i, &shade) in shades.iter().enumerate() {
+        let ext = if i == 0 { "jpg" } else { "png" };
+        image_of(50, 40, shade)
+            .save(gallery.join(format!("photo{i}.{ext}")))
+            .unwrap();
+    }
+    let sketch = out.join("sketch.png");
+    image_of(side, side, 250).save(&sketch).unwrap();
+    (gallery, sketch)
+}
+
 fn tiny_sake(out: &std::path::Path, epochs: &str, extra: &[&str]) -> Vec<String> {
     let mut sets: Vec<String> = [
         format!("train.epochs={epochs}"),
@@ -1352,15 +1371,7 @@ fn sake_runs_both_stages_leave_retrieval_pictures_and_resume_exactly() {
     // eval gives the retrieval scores; infer ranks a folder of photos for a sketch.
     let eval = run_ok(&["eval", "sake", "--run", run.to_str().unwrap()]);
     assert!(String::from_utf8_lossy(&eval.stdout).contains("unseen mAP@all"));
-    let gallery = out.path().join("gallery");
-    fs::create_dir(&gallery).unwrap();
-    for (i, shade) in [40u8, 120, 200].into_iter().enumerate() {
-        image_of(30, 20, shade)
-            .save(gallery.join(format!("photo{i}.jpg")))
-            .unwrap();
-    }
-    let sketch = out.path().join("sketch.png");
-    image_of(24, 24, 250).save(&sketch).unwrap();
+    let (gallery, sketch) = gallery_and_sketch(out.path(), &[40, 120, 200], 24);
     let json = json_of(&run_ok(&[
         "infer",
         "sake",
@@ -1400,6 +1411,18 @@ fn sake_without_fine_tuning_evaluates_the_teacher_initialised_student() {
 }
 
 #[test]
+fn sake_trains_with_the_official_ems_option() {
+    let out = tempfile::tempdir().unwrap();
+    run_ok(&tiny_sake(
+        out.path(),
+        "1",
+        &["model.ems=true", "loss.ems_m=2"],
+    ));
+    let run = single_run(out.path(), "sake");
+    assert_eq!(csv_epochs(&run), [1]);
+}
+
+#[test]
 fn sake_names_missing_benchmark_files() {
     let out = tempfile::tempdir().unwrap();
     let err = run_err(&[
@@ -1430,15 +1453,7 @@ fn sake_ranks_a_gallery_with_a_released_layout_checkpoint() {
         "hashing_dim = 6\nnum_classes = 5\nteacher_classes = 10\n[backbone]\nblock = \"bottleneck\"\nlayers = [2, 1, 1, 1]\nplanes = [4, 8, 8, 16]\nstem_width = 8\nstyle = \"caffe\"\nse = true\nse_condition = 1\n",
     )
     .unwrap();
-    let gallery = out.path().join("gallery");
-    fs::create_dir(&gallery).unwrap();
-    for (i, shade) in [40u8, 120, 200, 90].into_iter().enumerate() {
-        image_of(50, 40, shade)
-            .save(gallery.join(format!("photo{i}.png")))
-            .unwrap();
-    }
-    let sketch = out.path().join("sketch.png");
-    image_of(64, 64, 250).save(&sketch).unwrap();
+    let (gallery, sketch) = gallery_and_sketch(out.path(), &[40, 120, 200, 90], 64);
     let checkpoint = fixture("sake", "sake_tiny.pth.tar");
     let json = json_of(&run_ok(&[
         "infer",

@@ -284,5 +284,6 @@ pub fn fit<B: AutodiffBackend>(
         metric: last.pq,
         summary,
         run,
+        extra: Vec::new(),
     })
 }

@@ -340,6 +340,7 @@ pub fn fit<B: AutodiffBackend>(
         metric,
         summary,
         run,
+        extra: Vec::new(),
     })
 }
 
@@ -446,6 +447,7 @@ fn linear_evaluation_only<B: AutodiffBackend>(
         metric,
         summary,
         run,
+        extra: Vec::new(),
     })
 }
 

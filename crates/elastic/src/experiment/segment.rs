@@ -629,6 +629,7 @@ pub fn fit_segmentation<B: AutodiffBackend>(
         metric: evaluation.counts.miou(),
         summary,
         run,
+        extra: Vec::new(),
     })
 }
 

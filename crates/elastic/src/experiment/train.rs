@@ -374,6 +374,7 @@ pub fn fit<B: AutodiffBackend>(
         metric: s.f1_overall,
         summary,
         run,
+        extra: Vec::new(),
     })
 }
 

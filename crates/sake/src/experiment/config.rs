@@ -222,6 +222,7 @@ impl SakeExperiment {
             ("loss.sake_lambda", self.loss.sake_lambda),
             ("loss.kd_lambda", self.loss.kd_lambda),
             ("loss.kdneg_lambda", self.loss.kdneg_lambda),
+            ("loss.ems_m", self.loss.ems_m),
         ] {
             if !(value >= 0.0 && value.is_finite()) {
                 bail!("{what} = {value}: expected a finite number >= 0");

@@ -98,6 +98,7 @@ impl<B: AutodiffBackend> TrainStep for SakeTraining<B> {
             target,
             photo,
             &self.loss,
+            matches!(self.student.linear, crate::model::Classifier::Ems(_)),
         );
         let monitored = Tensor::cat(
             vec![

@@ -285,10 +285,23 @@ pub fn fit<B: AutodiffBackend>(
             run.file("report.md").display()
         );
     }
+    let k = config.eval.precision_k;
+    let extra = vec![
+        (format!("P@{k}, real (%)"), 100.0 * retrieval.real.precision),
+        (
+            format!("mAP@all, {} bits (%)", retrieval.bits),
+            100.0 * retrieval.binary.map_all,
+        ),
+        (
+            format!("P@{k}, {} bits (%)", retrieval.bits),
+            100.0 * retrieval.binary.precision,
+        ),
+    ];
     Ok(Outcome {
         metric: 100.0 * retrieval.real.map_all,
         summary,
         run,
+        extra,
     })
 }
 
