@@ -68,13 +68,16 @@ impl AffineAugment {
             ));
         }
         let [lo, hi] = self.scale;
-        if !(lo > 0.0 && lo <= hi) {
+        if !(lo > 0.0 && lo <= hi && hi.is_finite()) {
             return Err(format!(
                 "augment.scale = {:?}: expected 0 < low <= high",
                 self.scale
             ));
         }
-        if self.max_rotation < 0.0 || self.max_translation < 0.0 {
+        if !(self.max_rotation >= 0.0 && self.max_translation >= 0.0)
+            || !self.max_rotation.is_finite()
+            || !self.max_translation.is_finite()
+        {
             return Err("augment.max_rotation and augment.max_translation: expected >= 0".into());
         }
         Ok(())

@@ -65,15 +65,14 @@ pub fn soft_cross_entropy<B: Backend>(
     (per_sample * tags.clone()).sum() / tags.sum().clamp_min(1.0)
 }
 
-/// The validation form, logged only (§2.4): no relation rows, the teacher's logits alone, the mean
-/// over the whole batch.
+/// The validation form (§2.4; the official `validate`): no relation rows, the softmax of the
+/// teacher's raw logits (no `kd_lambda`), the mean over the whole batch.
 pub fn validation_kd<B: Backend>(
     student_logits: Tensor<B, 2>,
     teacher_logits: Tensor<B, 2>,
-    config: &SakeLossConfig,
 ) -> Tensor<B, 1> {
     let [batch, _] = student_logits.dims();
-    let target = softmax(teacher_logits.mul_scalar(config.kd_lambda), 1);
+    let target = softmax(teacher_logits, 1);
     let ones = Tensor::ones([batch], &target.device());
     soft_cross_entropy(student_logits, target, ones)
 }

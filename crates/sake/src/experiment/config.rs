@@ -190,13 +190,22 @@ impl SakeExperiment {
             .optimizer
             .expect_kind(OptimizerKind::Adam, "SAKE (`sake.md` §4)")
             .map_err(anyhow::Error::msg)?;
-        self.model.backbone.validate()?;
+        // core-nets names its keys `model.*`; here the network is `model.backbone`.
+        self.model.backbone.validate().map_err(|e| {
+            anyhow::anyhow!("{}", e.to_string().replace("model.", "model.backbone."))
+        })?;
         let m = &self.model;
         if m.backbone.se_condition != 1 || !m.backbone.se {
             bail!(
                 "model.backbone: se = {}, se_condition = {}: SAKE's CSE-ResNet has SE modules with one domain bit (se = true, se_condition = 1)",
                 m.backbone.se,
                 m.backbone.se_condition
+            );
+        }
+        if m.backbone.style != core_nets::ResNetStyle::Caffe {
+            bail!(
+                "model.backbone.style = {:?}: SAKE's CSE-ResNet is Cadene's Caffe-style SE-ResNet (style = \"caffe\": stride on the first 1×1, ceil-mode stem pool; `sake.md` pitfall 2)",
+                m.backbone.style
             );
         }
         if m.hashing_dim == 0 || m.num_classes == 0 || m.teacher_classes == 0 {
@@ -209,6 +218,13 @@ impl SakeExperiment {
                 "model.hashing_dim = {}: the SVD initialisation needs at most min(teacher_classes, features) = {}",
                 m.hashing_dim,
                 m.teacher_classes.min(m.feature_dim())
+            );
+        }
+        let step = self.batching.sketches + self.batching.photos;
+        if self.train.batch_size != step {
+            bail!(
+                "train.batch_size = {}: a SAKE step is batching.sketches + batching.photos = {step} images; set train.batch_size = {step}",
+                self.train.batch_size
             );
         }
         if self.batching.sketches == 0 || self.batching.photos == 0 {
@@ -248,6 +264,12 @@ impl SakeExperiment {
                 pretrain
                     .train
                     .validate()
+                    .and_then(|()| {
+                        pretrain
+                            .train
+                            .optimizer
+                            .expect_kind(OptimizerKind::Sgd, "the teacher's pre-training")
+                    })
                     .map_err(|e| anyhow::anyhow!("teacher.pretrain.{e}"))?;
                 if !matches!(self.data, SakeData::Shapeworld { .. }) {
                     bail!(

@@ -39,6 +39,8 @@ pub struct SakeItem {
     /// The class in the set's own label space (seen classes for training and validation, unseen
     /// classes for queries and gallery).
     pub label: usize,
+    /// Its index in its image set.
+    pub index: usize,
 }
 
 /// ShapeWorld's class lists for SAKE.
@@ -133,7 +135,7 @@ impl ImageSet for ListSet {
 
 /// The 8-bit image resized to exactly `size`² (bilinear, aspect not kept: §4, pitfall 9) as
 /// `[0, 1]` pixels.
-fn item(image: &RgbImage, size: usize, domain: Domain, label: usize) -> SakeItem {
+fn item(image: &RgbImage, size: usize, domain: Domain, label: usize, index: usize) -> SakeItem {
     let resized = if image.dimensions() == (size as u32, size as u32) {
         image.clone()
     } else {
@@ -149,6 +151,7 @@ fn item(image: &RgbImage, size: usize, domain: Domain, label: usize) -> SakeItem
         size,
         domain,
         label,
+        index,
     }
 }
 
@@ -164,7 +167,7 @@ impl Dataset<SakeItem> for Plain {
             return None;
         }
         match self.set.image(index) {
-            Ok((image, label)) => Some(item(&image, self.size, self.set.domain(), label)),
+            Ok((image, label)) => Some(item(&image, self.size, self.set.domain(), label, index)),
             Err(e) => datasets::load_failed(format!("{e:#}")),
         }
     }
@@ -178,8 +181,10 @@ type Orders = Arc<[Vec<usize>; 2]>;
 
 /// The training stream (§4, pitfall 6): step `s` is sketches `order_s[s·k_s ..]` then photos
 /// `order_p[s·k_p ..]` of this epoch's two permutations; an epoch has as many steps as the
-/// shorter stream gives. Served in order in batches of `k_s + k_p` (one step per batch), each
-/// image augmented by `(seed, epoch, index)`.
+/// shorter stream gives — PyTorch's loaders keep their last partial batch, so a stream of `n`
+/// gives `ceil(n / k)` and the last step may be short (Sketchy: 13 sketches + 21 photos). Served
+/// in order in batches of `k_s + k_p` (one step per batch), each image augmented by
+/// `(seed, epoch, index)`.
 pub struct Zipped {
     pub sketches: Arc<dyn ImageSet>,
     pub photos: Arc<dyn ImageSet>,
@@ -214,7 +219,21 @@ impl Zipped {
     }
 
     pub fn steps(&self) -> usize {
-        (self.sketches.len() / self.per_step[0]).min(self.photos.len() / self.per_step[1])
+        let [ks, kp] = self.per_step;
+        self.sketches
+            .len()
+            .div_ceil(ks)
+            .min(self.photos.len().div_ceil(kp))
+    }
+
+    /// Sketches and photos of the last step (the streams' remainders where they run out there).
+    fn last_step(&self) -> [usize; 2] {
+        let before = self.steps().saturating_sub(1);
+        let [ks, kp] = self.per_step;
+        [
+            ks.min(self.sketches.len() - before * ks),
+            kp.min(self.photos.len() - before * kp),
+        ]
     }
 
     pub fn step_size(&self) -> usize {
@@ -254,10 +273,15 @@ impl Dataset<SakeItem> for Zipped {
         let orders = self.orders(epoch);
         let (step, slot) = (index / self.step_size(), index % self.step_size());
         let [ks, kp] = self.per_step;
-        let (set, i) = if slot < ks {
+        let sketches_here = if step + 1 == self.steps() {
+            self.last_step()[0]
+        } else {
+            ks
+        };
+        let (set, i) = if slot < sketches_here {
             (&self.sketches, orders[0][step * ks + slot])
         } else {
-            (&self.photos, orders[1][step * kp + slot - ks])
+            (&self.photos, orders[1][step * kp + slot - sketches_here])
         };
         let (image, label) = match set.image(i) {
             Ok(found) => found,
@@ -268,11 +292,12 @@ impl Dataset<SakeItem> for Zipped {
             Some(draw) => affine_warp(&image, &draw),
             None => image,
         };
-        Some(item(&image, self.size, set.domain(), label))
+        Some(item(&image, self.size, set.domain(), label, i))
     }
 
     fn len(&self) -> usize {
-        self.steps() * self.step_size()
+        let [s, p] = self.last_step();
+        self.steps().saturating_sub(1) * self.step_size() + s + p
     }
 }
 
@@ -433,11 +458,14 @@ pub struct SakeBatch<B: Backend> {
     pub domain: Tensor<B, 2>,
     /// `[B]`
     pub labels: Tensor<B, 1, Int>,
-    /// `[B, teacher classes]`: `m[label]` (the rows of the seen classes; unused for other sets).
-    pub relations: Tensor<B, 2>,
+    /// `[B, teacher classes]`: `m[label]` of training images (none for the sets that need none).
+    pub relations: Option<Tensor<B, 2>>,
+    /// Each image's index in its set (items a loader skipped are absent).
+    pub indices: Vec<usize>,
 }
 
-/// Batches [`SakeItem`]s; relation rows looked up by label in `relations` (seen classes).
+/// Batches [`SakeItem`]s; relation rows looked up by label in `relations` (seen classes; empty:
+/// no relation rows).
 #[derive(Clone)]
 pub struct SakeBatcher {
     pub normalization: Normalization,
@@ -456,21 +484,94 @@ impl<B: Backend> Batcher<B, SakeItem, SakeBatch<B>> for SakeBatcher {
         );
         let domains: Vec<Domain> = items.iter().map(|i| i.domain).collect();
         let labels: Vec<i64> = items.iter().map(|i| i.label as i64).collect();
-        let width = self.relations.first().map_or(0, Vec::len);
-        let relations: Vec<f32> = items
-            .iter()
-            .flat_map(|i| {
-                self.relations
-                    .get(i.label)
-                    .cloned()
-                    .unwrap_or_else(|| vec![0.0; width])
-            })
-            .collect();
+        let relations = self.relations.first().map(|first| {
+            let width = first.len();
+            let rows: Vec<f32> = items
+                .iter()
+                .flat_map(|i| {
+                    self.relations
+                        .get(i.label)
+                        .cloned()
+                        .unwrap_or_else(|| vec![0.0; width])
+                })
+                .collect();
+            Tensor::from_data(TensorData::new(rows, [n, width]), device)
+        });
         SakeBatch {
             images,
             domain: crate::domain_codes(&domains, device),
             labels: Tensor::from_data(TensorData::new(labels, [n]), device),
-            relations: Tensor::from_data(TensorData::new(relations, [n, width]), device),
+            relations,
+            indices: items.iter().map(|i| i.index).collect(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(domain: Domain, len: usize) -> Arc<dyn ImageSet> {
+        Arc::new(ShapeworldSet {
+            world: ShapeWorld {
+                image_size: 16,
+                ..ShapeWorld::default()
+            },
+            split: Split::Train,
+            classes: shapeworld_classes().seen,
+            domain,
+            len,
+        })
+    }
+
+    #[test]
+    fn the_zipped_stream_ends_with_the_shorter_loader_and_keeps_its_partial_batch() {
+        // 30 sketches in 13s: 3 batches (13, 13, 4); 100 photos in 26s: 4 batches. The epoch is
+        // 3 steps, the last one 4 sketches + 26 photos, as PyTorch's zipped loaders give.
+        let no_augment = AffineAugment {
+            probability: 0.0,
+            ..AffineAugment::default()
+        };
+        let zipped = Zipped::new(
+            set(Domain::Sketch, 30),
+            set(Domain::Photo, 100),
+            [13, 26],
+            16,
+            no_augment,
+            7,
+        );
+        assert_eq!(zipped.steps(), 3);
+        assert_eq!(zipped.len(), 2 * 39 + 4 + 26);
+        let items: Vec<SakeItem> = (0..zipped.len()).map(|i| zipped.get(i).unwrap()).collect();
+        let domains = |range: std::ops::Range<usize>| {
+            items[range].iter().map(|i| i.domain).collect::<Vec<_>>()
+        };
+        assert!(domains(0..13).iter().all(|d| *d == Domain::Sketch));
+        assert!(domains(13..39).iter().all(|d| *d == Domain::Photo));
+        assert!(domains(78..82).iter().all(|d| *d == Domain::Sketch));
+        assert!(domains(82..108).iter().all(|d| *d == Domain::Photo));
+        // Every sketch once per epoch; the photo permutation is cut at 3 · 26.
+        let mut sketches: Vec<usize> = items
+            .iter()
+            .filter(|i| i.domain == Domain::Sketch)
+            .map(|i| i.index)
+            .collect();
+        sketches.sort_unstable();
+        assert_eq!(sketches, (0..30).collect::<Vec<_>>());
+        // The first item is the first sketch of the epoch's permutation.
+        let orders = zipped.orders(0);
+        assert_eq!(items[0].index, orders[0][0]);
+        assert_eq!(
+            items[0].pixels,
+            Plain {
+                set: set(Domain::Sketch, 30),
+                size: 16
+            }
+            .get(orders[0][0])
+            .unwrap()
+            .pixels
+        );
+        // A new epoch draws new permutations.
+        assert_ne!(zipped.orders(1)[0], orders[0]);
     }
 }

@@ -21,11 +21,13 @@ use crate::{
     retrieval::{RetrievalScores, euclidean_scores, evaluate, l2_normalize, ranking},
 };
 
-/// Embeddings of one image set: `[n, dim]` row-major (L2-normalised) and labels.
+/// Embeddings of one image set: `[n, dim]` row-major (L2-normalised), labels, and each row's
+/// index in the set (images a loader skipped are absent).
 #[derive(Clone, Debug)]
 pub struct Embedded {
     pub features: Vec<f32>,
     pub labels: Vec<usize>,
+    pub indices: Vec<usize>,
     pub dim: usize,
 }
 
@@ -53,11 +55,12 @@ pub fn embed<B: Backend>(
     .workers(config.train.num_workers)
     .skip_failures(config.data.skip_corrupt());
     let status = loader.status();
-    let (mut features, mut labels) = (Vec::new(), Vec::new());
+    let (mut features, mut labels, mut indices) = (Vec::new(), Vec::new(), Vec::new());
     for batch in burn::data::dataloader::DataLoader::iter(&loader) {
         let e = student.embed(batch.images, batch.domain);
         features.extend(e.into_data().iter::<f32>());
         labels.extend(batch.labels.into_data().iter::<i64>().map(|l| l as usize));
+        indices.extend(batch.indices);
     }
     if let Some(failure) = status.failure() {
         bail!("embedding stopped: {failure}");
@@ -66,6 +69,7 @@ pub fn embed<B: Backend>(
     Ok(Embedded {
         features: l2_normalize(&features, dim),
         labels,
+        indices,
         dim,
     })
 }
@@ -263,7 +267,10 @@ pub fn draw_sheet(
     for (query, top) in &retrieval.sheet {
         let class = queries.labels[*query];
         let name = &sources.unseen_names[class];
-        tiles.push((tile(&sources.queries, *query)?, format!("query: {name}")));
+        tiles.push((
+            tile(&sources.queries, queries.indices[*query])?,
+            format!("query: {name}"),
+        ));
         for (rank, &g) in top.iter().enumerate() {
             let hit = gallery.labels[g] == class;
             let colour = if hit {
@@ -272,7 +279,7 @@ pub fn draw_sheet(
                 Rgb([220, 0, 0])
             };
             tiles.push((
-                framed(tile(&sources.gallery, g)?, colour),
+                framed(tile(&sources.gallery, gallery.indices[g])?, colour),
                 format!("{} {}", rank + 1, sources.unseen_names[gallery.labels[g]]),
             ));
         }

@@ -78,7 +78,10 @@ impl<B: AutodiffBackend> TrainStep for SakeTraining<B> {
             teacher_logits(&teacher, batch.images.inner(), batch.domain.clone().inner());
         let target = knowledge_target(
             Tensor::from_inner(z_teacher),
-            batch.relations.detach(),
+            batch
+                .relations
+                .expect("training batches carry their relation rows")
+                .detach(),
             &self.loss,
         );
         let photo = batch.domain.reshape([n]); // tag = y: photos only

@@ -169,7 +169,12 @@ impl Experiment for Sake {
                 num_classes,
                 image_size,
             } => {
-                let name = model.as_deref().unwrap_or("sake_sketchy");
+                let name = model.as_deref().unwrap_or_else(|| {
+                    eprintln!(
+                        "--model not given: reading the file as sake_sketchy (D = 64, 100 classes)"
+                    );
+                    "sake_sketchy"
+                });
                 let config = released_config(name, num_classes)?;
                 let (student, report) = load_sake_checkpoint::<B>(&config, &file, device)?;
                 eprintln!("{}: {}", file.display(), report.summary());

@@ -216,6 +216,7 @@ pub fn fit<B: AutodiffBackend>(
             training,
             resume_epoch,
             log.clone(),
+            verbose,
             device,
         ) {
             Ok((student, selection)) => (student, selection, None),
@@ -499,6 +500,7 @@ fn finetune<B: AutodiffBackend>(
     training: SakeTraining<B>,
     resume_epoch: Option<usize>,
     log: EpochLog<SakeRow>,
+    verbose: bool,
     device: &B::Device,
 ) -> Result<(SakeNet<B::InnerBackend>, String)> {
     let t = &config.train;
@@ -545,17 +547,19 @@ fn finetune<B: AutodiffBackend>(
     )
     .workers(t.num_workers)
     .skip_failures(skip);
-    println!(
-        "data: {} sketches + {} photos of {} seen classes ({} steps of {} + {}), {} held-out sketches, {} epochs",
-        sources.train_sketches.len(),
-        sources.train_photos.len(),
-        sources.seen_names.len(),
-        steps,
-        config.batching.sketches,
-        config.batching.photos,
-        sources.valid_sketches.len(),
-        t.epochs
-    );
+    if verbose {
+        println!(
+            "data: {} sketches + {} photos of {} seen classes ({} steps of {} + {}), {} held-out sketches, {} epochs",
+            sources.train_sketches.len(),
+            sources.train_photos.len(),
+            sources.seen_names.len(),
+            steps,
+            config.batching.sketches,
+            config.batching.photos,
+            sources.valid_sketches.len(),
+            t.epochs
+        );
+    }
     let statuses = [train_loader.status(), valid_loader.status()];
     let optimizer = t.optimizer.adam().init::<B, SakeTraining<B>>();
     let outcome = core_train::fit_supervised_with(

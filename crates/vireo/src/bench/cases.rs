@@ -672,7 +672,8 @@ fn sake_train_step<B: AutodiffBackend>(c: &Context<B>) -> Result<Prepared> {
         images,
         domain: sake::domain_codes(&domains, &c.device),
         labels,
-        relations: Tensor::zeros([40, 1000], &c.device),
+        relations: Some(Tensor::zeros([40, 1000], &c.device)),
+        indices: (0..40).collect(),
     };
     let device = c.device.clone();
     Ok(Prepared {

@@ -142,17 +142,28 @@ fn heading(backend: BackendKind) -> &'static str {
     }
 }
 
-/// The rows of the cases a partial run did not measure, kept from the section it replaces, and
-/// a line saying where they come from.
-fn kept_rows(old_section: &str, results: &[CaseResult]) -> (Vec<String>, Option<String>) {
-    let measured = |row: &str| {
-        results
-            .iter()
-            .any(|r| row.starts_with(&format!("| `{}` |", r.name)))
+/// What a partial run keeps of the section it replaces: the rows (and "missing numbers" notes)
+/// of the cases it did not measure, and a line saying where they come from.
+struct Kept {
+    rows: Vec<String>,
+    notes: Vec<String>,
+    source: Option<String>,
+}
+
+fn kept_rows(old_section: &str, results: &[CaseResult]) -> Kept {
+    let measured = |name: &str| results.iter().any(|r| r.name == name);
+    let case_of = |line: &str, prefix: &str| -> Option<String> {
+        let rest = line.strip_prefix(prefix)?;
+        Some(rest.split('`').next()?.to_string())
     };
     let rows: Vec<String> = old_section
         .lines()
-        .filter(|l| l.starts_with("| `") && !measured(l))
+        .filter(|l| case_of(l, "| `").is_some_and(|c| !measured(&c)))
+        .map(str::to_string)
+        .collect();
+    let notes: Vec<String> = old_section
+        .lines()
+        .filter(|l| case_of(l, "- `").is_some_and(|c| !measured(&c)))
         .map(str::to_string)
         .collect();
     let field = |name: &str| {
@@ -162,15 +173,20 @@ fn kept_rows(old_section: &str, results: &[CaseResult]) -> (Vec<String>, Option<
             .unwrap_or("?")
             .to_string()
     };
-    let note = (!rows.is_empty()).then(|| {
+    let source = (!rows.is_empty()).then(|| {
         format!(
-            "- rows of cases this run did not measure ({}) are kept from {} ({})\n",
+            "- rows of cases this run did not measure ({}) are kept from {} ({}; machine: {})\n",
             rows.len(),
             field("command"),
-            field("date")
+            field("date"),
+            field("machine")
         )
     });
-    (rows, note)
+    Kept {
+        rows,
+        notes,
+        source,
+    }
 }
 
 /// Replaces (or appends) this backend's section of the docs page, leaving the rest as written. A
@@ -195,19 +211,25 @@ pub fn update_docs(
         (Some(a), Some(b)) if a < b && partial => &page[a..b],
         _ => "",
     };
-    let (kept, note) = kept_rows(old, results);
+    let kept = kept_rows(old, results);
     let mut rows = table(results);
-    if !kept.is_empty() {
+    if !kept.rows.is_empty() {
         // After the header and this run's rows, before any "Missing numbers" notes.
         let at = rows
             .find("\nMissing numbers:")
             .map_or(rows.len(), |i| i + 1);
-        rows.insert_str(at, &(kept.join("\n") + "\n"));
+        rows.insert_str(at, &(kept.rows.join("\n") + "\n"));
+    }
+    if !kept.notes.is_empty() {
+        if !rows.contains("\nMissing numbers:\n") {
+            rows.push_str("\nMissing numbers:\n");
+        }
+        rows.push_str(&(kept.notes.join("\n") + "\n"));
     }
     let section = format!(
         "{begin}\n{}{}\n{rows}{end}",
         machine_lines(machine),
-        note.unwrap_or_default()
+        kept.source.unwrap_or_default()
     );
     let updated = match (page.find(&begin), page.find(&end)) {
         (Some(a), Some(b)) if a < b => {
@@ -303,7 +325,7 @@ mod tests {
             &page,
             BackendKind::Cpu,
             &machine(),
-            &[result("b", 0.5, Some(0.5))],
+            &[result("b", 0.5, Some(0.5)), result("c", 0.5, None)],
             false,
         )
         .unwrap();
@@ -321,7 +343,13 @@ mod tests {
             "{text}"
         );
         assert!(
-            text.contains("rows of cases this run did not measure (1) are kept from `vireo bench`"),
+            text.contains("rows of cases this run did not measure (2) are kept from `vireo bench`")
+                && text.contains("machine: test cpu"),
+            "{text}"
+        );
+        // The kept case's note stays.
+        assert!(
+            text.contains("- `c` PyTorch: PyTorch not available"),
             "{text}"
         );
     }
