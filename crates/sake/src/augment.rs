@@ -74,10 +74,8 @@ impl AffineAugment {
                 self.scale
             ));
         }
-        if !(self.max_rotation >= 0.0 && self.max_translation >= 0.0)
-            || !self.max_rotation.is_finite()
-            || !self.max_translation.is_finite()
-        {
+        let bound = |v: f64| v.is_finite() && v >= 0.0;
+        if !(bound(self.max_rotation) && bound(self.max_translation)) {
             return Err("augment.max_rotation and augment.max_translation: expected >= 0".into());
         }
         Ok(())

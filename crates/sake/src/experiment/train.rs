@@ -493,6 +493,7 @@ fn read_teacher_note(run: &RunDir) -> TeacherNote {
 
 /// SAKE fine-tuning; returns the selected student (best held-out seen-sketch top-1 whose
 /// checkpoint is kept, else the last) and how it was selected.
+#[allow(clippy::too_many_arguments)]
 fn finetune<B: AutodiffBackend>(
     config: &SakeExperiment,
     sources: &SakeSources,
