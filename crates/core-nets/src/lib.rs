@@ -3,7 +3,8 @@
 //! [`core_norm::NormKind`]), so GN+WS, BCN+WS and BN ResNets are one network with two switches;
 //! their classification steps for burn-train, exact parameter counting, and the loader of the
 //! authors' PyTorch checkpoints. ELASTIC's two-path ResNeXt block and its resampling live here too
-//! (one ResNet family; the `elastic` crate owns the models, FLOPs and experiment).
+//! (one ResNet family; the `elastic` crate owns the models, FLOPs and experiment). VGG-16 features
+//! (CompNet's backbone) in [`vgg`].
 
 mod block;
 mod classifier;
@@ -14,6 +15,7 @@ mod import;
 mod parameters;
 pub mod resample;
 mod resnet;
+pub mod vgg;
 
 pub use block::{
     BasicBlock, Bottleneck, Downsample, ResidualBlock, SeLayer, SeModule, TwoPathBottleneck,
@@ -28,4 +30,7 @@ pub use import::{
 pub use parameters::{count_parameters, independent_copy, trainable};
 pub use resnet::{
     BlockKind, MODEL_PRESETS, ModelPreset, ResNet, ResNetConfig, ResNetFeatures, ResNetStyle,
+};
+pub use vgg::{
+    VGG16_FEATURE_INDICES, Vgg16Features, VggConfig, VggCut, load_vgg16_features, vgg_key_remapping,
 };
