@@ -1,0 +1,17 @@
+//! Compositional Nets: A. Kortylewski, Q. Liu, H. Wang, Z. Zhang, A. Yuille, "Combining
+//! Compositional Models and Deep Networks for Robust Object Classification under Occlusion", WACV
+//! 2020 (CN-WACV), and A. Kortylewski, J. He, Q. Liu, A. Yuille, "Compositional Convolutional
+//! Neural Networks: A Deep Architecture with Innate Robustness to Partial Occlusion", CVPR 2020
+//! (CN-vMF), with occluder localisation (arXiv 1911.08571). Spec: `compnet.md`.
+//!
+//! Built so far (the CompNet issue is open): the CN-vMF head's math — [`vmf`]: the vMF kernel layer
+//! and activation (§2.3); [`mixture`]: mixture normalisation and `crop_or_pad_as` (§2.4);
+//! [`score`]: the occlusion-robust score in both background modes, the temperature-2 softmax and
+//! the occluder map with the all-pairs default and the official tiling as a switch (§2.6–2.7);
+//! [`loss`]: the released end-to-end loss terms (§2.8). The backbone, VGG-16 features, is
+//! core-nets' `vgg` module.
+
+pub mod loss;
+pub mod mixture;
+pub mod score;
+pub mod vmf;

@@ -1,0 +1,207 @@
+//! CN-vMF's head against the spec's vectors (`compnet.md` §8.1–8.4; float64 NumPy transcriptions
+//! and the official `ops_test.py`), f32 tolerance 1e-5 relative. The values are written as the spec
+//! gives them (1/√2 and e among them).
+#![allow(clippy::excessive_precision, clippy::approx_constant)]
+
+use burn::{
+    backend::Flex,
+    tensor::{Int, Tensor, TensorData},
+};
+use compnet::{
+    loss::{cluster_loss, released_terms},
+    mixture::{crop_or_pad_as, normalise_over_kernels},
+    score::{MapMode, class_probabilities, occluder_map, terms},
+    vmf::{VmfKernels, vmf_activation},
+};
+
+type B = Flex;
+
+fn tensor<const D: usize>(values: &[f32], shape: [usize; D]) -> Tensor<B, D> {
+    Tensor::from_data(TensorData::new(values.to_vec(), shape), &Default::default())
+}
+
+fn values<const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
+    t.into_data().iter::<f32>().collect()
+}
+
+fn close_rel(got: &[f32], expected: &[f64], rel: f64) {
+    assert_eq!(got.len(), expected.len(), "{got:?}");
+    for (g, e) in got.iter().zip(expected) {
+        let tol = rel * e.abs().max(1e-9);
+        assert!(
+            ((*g as f64) - e).abs() <= tol.max(1e-7),
+            "{got:?} vs {expected:?}"
+        );
+    }
+}
+
+#[test]
+fn vmf_cosines_and_activations_spec_8_1() {
+    // Features (D = 3, H = 1, W = 3): (1,0,0), (0,0,0), (1,1,0); raw kernels (1,0,0), (0,1,1).
+    let features = tensor(&[1., 0., 1., 0., 0., 1., 0., 0., 0.], [1, 3, 1, 3]);
+    let kernels = VmfKernels::<B>::from_rows(tensor(&[1., 0., 0., 0., 1., 1.], [2, 3]));
+    let cos = kernels.cosine(features);
+    close_rel(
+        &values(cos.clone()),
+        &[1.0, 0.0, 0.7071067812, 0.0, 0.0, 0.5],
+        1e-5,
+    );
+    close_rel(
+        &values(vmf_activation(cos.clone(), 2.0, 0.0)),
+        &[7.3890560989, 0.0, 4.1132503788, 0.0, 0.0, 2.7182818285],
+        1e-5,
+    );
+    close_rel(
+        &values(vmf_activation(cos, 30.0, 0.0)),
+        &[
+            1.0686474582e13,
+            0.0,
+            1.6322143644e9,
+            0.0,
+            0.0,
+            3.2690173725e6,
+        ],
+        1e-5,
+    );
+}
+
+/// §8.2: v (K = 2, 1 × 2), C = 2, M = 2, two occluder models, occ = 0.6.
+fn spec_8_2() -> compnet::score::Terms<B> {
+    let v = tensor(&[4., 1., 1., 4.], [1, 2, 1, 2]);
+    // Rows c0m0, c0m1, c1m0, c1m1; per row [k0 pos0, k0 pos1, k1 pos0, k1 pos1].
+    let raw = tensor(
+        &[
+            0.6, 0.2, 0.2, 0.6, // c0m0
+            0.5, 0.5, 0.5, 0.5, // c0m1
+            0.2, 0.6, 0.6, 0.2, // c1m0
+            0.4, 0.0, 0.0, 0.0, // c1m1
+        ],
+        [4, 2, 1, 2],
+    );
+    let mixtures = normalise_over_kernels(raw);
+    close_rel(
+        &values(mixtures.clone()),
+        &[
+            0.75, 0.25, 0.25, 0.75, 0.5, 0.5, 0.5, 0.5, 0.25, 0.75, 0.75, 0.25, 1.0, 0.0, 0.0, 0.0,
+        ],
+        1e-6,
+    );
+    let occluders = normalise_over_kernels(tensor(&[1., 1., 2., 0.5], [2, 2]));
+    terms(v, mixtures, occluders, 0.6, 2)
+}
+
+#[test]
+fn robust_scores_softmax_and_training_terms_spec_8_2() {
+    let t = spec_8_2();
+    close_rel(
+        &values(t.fg.clone()),
+        &[
+            0.26236426454,
+            0.26236426454,
+            1.0e-10,
+            1.0e-10,
+            -0.3566749438,
+            -0.3566749438,
+            0.47000362931,
+            -23.02585093,
+        ],
+        1e-5,
+    );
+    close_rel(
+        &values(t.bg.clone()),
+        &[0.4054651082, 0.4054651082, 0.587786665, 0.1823215569],
+        1e-5,
+    );
+    close_rel(
+        &values(t.pair_scores()),
+        &[
+            0.8109302163,
+            0.8501509295,
+            0.8109302163,
+            0.7701082218,
+            0.8109302163,
+            0.7701082218,
+            0.8754687375,
+            0.7701082218,
+        ],
+        1e-5,
+    );
+    let scores = t.scores(false);
+    close_rel(&values(scores.clone()), &[0.8501509295, 0.8754687375], 1e-5);
+    close_rel(&values(t.scores(true)), &[0.9932517731, 0.9932517731], 1e-5);
+    let ml = scores / 2.0;
+    close_rel(&values(ml.clone()), &[0.4250754648, 0.4377343687], 1e-5);
+    let p = class_probabilities(ml.clone());
+    close_rel(&values(p.clone()), &[0.4936708861, 0.5063291139], 1e-5);
+    let labels =
+        Tensor::<B, 1, Int>::from_data(TensorData::new(vec![0i64], [1]), &Default::default());
+    let (ce, mixture) = released_terms(p, ml, labels, 3.0);
+    close_rel(&values(ce), &[0.699496323190978], 1e-5);
+    close_rel(&values(mixture), &[-1.2752263943], 1e-5);
+}
+
+#[test]
+fn occluder_maps_in_each_mode_spec_8_2() {
+    let t = spec_8_2();
+    close_rel(
+        &occluder_map(&t, 0, 0, MapMode::MixtureBg),
+        &[0.3254224004, 0.1431008436],
+        1e-5,
+    );
+    // The released tiling visits only (m0, n0) and (m1, n1) when gcd(M, N) = 2 …
+    close_rel(
+        &occluder_map(&t, 0, 0, MapMode::OfficialTiling),
+        &[0.1431008436, 0.1431008436],
+        1e-5,
+    );
+    // … the default enumerates every pair and picks (m0, n1): bg[n1] − fg[c0m0].
+    close_rel(
+        &occluder_map(&t, 0, 0, MapMode::AllPairs),
+        &[0.587786665 - 0.26236426454, 0.1823215569 - 0.26236426454],
+        1e-5,
+    );
+}
+
+#[test]
+fn crop_or_pad_as_spec_8_3() {
+    let ramp = |h: usize, w: usize| {
+        let v: Vec<f32> = (0..h * w).map(|i| i as f32).collect();
+        tensor(&v, [1, 1, h, w])
+    };
+    // (13, 24) → (8, 6): input[..., 2:10, 9:15].
+    let out = crop_or_pad_as(ramp(13, 24), [8, 6], 0.0);
+    assert_eq!(
+        values(out),
+        values(ramp(13, 24).slice([0..1, 0..1, 2..10, 9..15]))
+    );
+    // (7, 9) → (18, 19), pad 0.5: input at [5:12, 5:14], corner 0.5.
+    let out = crop_or_pad_as(ramp(7, 9), [18, 19], 0.5);
+    assert_eq!(
+        values(out.clone().slice([0..1, 0..1, 5..12, 5..14])),
+        values(ramp(7, 9))
+    );
+    assert_eq!(values(out.slice([0..1, 0..1, 0..1, 0..1])), [0.5]);
+    // (20, 9) → (18, 19): out[..., :, 5:14] == input[..., 1:19, :], corner 0.5.
+    let out = crop_or_pad_as(ramp(20, 9), [18, 19], 0.5);
+    assert_eq!(
+        values(out.clone().slice([0..1, 0..1, 0..18, 5..14])),
+        values(ramp(20, 9).slice([0..1, 0..1, 1..19, 0..9]))
+    );
+    assert_eq!(values(out.slice([0..1, 0..1, 0..1, 0..1])), [0.5]);
+}
+
+#[test]
+fn cluster_loss_spec_8_4_and_zero_features() {
+    // F (D = 2, 1 × 2): (3, 4), (0, −2); μ = (1, 0), (0, 1) → ((1 − 0.8) + (1 − 0)) / 2 = 0.6.
+    let features = tensor(&[3., 0., 4., -2.], [1, 2, 1, 2]);
+    let kernels = tensor(&[1., 0., 0., 1.], [2, 2]);
+    close_rel(
+        &values(cluster_loss(features, kernels.clone())),
+        &[0.6],
+        1e-6,
+    );
+    // An all-zero (post-ReLU) feature contributes nothing instead of NaN.
+    let with_zero = tensor(&[3., 0., 4., 0.], [1, 2, 1, 2]);
+    let loss = values(cluster_loss(with_zero, kernels))[0];
+    assert!((loss - 0.1).abs() < 1e-6, "{loss}");
+}
