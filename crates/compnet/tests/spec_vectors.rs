@@ -205,3 +205,30 @@ fn cluster_loss_spec_8_4_and_zero_features() {
     let loss = values(cluster_loss(with_zero, kernels))[0];
     assert!((loss - 0.1).abs() < 1e-6, "{loss}");
 }
+
+#[test]
+fn occluder_roc_rule_spec_8_7() {
+    use compnet::roc::{RocPoint, auc, image_roc, tpr_at_fpr};
+    let occ = [2.0, -1.0, 0.5, -3.0];
+    let gt = [true, false, true, false];
+    let at = |t: f64, hack: bool| {
+        let p = image_roc(&occ, &gt, &[t], hack)[0];
+        (p.fpr, p.tpr)
+    };
+    assert_eq!(at(-2.5, true), (0.0, 1.0 / 3.0));
+    assert_eq!(at(-2.5, false), (0.0, 0.0));
+    assert_eq!(at(-1.0, true), (0.0, 0.5));
+    assert_eq!(at(0.0, true), (0.0, 1.0));
+    assert_eq!(at(1.5, true), (0.5, 1.0));
+    assert_eq!(at(3.5, true), (1.0, 1.0));
+    // A perfect map: AUC 1, TPR 1 at FPR 0.2; chance-like diagonal points: AUC 0.5.
+    let curve = image_roc(&occ, &gt, &compnet::roc::thresholds(), false);
+    assert!((auc(&curve) - 1.0).abs() < 1e-12);
+    assert_eq!(tpr_at_fpr(&curve, 0.2), 1.0);
+    let diagonal = [0.25, 0.5, 0.75].map(|r| RocPoint {
+        fpr: r,
+        tpr: r,
+        ..RocPoint::default()
+    });
+    assert!((auc(&diagonal) - 0.5).abs() < 1e-12);
+}
