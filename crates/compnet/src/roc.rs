@@ -83,11 +83,7 @@ pub fn average(curves: &[(Vec<RocPoint>, f64)]) -> Vec<RocPoint> {
 
 /// The TPR at the last threshold whose FPR is at most `fpr` (0 if none).
 pub fn tpr_at_fpr(curve: &[RocPoint], fpr: f64) -> f64 {
-    curve
-        .iter()
-        .filter(|p| p.fpr <= fpr)
-        .next_back()
-        .map_or(0.0, |p| p.tpr)
+    curve.iter().rfind(|p| p.fpr <= fpr).map_or(0.0, |p| p.tpr)
 }
 
 /// `∫ TPR d FPR` by trapezoids over the points sorted by FPR (then TPR), with (0, 0) and (1, 1).
