@@ -9,7 +9,8 @@
 //! [`score`]: the occlusion-robust score in both background modes, the temperature-2 softmax and
 //! the occluder map with the all-pairs default and the official tiling as a switch (§2.6–2.7);
 //! [`loss`]: the released end-to-end loss terms (§2.8); [`roc`]: occluder localisation's ROC with
-//! threshold averaging, TPR at FPR 0.2 and the AUC (§4.3). The backbone, VGG-16 features, is
+//! threshold averaging, TPR at FPR 0.2 and the AUC (§4.3); [`vmfmm`]: vMF mixture clustering, the
+//! dictionary's initialisation (§2.9). The backbone, VGG-16 features, is
 //! core-nets' `vgg` module.
 
 pub mod loss;
@@ -17,3 +18,4 @@ pub mod mixture;
 pub mod roc;
 pub mod score;
 pub mod vmf;
+pub mod vmfmm;

@@ -232,3 +232,71 @@ fn occluder_roc_rule_spec_8_7() {
     });
     assert!((auc(&diagonal) - 0.5).abs() < 1e-12);
 }
+
+#[test]
+fn one_vmf_em_iteration_spec_8_5() {
+    use compnet::vmfmm::{Vmfmm, normalise};
+    // κ = 30, π₀ = (½, ½), μ₀ = (1, 0), (0, 1); features at 0°, 10°, 80°, 95° with norms 2, 1, 3, 1.
+    let rows: Vec<Vec<f64>> = [(0.0f64, 2.0), (10.0, 1.0), (80.0, 3.0), (95.0, 1.0)]
+        .iter()
+        .map(|&(deg, r): &(f64, f64)| vec![r * deg.to_radians().cos(), r * deg.to_radians().sin()])
+        .collect();
+    let features: Vec<Vec<f64>> = rows.iter().map(|r| normalise(r)).collect();
+    let mut model = Vmfmm {
+        mu: vec![vec![1.0, 0.0], vec![0.0, 1.0]],
+        pi: vec![0.5, 0.5],
+        kappa: 30.0,
+        mllk: Vec::new(),
+    };
+    let (p, mllk) = model.e_step(&features);
+    let expected = [
+        [1.0, 9.3577633342e-14],
+        [0.99999999997, 2.7011378153e-11],
+        [2.7010939946e-11, 0.99999999997],
+        [7.6775130278e-15, 1.0],
+    ];
+    for (row, want) in p.iter().zip(expected) {
+        for (g, w) in row.iter().zip(want) {
+            assert!((g - w).abs() <= 1e-9 * w.max(1e-12) + 1e-20, "{p:?}");
+        }
+    }
+    assert!((mllk - 29.050408280804586).abs() < 1e-9, "{mllk}");
+    model.m_step(&features, &p);
+    assert!((model.pi[0] - 0.5).abs() < 1e-9 && (model.pi[1] - 0.5).abs() < 1e-9);
+    let mu = [[0.9961937, 0.0871556335], [0.0436193872, 0.999047212]];
+    for (g, w) in model.mu.iter().zip(mu) {
+        for (a, b) in g.iter().zip(w) {
+            assert!((a - b).abs() < 1e-7, "{:?}", model.mu);
+        }
+    }
+}
+
+#[test]
+fn vmf_clustering_finds_separated_directions_deterministically() {
+    use compnet::vmfmm::{Vmfmm, VmfmmConfig};
+    // Three tight bundles of directions in 3-d.
+    let rows: Vec<Vec<f64>> = (0..90)
+        .map(|i| {
+            let jitter = 0.02 * ((i * 7 % 11) as f64 - 5.0) / 5.0;
+            match i % 3 {
+                0 => vec![1.0, jitter, 0.0],
+                1 => vec![jitter, 1.0, 0.0],
+                _ => vec![0.0, jitter, 1.0],
+            }
+        })
+        .collect();
+    let config = VmfmmConfig {
+        components: 3,
+        ..VmfmmConfig::default()
+    };
+    let model = Vmfmm::fit(&rows, &config);
+    for axis in 0..3 {
+        assert!(
+            model.mu.iter().any(|m| m[axis] > 0.99),
+            "axis {axis} missing: {:?}",
+            model.mu
+        );
+    }
+    assert_eq!(model, Vmfmm::fit(&rows, &config));
+    assert!(model.mllk.windows(2).all(|w| w[1] >= w[0] - 1e-9));
+}
