@@ -300,3 +300,41 @@ fn vmf_clustering_finds_separated_directions_deterministically() {
     assert_eq!(model, Vmfmm::fit(&rows, &config));
     assert!(model.mllk.windows(2).all(|w| w[1] >= w[0] - 1e-9));
 }
+
+#[test]
+fn mixture_ml_initialisation_spec_8_6() {
+    use compnet::mixture_init::{
+        em_step, first_m_step, log_likelihood, normalise_map, sample_counts,
+    };
+    // K = 2, 1 × 2 positions, kernel-major [k0 pos0, k0 pos1, k1 pos0, k1 pos1].
+    let image0 = vec![3.0, 1.0, 1.0, 1.0];
+    let image1 = vec![1.0, 0.0, 1.0, 0.0]; // pos1 padded
+    let close = |got: &[f64], want: &[f64]| {
+        for (g, w) in got.iter().zip(want) {
+            assert!((g - w).abs() < 1e-9, "{got:?} vs {want:?}");
+        }
+    };
+    close(
+        &normalise_map(&image0, 2),
+        &[0.7498125469, 0.4997501249, 0.2499375156, 0.4997501249],
+    );
+    close(
+        &normalise_map(&image1, 2),
+        &[0.4997501249, 0.0, 0.4997501249, 0.0],
+    );
+    let maps = vec![image0, image1];
+    close(&sample_counts(&maps), &[2.0, 1.0, 2.0, 1.0]);
+    let alpha = first_m_step(&maps, 2);
+    close(
+        &alpha,
+        &[0.624778212, 0.4997451275, 0.3748419461, 0.4997451275],
+    );
+    // E-step scores on the normalised maps.
+    let normalised: Vec<Vec<f64>> = maps.iter().map(|m| normalise_map(m, 2)).collect();
+    assert!((log_likelihood(&normalised[0], &alpha, 2) + 1.2701370744).abs() < 1e-8);
+    assert!((log_likelihood(&normalised[1], &alpha, 2) + 23.7198778994).abs() < 1e-8);
+    // One EM step with one mixture keeps every map in it and stays a distribution per position.
+    let (assignment, updated) = em_step(&normalised, &[alpha], 2);
+    assert_eq!(assignment, [0, 0]);
+    assert!(updated[0].iter().all(|a| (0.0..=1.0).contains(a)));
+}
