@@ -4,7 +4,8 @@
 //! Neural Networks: A Deep Architecture with Innate Robustness to Partial Occlusion", CVPR 2020
 //! (CN-vMF), with occluder localisation (arXiv 1911.08571). Spec: `compnet.md`.
 //!
-//! Built so far (the CompNet issue is open): the CN-vMF head's math — [`vmf`]: the vMF kernel layer
+//! Built so far (the CompNet issue is open): the CN-vMF head ([`head`], the module with the
+//! released parameter names) and its math — [`vmf`]: the vMF kernel layer
 //! and activation (§2.3); [`mixture`]: mixture normalisation and `crop_or_pad_as` (§2.4);
 //! [`score`]: the occlusion-robust score in both background modes, the temperature-2 softmax and
 //! the occluder map with the all-pairs default and the official tiling as a switch (§2.6–2.7);
@@ -13,6 +14,7 @@
 //! dictionary's initialisation (§2.9); [`mixture_init`]: the mixtures' ML/EM initialisation. The backbone, VGG-16 features, is
 //! core-nets' `vgg` module.
 
+pub mod head;
 pub mod loss;
 pub mod mixture;
 pub mod mixture_init;
