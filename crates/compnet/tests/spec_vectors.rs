@@ -338,3 +338,47 @@ fn mixture_ml_initialisation_spec_8_6() {
     assert_eq!(assignment, [0, 0]);
     assert!(updated[0].iter().all(|a| (0.0..=1.0).contains(a)));
 }
+
+#[test]
+fn bernoulli_scores_and_the_dcnn_switch() {
+    use compnet::bernoulli::{BernoulliModel, switch_predictions};
+    // Values from tests/fixtures/bernoulli_reference.py (the spec's formula in float64 NumPy).
+    let b = tensor(&[1., 0., 0., 1., 0., 0.], [1, 3, 2]);
+    let alpha = [
+        0.8f32, 0.1, 0.1, 0.7, 0.2,
+        0.2, // class 0: [k0 p0, k0 p1, k1 p0, k1 p1, k2 p0, k2 p1]
+        0.3, 0.5, 0.6, 0.5, 0.1, 0.5, // class 1 (p1 padded)
+    ];
+    let model = BernoulliModel::<B> {
+        log_alpha: tensor(&alpha, [2, 3, 2]).log(),
+        valid: tensor(&[1., 1., 1., 0.], [2, 2]),
+        occluder: tensor(&[0.2, 0.3, 0.1], [3]),
+        occ: 0.6,
+        mixtures_per_class: 1,
+        official_padding: false,
+    };
+    let (fg, bg) = model.terms(b.clone());
+    close_rel(
+        &values(fg),
+        &[-1.46793835, -1.60146974, -3.14191478, -2.04233722],
+        1e-5,
+    );
+    close_rel(&values(bg), &[-2.57985278, -2.04233722], 1e-5);
+    let scores = model.scores(b.clone());
+    close_rel(&values(scores.clone()), &[-3.06940809, -4.62218999], 1e-5);
+    // The released padding value (log(1/(1 − 1e-3)) > 0) makes the padded term NaN.
+    let official = BernoulliModel {
+        official_padding: true,
+        log_alpha: tensor(&alpha, [2, 3, 2]).log().slice_assign(
+            [1..2, 0..3, 1..2],
+            Tensor::full([1, 3, 1], (1.0f32 / (1.0 - 1e-3)).ln(), &Default::default()),
+        ),
+        ..model
+    };
+    assert!(values(official.scores(b))[1].is_nan());
+    // Confident DCNN answers stay; the uncertain one goes to the compositional model.
+    let logits = tensor(&[5., 0., 0.2, 0.1], [2, 2]);
+    let composition = tensor(&[-3.0, -4.0, -5.0, -1.0], [2, 2]);
+    let (predictions, routed) = switch_predictions(logits, composition, 0.9);
+    assert_eq!((predictions, routed), (vec![0, 1], 0.5));
+}
