@@ -9,7 +9,6 @@ use burn::{
     backend::{Autodiff, Flex},
     tensor::{Int, Tensor, TensorData, Tolerance},
 };
-use burn_store::{ModuleStore, SafetensorsStore};
 use compnet::{
     head::{CompositionalHead, HeadConfig},
     loss::{cluster_loss, released_terms},
@@ -19,12 +18,7 @@ type A = Autodiff<Flex>;
 
 fn reference(key: &str) -> TensorData {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/head_tiny.safetensors");
-    SafetensorsStore::from_file(path)
-        .get_snapshot(key)
-        .expect("readable fixture")
-        .unwrap_or_else(|| panic!("fixture key {key}"))
-        .to_data()
-        .unwrap()
+    core_nets::read_safetensors_tensor(&path, key).unwrap()
 }
 
 fn relative(got: TensorData, key: &str, tolerance: f32) {

@@ -244,3 +244,15 @@ pub fn load_pytorch_checkpoint_with<B: Backend, M: ModuleSnapshot<B>>(
         },
     ))
 }
+
+/// One tensor of a safetensors file (a test fixture's reference output, an exported array), named
+/// by file and key when it is absent or unreadable.
+pub fn read_safetensors_tensor(path: &Path, key: &str) -> Result<burn::tensor::TensorData, String> {
+    let mut store = burn_store::SafetensorsStore::from_file(path);
+    store
+        .get_snapshot(key)
+        .map_err(|e| format!("{}: {e}", path.display()))?
+        .ok_or_else(|| format!("{} has no tensor '{key}'", path.display()))?
+        .to_data()
+        .map_err(|e| format!("{} '{key}': {e:?}", path.display()))
+}

@@ -25,7 +25,7 @@ pub use densenet::{DenseNet, DenseNetConfig, densenet_key_remapping};
 pub use dla::{DLA_KEY_REMAPPING, Dla, DlaConfig};
 pub use import::{
     ImportError, ImportReport, load_pytorch_checkpoint, load_pytorch_checkpoint_with,
-    load_pytorch_resnet,
+    load_pytorch_resnet, read_safetensors_tensor,
 };
 pub use parameters::{count_parameters, independent_copy, trainable};
 pub use resnet::{

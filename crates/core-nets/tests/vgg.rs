@@ -7,7 +7,6 @@ use burn::{
     backend::Flex,
     tensor::{Tensor, TensorData, Tolerance},
 };
-use burn_store::{ModuleStore, SafetensorsStore};
 use core_nets::{VggConfig, VggCut, count_parameters, load_vgg16_features};
 
 type B = Flex;
@@ -19,13 +18,7 @@ fn fixture(name: &str) -> std::path::PathBuf {
 }
 
 fn reference(key: &str) -> TensorData {
-    let mut store = SafetensorsStore::from_file(fixture("vgg_tiny.safetensors"));
-    store
-        .get_snapshot(key)
-        .expect("readable fixture")
-        .unwrap_or_else(|| panic!("fixture key {key}"))
-        .to_data()
-        .unwrap()
+    core_nets::read_safetensors_tensor(&fixture("vgg_tiny.safetensors"), key).unwrap()
 }
 
 #[test]

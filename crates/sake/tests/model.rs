@@ -14,7 +14,7 @@ use burn::{
     nn::Linear,
     tensor::{Tensor, TensorData, Tolerance},
 };
-use burn_store::{ModuleSnapshot, ModuleStore, SafetensorsStore};
+use burn_store::ModuleSnapshot;
 use core_nets::{ResNetConfig, SeModule, count_parameters};
 use sake::{
     SakeLossConfig, SakeModelConfig, knowledge_target,
@@ -222,13 +222,7 @@ fn fixture(name: &str) -> PathBuf {
 }
 
 fn reference(key: &str) -> TensorData {
-    let mut store = SafetensorsStore::from_file(fixture("sake_tiny.safetensors"));
-    store
-        .get_snapshot(key)
-        .expect("readable fixture")
-        .unwrap_or_else(|| panic!("fixture key {key}"))
-        .to_data()
-        .unwrap()
+    core_nets::read_safetensors_tensor(&fixture("sake_tiny.safetensors"), key).unwrap()
 }
 
 /// The fixture's network: layers [2, 1, 1, 1], planes [4, 8, 8, 16], stem 8.
