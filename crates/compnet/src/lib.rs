@@ -12,7 +12,7 @@
 //! [`loss`]: the released end-to-end loss terms (§2.8); [`roc`]: occluder localisation's ROC with
 //! threshold averaging, TPR at FPR 0.2 and the AUC (§4.3); [`vmfmm`]: vMF mixture clustering, the
 //! dictionary's initialisation (§2.9); [`mixture_init`]: the mixtures' ML/EM initialisation;
-//! [`bernoulli`]: CN-WACV's Bernoulli score with padded positions excluded and the DCNN switch
+//! [`occluder`]: occluder models from background activations (§2.5); [`bernoulli`]: CN-WACV's Bernoulli score with padded positions excluded and the DCNN switch
 //! (§2.10). The backbone, VGG-16 features, is
 //! core-nets' `vgg` module.
 
@@ -21,6 +21,7 @@ pub mod head;
 pub mod loss;
 pub mod mixture;
 pub mod mixture_init;
+pub mod occluder;
 pub mod roc;
 pub mod score;
 pub mod vmf;

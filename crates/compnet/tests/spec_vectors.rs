@@ -382,3 +382,51 @@ fn bernoulli_scores_and_the_dcnn_switch() {
     let (predictions, routed) = switch_predictions(logits, composition, 0.9);
     assert_eq!((predictions, routed), (vec![0, 1], 0.5));
 }
+
+#[test]
+fn occluder_models_from_background_activations() {
+    use compnet::occluder::{
+        BackgroundActivations, OccluderConfig, normalised_mean, occluder_models,
+    };
+    // `_white`: the mean of per-position L1-normalised vectors; an all-zero position is left out.
+    let white = vec![
+        vec![2.0, 2.0, 0.0],
+        vec![0.0, 0.0, 0.0],
+        vec![0.0, 1.0, 3.0],
+    ];
+    let mean = normalised_mean(&white).unwrap();
+    let expected = [0.25, 0.375, 0.375];
+    for (m, e) in mean.iter().zip(expected) {
+        assert!((m - e).abs() < 1e-12, "{mean:?}");
+    }
+    assert!(normalised_mean(&[vec![0.0, 0.0]]).is_none());
+    // `general`: two well-separated directions with large raw activations → two raw-mean models
+    // (the released code keeps one row).
+    let general: Vec<Vec<f64>> = (0..40)
+        .map(|i| {
+            if i % 2 == 0 {
+                vec![1e6 * (1.0 + 0.01 * i as f64), 10.0, 0.0]
+            } else {
+                vec![0.0, 10.0, 1e6]
+            }
+        })
+        .collect();
+    let activations = BackgroundActivations {
+        white,
+        noise: Vec::new(),
+        general,
+    };
+    let config = OccluderConfig::default();
+    let models = occluder_models(&activations, &config);
+    // white + the non-empty general clusters (no noise images).
+    assert!(models.len() >= 3, "{models:?}");
+    assert!(models[1..].iter().any(|m| m[0] > 1e5) && models[1..].iter().any(|m| m[2] > 1e5));
+    let single = occluder_models(
+        &activations,
+        &OccluderConfig {
+            official_single_general_row: true,
+            ..config
+        },
+    );
+    assert_eq!(single.len(), 2);
+}
