@@ -11,12 +11,14 @@
 //! the occluder map with the all-pairs default and the official tiling as a switch (§2.6–2.7);
 //! [`loss`]: the released end-to-end loss terms (§2.8); [`roc`]: occluder localisation's ROC with
 //! threshold averaging, TPR at FPR 0.2 and the AUC (§4.3); [`vmfmm`]: vMF mixture clustering, the
-//! dictionary's initialisation (§2.9); [`mixture_init`]: the mixtures' ML/EM initialisation;
+//! dictionary's initialisation (§2.9); [`binary`]: binary encodings, their threshold and the
+//! pairwise image distance the mixtures' clustering uses; [`mixture_init`]: the mixtures' ML/EM initialisation;
 //! [`occluder`]: occluder models from background activations (§2.5); [`bernoulli`]: CN-WACV's Bernoulli score with padded positions excluded and the DCNN switch
 //! (§2.10). The backbone, VGG-16 features, is
 //! core-nets' `vgg` module.
 
 pub mod bernoulli;
+pub mod binary;
 pub mod head;
 pub mod loss;
 pub mod mixture;

@@ -430,3 +430,46 @@ fn occluder_models_from_background_activations() {
     );
     assert_eq!(single.len(), 2);
 }
+
+#[test]
+fn binary_encodings_thresholds_and_image_distances() {
+    use compnet::binary::{BinaryMap, class_threshold, miss_rate, pairwise_distance};
+    // K = 2, 1 × 3 maps. a: kernel 0 on at x = 0, kernel 1 on at x = 2.
+    let a = BinaryMap {
+        kernels: 2,
+        height: 1,
+        width: 3,
+        on: vec![true, false, false, false, false, true],
+    };
+    // b: kernel 0 on at x = 1 (a's x = 0 is a neighbour: found), kernel 1 on at x = 0 (a's
+    // kernel 1 is on only at x = 2: missed).
+    let b = BinaryMap {
+        kernels: 2,
+        height: 1,
+        width: 3,
+        on: vec![false, true, false, true, false, false],
+    };
+    assert_eq!(miss_rate(&a, &b), 0.5);
+    assert_eq!(miss_rate(&b, &a), 0.5);
+    assert_eq!(pairwise_distance(&a, &b), 0.5);
+    assert_eq!(pairwise_distance(&a, &a), 0.0);
+    // A map with nothing on misses nothing.
+    let empty = BinaryMap {
+        on: vec![false; 6],
+        ..a.clone()
+    };
+    assert_eq!(miss_rate(&a, &empty), 0.0);
+    // Alignment: a 1 × 1 map padded to 1 × 3 sits in the middle.
+    let dot = BinaryMap {
+        kernels: 1,
+        height: 1,
+        width: 1,
+        on: vec![true],
+    };
+    assert_eq!(dot.aligned_to(1, 3).on, [false, true, false]);
+    // Threshold: distances 0.1 for 3 of 4 kernels at every position → on-count 3 from t = 0.15.
+    let distances = vec![0.1, 0.1, 0.1, 0.9];
+    assert!((class_threshold(&[(distances, [4, 1, 1])]) - 0.15).abs() < 1e-12);
+    // Never in (2, 15) → the fallback.
+    assert_eq!(class_threshold(&[(vec![0.5], [1, 1, 1])]), 0.45);
+}
