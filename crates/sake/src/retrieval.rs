@@ -99,6 +99,39 @@ pub struct RetrievalScores {
     pub precision: f64,
     pub precision_k: usize,
     pub queries: usize,
+    /// The mean over queries of the interpolated precision (the best precision at any recall
+    /// ≥ r) at r = 0, 0.05, …, 1: the precision–recall curve.
+    pub interpolated_pr: Vec<(f64, f64)>,
+}
+
+/// Points of [`RetrievalScores::interpolated_pr`].
+const PR_POINTS: usize = 21;
+
+/// One query's interpolated precision at the [`PR_POINTS`] recall levels.
+fn interpolated_precision(relevant: &[bool], positives: usize) -> [f64; PR_POINTS] {
+    let mut best_from = vec![0.0f64; relevant.len() + 1]; // max precision at ranks ≥ r
+    let mut recall_at = vec![0.0f64; relevant.len()];
+    let mut hits = 0usize;
+    let precision: Vec<f64> = relevant
+        .iter()
+        .enumerate()
+        .map(|(r, &hit)| {
+            hits += hit as usize;
+            recall_at[r] = hits as f64 / positives.max(1) as f64;
+            hits as f64 / (r + 1) as f64
+        })
+        .collect();
+    for r in (0..relevant.len()).rev() {
+        best_from[r] = best_from[r + 1].max(precision[r]);
+    }
+    std::array::from_fn(|p| {
+        let level = p as f64 / (PR_POINTS - 1) as f64;
+        // The first rank reaching this recall; precision is maximised over it and later ranks.
+        recall_at
+            .iter()
+            .position(|&rc| rc >= level - 1e-12)
+            .map_or(0.0, |r| best_from[r])
+    })
 }
 
 /// Evaluates every query against the gallery given each query's scores (`scores(q)` returns one
@@ -121,6 +154,7 @@ pub fn evaluate(
     let mut ap_all = Vec::with_capacity(query_labels.len());
     let mut ap_top = Vec::with_capacity(query_labels.len());
     let mut precision = 0.0;
+    let mut pr = [0.0f64; PR_POINTS];
     for (q, &label) in query_labels.iter().enumerate() {
         let positives = gallery_labels.iter().filter(|&&g| g == label).count();
         if positives == 0 {
@@ -133,6 +167,12 @@ pub fn evaluate(
             ap_top.push(average_precision(&relevant, positives, Some(k)));
         }
         precision += precision_at(&relevant, precision_k);
+        for (sum, p) in pr
+            .iter_mut()
+            .zip(interpolated_precision(&relevant, positives))
+        {
+            *sum += p;
+        }
     }
     let reduce = |aps: &[f64]| match reduction {
         MapReduction::Queries => aps.iter().sum::<f64>() / aps.len() as f64,
@@ -161,5 +201,15 @@ pub fn evaluate(
         precision: precision / query_labels.len() as f64,
         precision_k,
         queries: query_labels.len(),
+        interpolated_pr: pr
+            .iter()
+            .enumerate()
+            .map(|(p, s)| {
+                (
+                    p as f64 / (PR_POINTS - 1) as f64,
+                    s / query_labels.len() as f64,
+                )
+            })
+            .collect(),
     })
 }

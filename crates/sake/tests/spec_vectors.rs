@@ -37,6 +37,21 @@ fn ap_and_precision_of_section_8_3() {
     close(result.map_all, 0.7555555556, 1e-9);
     close(result.map_top.unwrap(), 0.5555555556, 1e-9);
     close(result.precision, 0.5, 1e-9);
+    // The interpolated precision–recall curve: precisions 1, ½, ⅔, ½, ⅗, ½ at recalls ⅓, ⅓, ⅔,
+    // ⅔, 1, 1 — the best precision at recall ≥ r is 1 up to ⅓, ⅔ up to ⅔, then ⅗.
+    let pr = &result.interpolated_pr;
+    assert_eq!(pr.len(), 21);
+    for (i, want) in [
+        (0, 1.0),
+        (6, 1.0),
+        (7, 2.0 / 3.0),
+        (13, 2.0 / 3.0),
+        (14, 0.6),
+        (20, 0.6),
+    ] {
+        close(pr[i].0, i as f64 / 20.0, 1e-12);
+        close(pr[i].1, want, 1e-9);
+    }
 }
 
 #[test]

@@ -80,9 +80,6 @@ pub struct Retrieval {
     pub real: RetrievalScores,
     pub binary: RetrievalScores,
     pub bits: usize,
-    /// Mean interpolated precision at recall 0, 0.05, …, 1 (real-valued, binary).
-    pub pr_real: Vec<(f64, f64)>,
-    pub pr_binary: Vec<(f64, f64)>,
     /// Each sheet query's index and its top-10 gallery indices (real-valued ranking).
     pub sheet: Vec<(usize, Vec<usize>)>,
 }
@@ -143,8 +140,6 @@ pub fn retrieve(
         .map(|i| (i, ranking(&real_scores(i)).into_iter().take(10).collect()))
         .collect();
     Ok(Retrieval {
-        pr_real: precision_recall(&queries.labels, &gallery.labels, real_scores),
-        pr_binary: precision_recall(&queries.labels, &gallery.labels, binary_scores),
         real,
         binary,
         bits: e.itq.bits,
@@ -180,55 +175,18 @@ fn sheet_queries(labels: &[usize], count: usize) -> Vec<usize> {
     picked
 }
 
-/// The mean over queries of the interpolated precision (the best precision at any recall ≥ r)
-/// at r = 0, 0.05, …, 1.
-fn precision_recall(
-    query_labels: &[usize],
-    gallery_labels: &[usize],
-    scores: impl Fn(usize) -> Vec<f64>,
-) -> Vec<(f64, f64)> {
-    const POINTS: usize = 21;
-    let mut sum = [0.0f64; POINTS];
-    for (q, &label) in query_labels.iter().enumerate() {
-        let relevant: Vec<bool> = ranking(&scores(q))
-            .into_iter()
-            .map(|g| gallery_labels[g] == label)
-            .collect();
-        let positives = relevant.iter().filter(|&&r| r).count().max(1) as f64;
-        let mut hits = 0.0;
-        let curve: Vec<(f64, f64)> = relevant
-            .iter()
-            .enumerate()
-            .map(|(k, &r)| {
-                hits += r as u8 as f64;
-                (hits / positives, hits / (k + 1) as f64)
-            })
-            .collect();
-        for (p, slot) in sum.iter_mut().enumerate() {
-            let r = p as f64 / (POINTS - 1) as f64;
-            *slot += curve
-                .iter()
-                .filter(|(recall, _)| *recall >= r - 1e-12)
-                .map(|(_, precision)| *precision)
-                .fold(0.0, f64::max);
-        }
-    }
-    let n = query_labels.len().max(1) as f64;
-    sum.iter()
-        .enumerate()
-        .map(|(p, s)| (p as f64 / (POINTS - 1) as f64, s / n))
-        .collect()
-}
-
 /// `pr-curves.png`: real-valued against binary codes.
 pub fn draw_precision_recall(retrieval: &Retrieval, dim: usize, path: &Path) -> Result<()> {
     let panel = Panel {
         name: "unseen-class retrieval".into(),
         series: vec![
-            (format!("real-valued ({dim}-d)"), retrieval.pr_real.clone()),
+            (
+                format!("real-valued ({dim}-d)"),
+                retrieval.real.interpolated_pr.clone(),
+            ),
             (
                 format!("binary ({} bits, ITQ)", retrieval.bits),
-                retrieval.pr_binary.clone(),
+                retrieval.binary.interpolated_pr.clone(),
             ),
         ],
     };

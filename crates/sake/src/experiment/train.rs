@@ -208,7 +208,7 @@ pub fn fit<B: AutodiffBackend>(
         );
     }
     let log = EpochLog::resumed(previous_rows);
-    let (student, selection, stopped) = if config.finetune {
+    let (student, selection) = if config.finetune {
         match finetune::<B>(
             &config,
             &sources,
@@ -219,7 +219,7 @@ pub fn fit<B: AutodiffBackend>(
             verbose,
             device,
         ) {
-            Ok((student, selection)) => (student, selection, None),
+            Ok(done) => done,
             Err(error) => {
                 let rows = log.rows();
                 let _ = write_report(
@@ -241,7 +241,7 @@ pub fn fit<B: AutodiffBackend>(
         use burn::module::AutodiffModule;
         let selection =
             "no fine-tuning: the teacher's trunk under the SVD-initialised heads".into();
-        (training.student.valid(), selection, None::<String>)
+        (training.student.valid(), selection)
     };
     student
         .clone()
@@ -277,7 +277,7 @@ pub fn fit<B: AutodiffBackend>(
         Some(&retrieval),
         &sources,
         &selection,
-        stopped.as_deref(),
+        None,
     )?;
     let summary = retrieval_summary(&retrieval, &config);
     if verbose {
