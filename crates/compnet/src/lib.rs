@@ -19,12 +19,16 @@
 
 pub mod bernoulli;
 pub mod binary;
+pub mod dcnn;
 pub mod head;
+pub mod init;
 pub mod loss;
 pub mod mixture;
 pub mod mixture_init;
+pub mod model;
 pub mod occluder;
 pub mod roc;
 pub mod score;
+pub mod spectral;
 pub mod vmf;
 pub mod vmfmm;

@@ -60,6 +60,22 @@ pub fn log_likelihood(map: &[f64], alpha: &[f64], kernels: usize) -> f64 {
         .sum()
 }
 
+/// The posterior `α·L / (Σ_k α·L + 1e-10)` of map `L` under mixture `α` (both `[K × P]`).
+pub fn posterior(map: &[f64], alpha: &[f64], kernels: usize) -> Vec<f64> {
+    let positions = alpha.len() / kernels;
+    let mut r = vec![0.0; map.len()];
+    for p in 0..positions {
+        let sum: f64 = (0..kernels)
+            .map(|k| alpha[k * positions + p] * map[k * positions + p])
+            .sum();
+        for k in 0..kernels {
+            let i = k * positions + p;
+            r[i] = alpha[i] * map[i] / (sum + 1e-10);
+        }
+    }
+    r
+}
+
 /// One EM iteration over maps assigned to mixtures: E — each map to its best mixture; M — each
 /// mixture from the posteriors `α·L / (Σ_k α·L + 1e-10)` of its maps. Returns the assignment and
 /// the new mixtures (a mixture left without maps keeps its parameters).
@@ -97,22 +113,9 @@ pub fn em_step(
             if members.is_empty() {
                 return alpha.clone();
             }
-            let positions = alpha.len() / kernels;
             let posteriors: Vec<Vec<f64>> = members
                 .iter()
-                .map(|map| {
-                    let mut r = vec![0.0; map.len()];
-                    for p in 0..positions {
-                        let sum: f64 = (0..kernels)
-                            .map(|k| alpha[k * positions + p] * map[k * positions + p])
-                            .sum();
-                        for k in 0..kernels {
-                            let i = k * positions + p;
-                            r[i] = alpha[i] * map[i] / (sum + 1e-10);
-                        }
-                    }
-                    r
-                })
+                .map(|map| posterior(map, alpha, kernels))
                 .collect();
             let owned: Vec<Vec<f64>> = members.iter().map(|m| (*m).clone()).collect();
             average_where_sampled(&posteriors, &sample_counts(&owned))

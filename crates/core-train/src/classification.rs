@@ -71,7 +71,7 @@ pub type Components<B, M, O = SgdOf<B, M>> = LearningComponentsMarker<B, Schedul
 /// ([`fit_supervised`], [`fit_supervised_with`]).
 pub type Training<B, M, O = SgdOf<B, M>> = SupervisedTraining<Components<B, M, O>>;
 
-/// Trains `model` for single-label classification (top-1, top-5, loss) and returns it.
+/// Trains `model` for single-label classification (top-1, top-5, loss) with SGD and returns it.
 pub fn fit_classifier<B, M>(
     model: M,
     train_loader: Arc<dyn DataLoader<B, M::Input>>,
@@ -86,14 +86,47 @@ where
         + 'static,
     M::InnerModule: InferenceStep<Output = ClassificationOutput<B::InnerBackend>>,
 {
+    options
+        .train
+        .optimizer
+        .expect_kind(crate::config::OptimizerKind::Sgd, "this experiment")
+        .map_err(anyhow::Error::msg)?;
+    let optimizer = options.train.optimizer.sgd().init::<B, M>();
+    fit_classifier_with(model, optimizer, train_loader, valid_loader, options)
+}
+
+/// [`fit_classifier`] with the optimizer given (CompNet's Adagrad).
+pub fn fit_classifier_with<B, M, O>(
+    model: M,
+    optimizer: O,
+    train_loader: Arc<dyn DataLoader<B, M::Input>>,
+    valid_loader: Arc<dyn DataLoader<B::InnerBackend, <M::InnerModule as InferenceStep>::Input>>,
+    options: FitOptions<'_>,
+) -> Result<TrainOutcome<M::InnerModule>>
+where
+    B: AutodiffBackend,
+    M: TrainStep<Output = ClassificationOutput<B>>
+        + AutodiffModule<B>
+        + core::fmt::Display
+        + 'static,
+    M::InnerModule: InferenceStep<Output = ClassificationOutput<B::InnerBackend>>,
+    O: burn::optim::Optimizer<M, B> + 'static,
+{
     let classes = options.num_classes;
-    fit_supervised(model, train_loader, valid_loader, options, |training| {
-        training.metrics((
-            AccuracyMetric::new(),
-            TopKAccuracyMetric::new(classes.min(5)),
-            LossMetric::new(),
-        ))
-    })
+    fit_supervised_with(
+        model,
+        optimizer,
+        train_loader,
+        valid_loader,
+        options,
+        |training| {
+            training.metrics((
+                AccuracyMetric::new(),
+                TopKAccuracyMetric::new(classes.min(5)),
+                LossMetric::new(),
+            ))
+        },
+    )
 }
 
 /// Trains `model` on burn-train's `SupervisedTraining` with the shared pieces — atomic

@@ -1,7 +1,9 @@
 //! The parts of an experiment's configuration that every paper shares: the optimisation recipe and
 //! the run's length, batch, seed and checkpoint policy. Paper configs embed [`TrainConfig`].
 
-use burn::optim::{AdamConfig, SgdConfig, decay::WeightDecayConfig, momentum::MomentumConfig};
+use burn::optim::{
+    AdaGradConfig, AdamConfig, SgdConfig, decay::WeightDecayConfig, momentum::MomentumConfig,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::ScheduleConfig;
@@ -15,6 +17,9 @@ pub enum OptimizerKind {
     Sgd,
     /// `torch.optim.Adam` with its defaults (betas 0.9 / 0.999, eps 1e-8); SAKE's recipe.
     Adam,
+    /// `torch.optim.Adagrad` with its defaults (initial accumulator 0, eps 1e-10, no lr decay);
+    /// CompNet's recipe.
+    Adagrad,
 }
 
 /// SGD with momentum and coupled weight decay on every parameter, as PyTorch's `torch.optim.SGD`
@@ -47,6 +52,14 @@ impl OptimizerConfig {
     /// default is 1e-5), weight decay added to the gradient.
     pub fn adam(&self) -> AdamConfig {
         AdamConfig::new().with_epsilon(1e-8).with_weight_decay(
+            (self.weight_decay > 0.0).then(|| WeightDecayConfig::new(self.weight_decay as f32)),
+        )
+    }
+
+    /// Adagrad as `torch.optim.Adagrad(lr, weight_decay)`: eps 1e-10 (burn's default is 1e-5),
+    /// no learning-rate decay, weight decay added to the gradient.
+    pub fn adagrad(&self) -> AdaGradConfig {
+        AdaGradConfig::new().with_epsilon(1e-10).with_weight_decay(
             (self.weight_decay > 0.0).then(|| WeightDecayConfig::new(self.weight_decay as f32)),
         )
     }

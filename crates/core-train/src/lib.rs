@@ -28,7 +28,7 @@ pub use backend::{BackendChoice, BackendKind, OnBackend, on_backend};
 pub use checkpoint::{AtomicRecorder, latest_checkpoint};
 pub use classification::{
     AdamOf, Components, FitOptions, LossValue, SgdOf, TrainOutcome, Training, fit_classifier,
-    fit_supervised, fit_supervised_with,
+    fit_classifier_with, fit_supervised, fit_supervised_with,
 };
 pub use command::{EvalRequest, InferRequest, Paper, TrainRequest};
 pub use config::{OptimizerConfig, OptimizerKind, TrainConfig};

@@ -1,0 +1,82 @@
+//! The plain DCNN of both papers (`compnet.md` §2.2, §4.2): VGG-16 features, global average
+//! pooling and a linear classifier over the training classes. CN-WACV routes an image to its
+//! compositional model when this network is unsure (§2.10); on the embedded data it is also the
+//! backbone the compositional heads sit on (ImageNet pre-training's role), trained first in the
+//! same run. torchvision's VGG-16 has a three-layer fully-connected classifier; the head here is
+//! one linear layer, since only its features are shared with the compositional models.
+
+use burn::{
+    module::Module,
+    nn::{Linear, LinearConfig, loss::CrossEntropyLossConfig},
+    tensor::{
+        Int, Tensor,
+        backend::{AutodiffBackend, Backend},
+    },
+    train::{ClassificationOutput, InferenceStep, TrainOutput, TrainStep},
+};
+use core_nets::vgg::{Vgg16Features, VggConfig};
+use datasets::ClassificationBatch;
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DcnnConfig {
+    pub vgg: VggConfig,
+    pub num_classes: usize,
+}
+
+impl DcnnConfig {
+    pub fn init<B: Backend>(&self, device: &B::Device) -> VggClassifier<B> {
+        VggClassifier {
+            features: self.vgg.init(device),
+            fc: LinearConfig::new(self.vgg.out_channels(), self.num_classes).init(device),
+        }
+    }
+}
+
+/// VGG-16 features, global average pooling, a linear classifier.
+#[derive(Module, Debug)]
+pub struct VggClassifier<B: Backend> {
+    pub features: Vgg16Features<B>,
+    pub fc: Linear<B>,
+}
+
+impl<B: Backend> VggClassifier<B> {
+    /// Logits `[B, classes]`.
+    pub fn forward(&self, images: Tensor<B, 4>) -> Tensor<B, 2> {
+        let f = self.features.forward(images);
+        let [b, d, _, _] = f.dims();
+        self.fc.forward(f.mean_dim(3).mean_dim(2).reshape([b, d]))
+    }
+
+    pub fn forward_classification(
+        &self,
+        images: Tensor<B, 4>,
+        targets: Tensor<B, 1, Int>,
+    ) -> ClassificationOutput<B> {
+        let logits = self.forward(images);
+        let loss = CrossEntropyLossConfig::new()
+            .init(&logits.device())
+            .forward(logits.clone(), targets.clone());
+        ClassificationOutput::new(loss, logits, targets)
+    }
+}
+
+impl<B: AutodiffBackend> TrainStep for VggClassifier<B> {
+    type Input = ClassificationBatch<B>;
+    type Output = ClassificationOutput<B>;
+
+    fn step(&self, batch: ClassificationBatch<B>) -> TrainOutput<ClassificationOutput<B>> {
+        let item = self.forward_classification(batch.images, batch.targets);
+        TrainOutput::new(self, item.loss.backward(), item)
+    }
+}
+
+impl<B: Backend> InferenceStep for VggClassifier<B> {
+    type Input = ClassificationBatch<B>;
+    type Output = ClassificationOutput<B>;
+
+    fn step(&self, batch: ClassificationBatch<B>) -> ClassificationOutput<B> {
+        self.forward_classification(batch.images, batch.targets)
+    }
+}
