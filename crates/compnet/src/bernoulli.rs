@@ -112,3 +112,88 @@ pub fn switch_predictions<B: Backend>(
         .collect();
     (predictions, routed as f64 / batch.max(1) as f64)
 }
+
+/// CN-WACV's compositional model as a module (fitted by ML, never trained end to end): its own
+/// dictionary (the one the mixtures were fitted on), the mixtures' log-probabilities, the valid
+/// positions and the occluder model.
+#[derive(burn::module::Module, Debug)]
+pub struct BernoulliNet<B: Backend> {
+    pub kernels: crate::vmf::VmfKernels<B>,
+    /// `[C·M, K, P]`
+    pub log_alpha: burn::module::Param<Tensor<B, 3>>,
+    /// `[C·M, P]`
+    pub valid: burn::module::Param<Tensor<B, 2>>,
+    /// `[K]`
+    pub occluder: burn::module::Param<Tensor<B, 1>>,
+    #[module(skip)]
+    pub settings: BernoulliSettings,
+}
+
+/// The fixed settings of a [`BernoulliNet`].
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct BernoulliSettings {
+    /// A kernel is on where `cos > cos_threshold` (1 − the binary encoding's distance threshold).
+    pub cos_threshold: f64,
+    pub occ: f64,
+    pub mixtures_per_class: usize,
+    pub official_padding: bool,
+}
+
+impl<B: Backend> BernoulliNet<B> {
+    /// The binary maps `[B, K, P]` of backbone features `[B, D, H, W]`.
+    pub fn binary(&self, features: Tensor<B, 4>) -> Tensor<B, 3> {
+        let [b, _, h, w] = features.dims();
+        let cos = self.kernels.cosine(features);
+        let k = cos.dims()[1];
+        binarise(cos, self.settings.cos_threshold).reshape([b, k, h * w])
+    }
+
+    pub fn model(&self) -> BernoulliModel<B> {
+        BernoulliModel {
+            log_alpha: self.log_alpha.val(),
+            valid: self.valid.val(),
+            occluder: self.occluder.val(),
+            occ: self.settings.occ,
+            mixtures_per_class: self.settings.mixtures_per_class,
+            official_padding: self.settings.official_padding,
+        }
+    }
+}
+
+/// The Bernoulli model's occluder map for label `y` of image `b`: `bg_i − fg_i` of the label's
+/// best mixture (scored with `max(fg, bg)` per position), `[P]`.
+pub fn bernoulli_occluder_map<B: Backend>(
+    fg: &Tensor<B, 3>,
+    bg: &Tensor<B, 2>,
+    b: usize,
+    y: usize,
+    mixtures_per_class: usize,
+) -> Vec<f32> {
+    let [_, _, p] = fg.dims();
+    let m = mixtures_per_class;
+    let fg: Vec<f32> = fg
+        .clone()
+        .slice([b..b + 1, y * m..(y + 1) * m, 0..p])
+        .into_data()
+        .iter::<f32>()
+        .collect();
+    let bg: Vec<f32> = bg
+        .clone()
+        .slice([b..b + 1, 0..p])
+        .into_data()
+        .iter::<f32>()
+        .collect();
+    let score = |row: &[f32]| row.iter().zip(&bg).map(|(f, g)| f.max(*g)).sum::<f32>();
+    let best = fg
+        .chunks(p)
+        .enumerate()
+        .fold((0, f32::NEG_INFINITY), |(bi, bv), (i, row)| {
+            let s = score(row);
+            if s > bv { (i, s) } else { (bi, bv) }
+        })
+        .0;
+    bg.iter()
+        .zip(&fg[best * p..(best + 1) * p])
+        .map(|(g, f)| g - f)
+        .collect()
+}

@@ -201,8 +201,15 @@ pub struct ClassMixtures {
     pub threshold: f64,
 }
 
-/// The mixtures of one class from its images' cosine maps `[K × H × W]` (§2.9 steps 1–6).
-pub fn class_mixtures(cos: &[Map], kappa: f64, config: &InitConfig) -> ClassMixtures {
+/// The mixtures of one class from its images' cosine maps `[K × H × W]` (§2.9 steps 1–6); the
+/// Bernoulli means of the same clusters from binary maps at `bernoulli_threshold` (CN-WACV's one
+/// threshold for every class, as a test image's class is unknown).
+pub fn class_mixtures(
+    cos: &[Map],
+    kappa: f64,
+    bernoulli_threshold: f64,
+    config: &InitConfig,
+) -> ClassMixtures {
     let cos: Vec<&Map> = cos.iter().take(config.mixture_images_per_class).collect();
     let n = cos.len();
     assert!(n > 0, "a class without images");
@@ -278,9 +285,13 @@ pub fn class_mixtures(cos: &[Map], kappa: f64, config: &InitConfig) -> ClassMixt
     let clusters: Vec<usize> = (0..alphas.len())
         .map(|m| assignment.iter().filter(|&&a| a == m).count())
         .collect();
+    let bernoulli_maps: Vec<BinaryMap> = distances
+        .iter()
+        .map(|(d, shape)| BinaryMap::from_distances(d, *shape, bernoulli_threshold))
+        .collect();
     let bernoulli = (0..alphas.len())
         .map(|m| {
-            let members: Vec<&BinaryMap> = binary
+            let members: Vec<&BinaryMap> = bernoulli_maps
                 .iter()
                 .zip(&assignment)
                 .filter(|(_, a)| **a == m)
@@ -481,7 +492,7 @@ mod tests {
             },
             ..InitConfig::default()
         };
-        let mixtures = class_mixtures(&maps, 30.0, &config);
+        let mixtures = class_mixtures(&maps, 30.0, 0.45, &config);
         assert_eq!(mixtures.clusters, vec![10, 10]);
         for (alpha, bern) in mixtures.vmf.iter().zip(&mixtures.bernoulli) {
             let left = alpha.values[0] > alpha.values[3];

@@ -20,6 +20,7 @@
 pub mod bernoulli;
 pub mod binary;
 pub mod dcnn;
+pub mod experiment;
 pub mod head;
 pub mod init;
 pub mod loss;
@@ -32,3 +33,5 @@ pub mod score;
 pub mod spectral;
 pub mod vmf;
 pub mod vmfmm;
+
+pub use experiment::{COMPNET, CompNetExperiment};

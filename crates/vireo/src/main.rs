@@ -32,6 +32,7 @@ pub const PAPERS: &[&dyn Paper] = &[
     &co2::CO2,
     &elastic::ELASTIC,
     &sake::SAKE,
+    &compnet::COMPNET,
 ];
 
 #[derive(Parser)]

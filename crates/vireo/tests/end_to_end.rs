@@ -1487,3 +1487,144 @@ fn sake_ranks_a_gallery_with_a_released_layout_checkpoint() {
     ]);
     assert!(err.contains("Cadene") && err.contains("shape"), "{err}");
 }
+
+fn tiny_compnet(out: &std::path::Path, epochs: &str) -> Vec<String> {
+    let sets: Vec<String> = [
+        format!("train.epochs={epochs}"),
+        "train.batch_size=8".into(),
+        "train.checkpoints_kept=3".into(),
+        "train.num_workers=1".into(),
+        "backbone.vgg.width_divisor=16".into(),
+        "backbone.pretrain.epochs=1".into(),
+        "backbone.pretrain.batch_size=16".into(),
+        "backbone.pretrain.num_workers=1".into(),
+        "init.dictionary.components=8".into(),
+        "init.dictionary_images_per_class=10".into(),
+        "data.world.image_size=32".into(),
+        "data.world.num_classes=4".into(),
+        "data.train_size=40".into(),
+        "data.valid_size=8".into(),
+        "data.heldout_size=4".into(),
+        "data.test_size=8".into(),
+        "data.backgrounds=2".into(),
+        "eval.batch_size=16".into(),
+        "eval.pictures_per_level=1".into(),
+    ]
+    .into();
+    train_args("compnet", out, &sets)
+}
+
+#[test]
+fn compnet_runs_every_stage_leaves_the_occluder_pictures_and_resumes_exactly() {
+    let out = tempfile::tempdir().unwrap();
+    let stdout = String::from_utf8(run_ok(&tiny_compnet(out.path(), "3")).stdout).unwrap();
+    assert!(
+        stdout.contains("DCNN:")
+            && stdout.contains("initialisation:")
+            && stdout.contains("occluder AUC"),
+        "{stdout}"
+    );
+    let run = single_run(out.path(), "compnet");
+    assert_files(
+        &run,
+        &[
+            "config.json",
+            "dcnn/model.mpk",
+            "init/init.json",
+            "init/compnet.mpk",
+            "init/bernoulli.mpk",
+            "metrics.csv",
+            "curves.png",
+            "accuracy.png",
+            "roc.png",
+            "occluders-L0.png",
+            "occluders-L3.png",
+            "evaluation.json",
+            "report.md",
+            "model.mpk",
+            "checkpoint/model-3.mpk",
+        ],
+    );
+    assert_eq!(csv_epochs(&run), [1, 2, 3]);
+    let report = fs::read_to_string(run.join("report.md")).unwrap();
+    for needle in [
+        "| L0 |",
+        "| L3 |",
+        "| mean L0–L3 |",
+        "| CN-vMF |",
+        "| Bernoulli |",
+    ] {
+        assert!(report.contains(needle), "{needle}: {report}");
+    }
+    let e: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(run.join("evaluation.json")).unwrap()).unwrap();
+    let levels = e["levels"].as_array().unwrap();
+    assert_eq!(levels.len(), 4, "{e}");
+    for level in levels {
+        for model in ["DCNN", "Bernoulli", "CN-WACV", "CN-vMF"] {
+            let a = level["accuracy"][model].as_f64().unwrap();
+            assert!((0.0..=100.0).contains(&a), "{model}: {e}");
+        }
+    }
+    for l in e["localisation"].as_array().unwrap() {
+        let auc = l["auc"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&auc), "{e}");
+    }
+    // Killed after epoch 2: the resumed epoch 3 equals the uninterrupted one (the cached DCNN and
+    // initialisation, the head, Adagrad's accumulators and the schedule all continue).
+    let uninterrupted = forget_epoch_3(&run);
+    run_ok(&["train", "compnet", "--resume", run.to_str().unwrap()]);
+    let resumed = fs::read_to_string(run.join("metrics.csv")).unwrap();
+    assert_eq!(without_timing(&resumed), without_timing(&uninterrupted));
+    let eval = run_ok(&["eval", "compnet", "--run", run.to_str().unwrap()]);
+    assert!(
+        String::from_utf8_lossy(&eval.stdout).contains("mean accuracy over L0–L3"),
+        "{eval:?}"
+    );
+    // infer names a class and draws the occluder map.
+    let image = out.path().join("occluded.png");
+    image_of(48, 40, 90).save(&image).unwrap();
+    let json = json_of(&run_ok(&[
+        "infer",
+        "compnet",
+        "--run",
+        run.to_str().unwrap(),
+        "--image",
+        image.to_str().unwrap(),
+        "--out",
+        out.path().join("pictures").to_str().unwrap(),
+        "--json",
+    ]));
+    assert!(json[0]["result"]["class"].is_string(), "{json}");
+    assert_eq!(
+        json[0]["result"]["occluder_map"]["values"]
+            .as_array()
+            .unwrap()
+            .len(),
+        4,
+        "a 2 × 2 map at 32 px, pool4: {json}"
+    );
+    assert!(std::path::Path::new(json[0]["picture"].as_str().unwrap()).is_file());
+}
+
+#[test]
+fn compnet_rejects_bad_settings_by_name() {
+    for (set, named) in [
+        ("train.optimizer.kind=\"sgd\"", "train.optimizer.kind"),
+        ("head.occ=0", "head.occ"),
+        ("init.dictionary.components=1", "init.dictionary.components"),
+        ("eval.tau_switch=2", "eval.tau_switch"),
+        ("data.world.image_size=8", "data.world.image_size"),
+    ] {
+        let out = tempfile::tempdir().unwrap();
+        let err = run_err(&[
+            "train",
+            "compnet",
+            "--out",
+            out.path().to_str().unwrap(),
+            "--set",
+            set,
+        ]);
+        assert!(err.contains(named), "{set}: {err}");
+    }
+}

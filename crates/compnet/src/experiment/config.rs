@@ -1,0 +1,287 @@
+//! The CompNet experiment's configuration (`compnet.md` §4): the DCNN (VGG features, trained first
+//! on the embedded data), the compositional head, its initialisation, the end-to-end loss, the
+//! released recipe, the evaluation with its switches, and the data. Every error names the key.
+
+use anyhow::{Result, bail};
+use core_nets::vgg::{VggConfig, VggCut};
+use core_train::{OptimizerKind, TrainConfig};
+use datasets::{Normalization, ShapeWorld};
+use serde::{Deserialize, Serialize};
+
+use crate::{dcnn::DcnnConfig, head::HeadConfig, init::InitConfig, model::LossConfig};
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CompNetExperiment {
+    /// What the preset is for and what it should give (shown in reports).
+    #[serde(default)]
+    pub description: String,
+    /// CN-vMF's end-to-end training (§4.1): Adagrad, per-epoch exponential decay.
+    pub train: TrainConfig,
+    pub backbone: BackboneConfig,
+    #[serde(default)]
+    pub head: HeadConfig,
+    #[serde(default)]
+    pub init: InitConfig,
+    #[serde(default)]
+    pub loss: LossConfig,
+    #[serde(default)]
+    pub eval: EvalConfig,
+    pub data: CompNetData,
+}
+
+/// The VGG features under both models, and the DCNN they come from.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackboneConfig {
+    pub vgg: VggConfig,
+    /// The DCNN (features + linear classifier) trained first on the L0 training images: the
+    /// embedded data's stand-in for ImageNet pre-training and CN-WACV's fine-tuned VGG (§4.2).
+    pub pretrain: TrainConfig,
+}
+
+/// The evaluation (§4.3) and the switches of §2.11 that act at test time.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EvalConfig {
+    /// CN-WACV's switch: a fixed τ, or (none) the τ of `tau_grid` with the best mean accuracy on
+    /// the held-out occluded images.
+    pub tau_switch: Option<f64>,
+    pub tau_grid: Vec<f64>,
+    /// Occluder models from the trained dictionary (fixed); `true`: the released code's models
+    /// built from the initial dictionary (§2.11 `recompute_clutter_after_load = false`).
+    pub stale_occluders: bool,
+    /// The released localisation script's "TP = 0 → TP = 1" hack in the ROC.
+    pub official_tp_hack: bool,
+    /// CN-WACV's padded mixture positions scored as released (NaN; bug reproduction only).
+    pub bernoulli_official_padding: bool,
+    /// Validation images per occlusion level drawn in `occluders.png`.
+    pub pictures_per_level: usize,
+    /// Images per forward pass.
+    pub batch_size: usize,
+}
+
+impl Default for EvalConfig {
+    fn default() -> Self {
+        Self {
+            tau_switch: None,
+            tau_grid: vec![
+                0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.98, 0.99, 0.999, 1.0,
+            ],
+            stale_occluders: false,
+            official_tp_hack: false,
+            bernoulli_official_padding: false,
+            pictures_per_level: 3,
+            batch_size: 32,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(tag = "source", rename_all = "snake_case", deny_unknown_fields)]
+pub enum CompNetData {
+    /// ShapeWorld's occlusion task (`datasets::shapeworld::occlusion`): unoccluded (L0) training
+    /// images; L0 validation images for model selection; held-out images at every level for
+    /// CN-WACV's τ; test images at L0–L3 with occluder and object masks; background scenes
+    /// (objects removed), a white and a noise image for the occluder models.
+    Shapeworld {
+        #[serde(default)]
+        world: ShapeWorld,
+        train_size: usize,
+        valid_size: usize,
+        /// Per occlusion level.
+        heldout_size: usize,
+        /// Per occlusion level.
+        test_size: usize,
+        /// `general` background scenes (the released code has 5).
+        #[serde(default = "five")]
+        backgrounds: usize,
+        #[serde(default = "shapeworld_normalization")]
+        normalization: Normalization,
+    },
+}
+
+fn five() -> usize {
+    5
+}
+
+fn shapeworld_normalization() -> Normalization {
+    Normalization {
+        mean: [0.5; 3],
+        std: [0.25; 3],
+    }
+}
+
+impl CompNetData {
+    pub fn normalization(&self) -> Normalization {
+        match self {
+            CompNetData::Shapeworld { normalization, .. } => *normalization,
+        }
+    }
+
+    pub fn image_size(&self) -> usize {
+        match self {
+            CompNetData::Shapeworld { world, .. } => world.image_size,
+        }
+    }
+
+    pub fn num_classes(&self) -> usize {
+        match self {
+            CompNetData::Shapeworld { world, .. } => world.num_classes,
+        }
+    }
+
+    pub fn class_names(&self) -> Vec<String> {
+        match self {
+            CompNetData::Shapeworld { world, .. } => world
+                .class_names()
+                .into_iter()
+                .map(str::to_string)
+                .collect(),
+        }
+    }
+}
+
+impl CompNetExperiment {
+    pub fn dcnn(&self) -> DcnnConfig {
+        DcnnConfig {
+            vgg: self.backbone.vgg.clone(),
+            num_classes: self.data.num_classes(),
+        }
+    }
+
+    /// The feature map's side for the data's images.
+    pub fn feature_size(&self) -> usize {
+        self.data.image_size() / self.backbone.vgg.cut.stride()
+    }
+
+    pub fn kernels(&self) -> usize {
+        self.init.dictionary.components
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        self.train.validate().map_err(anyhow::Error::msg)?;
+        self.train
+            .optimizer
+            .expect_kind(OptimizerKind::Adagrad, "CN-vMF (`compnet.md` §4.1)")
+            .map_err(anyhow::Error::msg)?;
+        self.backbone
+            .pretrain
+            .validate()
+            .map_err(|e| anyhow::anyhow!("backbone.pretrain: {e}"))?;
+        self.backbone
+            .pretrain
+            .optimizer
+            .expect_kind(OptimizerKind::Sgd, "the DCNN's training")
+            .map_err(|e| anyhow::anyhow!("backbone.pretrain: {e}"))?;
+        if self.backbone.vgg.width_divisor == 0 {
+            bail!("backbone.vgg.width_divisor = 0: expected 1 (VGG-16) or more");
+        }
+        let h = &self.head;
+        if !(h.kappa > 0.0 && h.kappa.is_finite()) {
+            bail!("head.kappa = {}: expected a positive number (30)", h.kappa);
+        }
+        if !(h.occ > 0.0 && h.occ < 1.0) {
+            bail!(
+                "head.occ = {}: expected a prior in (0, 1) (0.6); with 0 the released code multiplies a log by −∞",
+                h.occ
+            );
+        }
+        if h.mixtures_per_class == 0 {
+            bail!("head.mixtures_per_class = 0: expected at least 1 (4)");
+        }
+        if h.mixture_bg {
+            bail!(
+                "head.mixture_bg = true: classification scores one occluder per image (the released train/test); localisation always uses the per-position best occluder"
+            );
+        }
+        if self.kernels() < 2 {
+            bail!(
+                "init.dictionary.components = {}: expected at least 2 vMF kernels (512)",
+                self.kernels()
+            );
+        }
+        if self.init.positions_per_image == 0 || self.init.dictionary_images_per_class == 0 {
+            bail!("init.positions_per_image and init.dictionary_images_per_class must be positive");
+        }
+        if self.init.mixture_images_per_class < 2 {
+            bail!(
+                "init.mixture_images_per_class = {}: expected at least 2",
+                self.init.mixture_images_per_class
+            );
+        }
+        if !(self.loss.alpha >= 0.0 && self.loss.beta >= 0.0) {
+            bail!("loss.alpha and loss.beta must be ≥ 0 (3 and 3)");
+        }
+        if let Some(tau) = self.eval.tau_switch
+            && !(0.0..=1.0).contains(&tau)
+        {
+            bail!("eval.tau_switch = {tau}: expected a probability in [0, 1]");
+        }
+        if self.eval.tau_grid.iter().any(|t| !(0.0..=1.0).contains(t))
+            || self.eval.tau_grid.is_empty()
+        {
+            bail!("eval.tau_grid: expected probabilities in [0, 1], at least one");
+        }
+        if self.eval.batch_size == 0 {
+            bail!("eval.batch_size = 0: expected at least 1");
+        }
+        match &self.data {
+            CompNetData::Shapeworld {
+                world,
+                train_size,
+                valid_size,
+                heldout_size,
+                test_size,
+                backgrounds,
+                ..
+            } => {
+                world
+                    .validate()
+                    .map_err(|e| anyhow::anyhow!("data.world: {e}"))?;
+                for (name, v) in [
+                    ("data.train_size", train_size),
+                    ("data.valid_size", valid_size),
+                    ("data.heldout_size", heldout_size),
+                    ("data.test_size", test_size),
+                    ("data.backgrounds", backgrounds),
+                ] {
+                    if *v == 0 {
+                        bail!("{name} = 0: expected at least 1");
+                    }
+                }
+                let stride = self.backbone.vgg.cut.stride();
+                if world.image_size < stride {
+                    bail!(
+                        "data.world.image_size = {}: the {:?} features have stride {stride}; expected images of at least {stride} pixels",
+                        world.image_size,
+                        self.backbone.vgg.cut
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// "VGG-16 pool4 /8 (D = 64), K = 64 vMF kernels, 12 classes × 4 mixtures of 4 × 4: N parameters".
+    pub fn model_summary(&self, parameters: usize) -> String {
+        let cut = match self.backbone.vgg.cut {
+            VggCut::Pool5 => "pool5",
+            VggCut::Pool4 => "pool4",
+        };
+        let f = self.feature_size();
+        format!(
+            "VGG-16 {cut}{} (D = {}, frozen), K = {} vMF kernels, {} classes × {} mixtures of {f} × {f}: {} parameters",
+            if self.backbone.vgg.width_divisor > 1 {
+                format!(" with widths / {}", self.backbone.vgg.width_divisor)
+            } else {
+                String::new()
+            },
+            self.backbone.vgg.out_channels(),
+            self.kernels(),
+            self.data.num_classes(),
+            self.head.mixtures_per_class,
+            core_train::report::group_thousands(parameters)
+        )
+    }
+}

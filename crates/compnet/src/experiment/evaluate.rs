@@ -1,0 +1,767 @@
+//! The evaluation (`compnet.md` §4.3): accuracy per occlusion level L0–L3 and per occluder kind for
+//! the plain DCNN, CN-WACV's Bernoulli model alone and with the DCNN switch (τ chosen on held-out
+//! occluded images unless fixed), and CN-vMF; occluder localisation of CN-vMF (mixture-bg map,
+//! ground-truth label) and of the Bernoulli model with the ROC of [`crate::roc`] (threshold
+//! averaging per class, classes weighted by their image counts, TPR at FPR 0.2, AUC) on the
+//! occluded levels; `occluders.png`, `roc.png`, `accuracy.png`, and the report.
+
+use std::{collections::BTreeMap, fmt::Write};
+
+use anyhow::{Context, Result};
+use burn::tensor::{Tensor, TensorData, backend::Backend};
+use core_nets::vgg::Vgg16Features;
+use core_train::{
+    EpochRow, RunDir, RunMeta,
+    checkpoint::write_atomically,
+    plot::{Panel, draw_curves, draw_tile_grid, draw_xy},
+    report::{group_thousands, write_header},
+};
+use datasets::{
+    Normalization,
+    shapeworld::{OccluderKind, OcclusionLevel, heatmap_picture, rgb_picture, tile},
+};
+use serde::Serialize;
+
+use super::{
+    config::CompNetExperiment,
+    data::{OccludedImage, backgrounds, heldout_images, mask_at_features, test_images},
+    train::{InitNote, background_cosines},
+};
+use crate::{
+    bernoulli::{BernoulliNet, bernoulli_occluder_map, switch_predictions},
+    dcnn::VggClassifier,
+    init::{Map, vmf_occluders},
+    model::CompNet,
+    roc::{RocPoint, auc, average, image_roc, thresholds, tpr_at_fpr},
+    score::{MapMode, occluder_map},
+};
+
+/// The models of the table, in its order.
+pub const MODELS: [&str; 4] = ["DCNN", "Bernoulli", "CN-WACV", "CN-vMF"];
+
+/// Backbone features `[B, D, H, W]` of RGB images `[H, W, 3]` in `[0, 1]`.
+pub fn features_of<'a, B: Backend>(
+    backbone: &Vgg16Features<B>,
+    images: impl ExactSizeIterator<Item = (&'a [f32], [usize; 2])>,
+    normalization: &Normalization,
+    device: &B::Device,
+) -> Tensor<B, 4> {
+    backbone.forward(datasets::classification::images_tensor(
+        images,
+        normalization,
+        device,
+    ))
+}
+
+/// What each model says about one image.
+#[derive(Clone, Debug)]
+pub struct Scored {
+    pub label: usize,
+    pub level: OcclusionLevel,
+    pub kind: Option<OccluderKind>,
+    pub dcnn_logits: Vec<f32>,
+    pub bernoulli_scores: Vec<f32>,
+    pub vmf_scores: Vec<f32>,
+    /// Occluder maps for the true label, `[H·W]` at feature resolution.
+    pub vmf_map: Vec<f32>,
+    pub bernoulli_map: Vec<f32>,
+    /// Occluder ∧ object at feature resolution.
+    pub truth: Vec<bool>,
+    pub feature_size: [usize; 2],
+}
+
+fn argmax(v: &[f32]) -> usize {
+    v.iter()
+        .enumerate()
+        .fold((0, f32::NEG_INFINITY), |(bi, bv), (i, &x)| {
+            if x > bv { (i, x) } else { (bi, bv) }
+        })
+        .0
+}
+
+/// Scores `images` with every model.
+pub fn score_images<B: Backend>(
+    images: &[OccludedImage],
+    dcnn: &VggClassifier<B>,
+    model: &CompNet<B>,
+    bernoulli: &BernoulliNet<B>,
+    config: &CompNetExperiment,
+    device: &B::Device,
+) -> Vec<Scored> {
+    let normalization = config.data.normalization();
+    let mut out = Vec::with_capacity(images.len());
+    for chunk in images.chunks(config.eval.batch_size) {
+        let x = datasets::classification::images_tensor::<B>(
+            chunk
+                .iter()
+                .map(|i| (i.pixels.as_slice(), [i.size, i.size])),
+            &normalization,
+            device,
+        );
+        let features = model.backbone.forward(x.clone());
+        let [b, _, h, w] = features.dims();
+        let logits = dcnn.forward(x);
+        let vmf = model.forward_features(features.clone());
+        let mixture_bg = vmf.terms.clone();
+        let bern = bernoulli.model();
+        let binary = bernoulli.binary(features);
+        let (fg, bg) = bern.terms(binary.clone());
+        let bern_scores = bern.scores(binary);
+        let rows = |t: Tensor<B, 2>| -> Vec<Vec<f32>> {
+            let [_, c] = t.dims();
+            let v: Vec<f32> = t.into_data().iter::<f32>().collect();
+            v.chunks(c).map(<[f32]>::to_vec).collect()
+        };
+        let (logits, vmf_scores, bern_scores) = (rows(logits), rows(vmf.scores), rows(bern_scores));
+        for (i, image) in chunk.iter().enumerate().take(b) {
+            out.push(Scored {
+                label: image.label,
+                level: image.level,
+                kind: image.kind,
+                dcnn_logits: logits[i].clone(),
+                bernoulli_scores: bern_scores[i].clone(),
+                vmf_scores: vmf_scores[i].clone(),
+                vmf_map: occluder_map(&mixture_bg, i, image.label, MapMode::MixtureBg),
+                bernoulli_map: bernoulli_occluder_map(
+                    &fg,
+                    &bg,
+                    i,
+                    image.label,
+                    config.head.mixtures_per_class,
+                ),
+                truth: mask_at_features(&image.occluded_object, image.size, [h, w]),
+                feature_size: [h, w],
+            });
+        }
+    }
+    out
+}
+
+/// The predictions of each model in [`MODELS`] order, and the fraction CN-WACV routed.
+fn predictions<B: Backend>(
+    scored: &[Scored],
+    tau: f64,
+    device: &B::Device,
+) -> ([Vec<usize>; 4], f64) {
+    let classes = scored.first().map_or(1, |s| s.dcnn_logits.len());
+    let tensor = |pick: fn(&Scored) -> &Vec<f32>| {
+        Tensor::<B, 2>::from_data(
+            TensorData::new(
+                scored
+                    .iter()
+                    .flat_map(|s| pick(s).clone())
+                    .collect::<Vec<f32>>(),
+                [scored.len(), classes],
+            ),
+            device,
+        )
+    };
+    let (switched, routed) = if scored.is_empty() {
+        (Vec::new(), 0.0)
+    } else {
+        switch_predictions(
+            tensor(|s| &s.dcnn_logits),
+            tensor(|s| &s.bernoulli_scores),
+            tau,
+        )
+    };
+    (
+        [
+            scored.iter().map(|s| argmax(&s.dcnn_logits)).collect(),
+            scored.iter().map(|s| argmax(&s.bernoulli_scores)).collect(),
+            switched,
+            scored.iter().map(|s| argmax(&s.vmf_scores)).collect(),
+        ],
+        routed,
+    )
+}
+
+fn accuracy(scored: &[&Scored], predicted: &[usize]) -> f64 {
+    let correct = scored
+        .iter()
+        .zip(predicted)
+        .filter(|(s, p)| s.label == **p)
+        .count();
+    100.0 * correct as f64 / scored.len().max(1) as f64
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct LevelResult {
+    pub level: String,
+    pub images: usize,
+    /// Model → top-1 (%).
+    pub accuracy: BTreeMap<String, f64>,
+    /// CN-WACV: the fraction of images given to the compositional model.
+    pub routed: f64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Localisation {
+    pub model: String,
+    /// Over the occluded levels L1–L3.
+    pub auc: f64,
+    pub tpr_at_fpr_02: f64,
+    /// Per level L1, L2, L3.
+    pub auc_per_level: Vec<f64>,
+    /// The averaged curve, `(fpr, tpr)` (ROC picture).
+    #[serde(skip)]
+    pub curve: Vec<RocPoint>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Evaluation {
+    pub levels: Vec<LevelResult>,
+    /// L1–L3 by occluder kind.
+    pub kinds: Vec<LevelResult>,
+    pub tau: f64,
+    /// How τ was set.
+    pub tau_source: String,
+    pub localisation: Vec<Localisation>,
+    /// Occluder models scored against at test time.
+    pub occluder_models: usize,
+    pub occluder_source: String,
+}
+
+impl Evaluation {
+    /// The mean over levels of `model`'s accuracy (%).
+    pub fn mean_accuracy(&self, model: &str) -> f64 {
+        self.levels
+            .iter()
+            .map(|l| l.accuracy.get(model).copied().unwrap_or(f64::NAN))
+            .sum::<f64>()
+            / self.levels.len().max(1) as f64
+    }
+
+    pub fn summary(&self) -> String {
+        let auc = |m: &str| {
+            self.localisation
+                .iter()
+                .find(|l| l.model == m)
+                .map_or(f64::NAN, |l| l.auc)
+        };
+        format!(
+            "mean accuracy over L0–L3: DCNN {:.1} %, CN-WACV {:.1} %, CN-vMF {:.1} %; occluder AUC CN-vMF {:.3}, Bernoulli {:.3}",
+            self.mean_accuracy("DCNN"),
+            self.mean_accuracy("CN-WACV"),
+            self.mean_accuracy("CN-vMF"),
+            auc("CN-vMF"),
+            auc("Bernoulli"),
+        )
+    }
+
+    /// The mini study's columns besides CN-vMF's mean accuracy.
+    pub fn study_columns(&self) -> Vec<(String, f64)> {
+        let mut columns = Vec::new();
+        for model in MODELS {
+            for l in &self.levels {
+                columns.push((
+                    format!("{model} {} (%)", l.level),
+                    l.accuracy.get(model).copied().unwrap_or(f64::NAN),
+                ));
+            }
+        }
+        for l in &self.localisation {
+            columns.push((format!("{} occluder AUC", l.model), l.auc));
+        }
+        columns
+    }
+}
+
+fn level_name(level: OcclusionLevel) -> String {
+    format!("{level:?}")
+}
+
+/// The ROC of `map` over `scored` (occluded levels only), averaged per class then over classes
+/// weighted by their counts.
+fn localisation(
+    scored: &[&Scored],
+    map: fn(&Scored) -> &Vec<f32>,
+    model: &str,
+    tp_hack: bool,
+) -> Localisation {
+    let ts = thresholds();
+    let curve_of = |set: &[&Scored]| -> Vec<RocPoint> {
+        let mut by_class: BTreeMap<usize, Vec<(Vec<RocPoint>, f64)>> = BTreeMap::new();
+        for s in set {
+            by_class
+                .entry(s.label)
+                .or_default()
+                .push((image_roc(map(s), &s.truth, &ts, tp_hack), 1.0));
+        }
+        let per_class: Vec<(Vec<RocPoint>, f64)> = by_class
+            .values()
+            .map(|curves| (average(curves), curves.len() as f64))
+            .collect();
+        average(&per_class)
+    };
+    let curve = curve_of(scored);
+    let auc_per_level = [OcclusionLevel::L1, OcclusionLevel::L2, OcclusionLevel::L3]
+        .iter()
+        .map(|&level| {
+            let set: Vec<&Scored> = scored
+                .iter()
+                .copied()
+                .filter(|s| s.level == level)
+                .collect();
+            if set.is_empty() {
+                f64::NAN
+            } else {
+                auc(&curve_of(&set))
+            }
+        })
+        .collect();
+    Localisation {
+        model: model.into(),
+        auc: auc(&curve),
+        tpr_at_fpr_02: tpr_at_fpr(&curve, 0.2),
+        auc_per_level,
+        curve,
+    }
+}
+
+/// The occluder models CN-vMF is evaluated with: rebuilt from the trained dictionary (fixed), or
+/// the ones it trained with (the released staleness, `eval.stale_occluders`).
+fn evaluation_occluders<B: Backend>(
+    config: &CompNetExperiment,
+    model: &CompNet<B>,
+    device: &B::Device,
+) -> Result<(CompNet<B>, String)> {
+    if config.eval.stale_occluders {
+        let n = model.occluders.dims()[0];
+        return Ok((
+            model.clone(),
+            format!(
+                "{n} occluder models from the initial dictionary (the released staleness, eval.stale_occluders)"
+            ),
+        ));
+    }
+    let bg = backgrounds(&config.data);
+    let normalization = config.data.normalization();
+    let to_maps = |t: Tensor<B, 4>| -> Vec<Map> {
+        let [b, c, h, w] = t.dims();
+        let v: Vec<f32> = t.into_data().iter::<f32>().collect();
+        (0..b)
+            .map(|i| Map {
+                values: v[i * c * h * w..(i + 1) * c * h * w]
+                    .iter()
+                    .map(|&x| f64::from(x))
+                    .collect(),
+                size: [h, w],
+            })
+            .collect()
+    };
+    let maps = background_cosines(
+        &bg,
+        &|features: Vec<Tensor<B, 4>>| {
+            features
+                .into_iter()
+                .flat_map(|f| to_maps(model.head.conv1o1.cosine(f)))
+                .collect()
+        },
+        &|pixels: &[Vec<f32>]| {
+            vec![features_of(
+                &model.backbone,
+                pixels.iter().map(|p| (p.as_slice(), [bg.size, bg.size])),
+                &normalization,
+                device,
+            )]
+        },
+    );
+    let occluders = vmf_occluders(
+        &maps,
+        config.head.kappa,
+        config.head.threshold,
+        &config.init,
+    );
+    if occluders.is_empty() {
+        anyhow::bail!("no background position activates any trained vMF kernel: no occluder model");
+    }
+    let k = occluders[0].len();
+    let mut rebuilt = model.clone();
+    rebuilt.occluders = burn::module::Param::from_tensor(Tensor::from_data(
+        TensorData::new(
+            occluders
+                .concat()
+                .iter()
+                .map(|&v| v as f32)
+                .collect::<Vec<f32>>(),
+            [occluders.len(), k],
+        ),
+        device,
+    ));
+    Ok((
+        rebuilt,
+        format!(
+            "{} occluder models rebuilt from the trained dictionary (the fixed behaviour)",
+            occluders.len()
+        ),
+    ))
+}
+
+/// Evaluates every model on the test levels and, with `run`, draws the pictures.
+pub fn evaluate<B: Backend>(
+    config: &CompNetExperiment,
+    dcnn: &VggClassifier<B>,
+    model: &CompNet<B>,
+    bernoulli: &BernoulliNet<B>,
+    run: Option<&RunDir>,
+    device: &B::Device,
+) -> Result<Evaluation> {
+    let (model, occluder_source) = evaluation_occluders(config, model, device)?;
+    let occluder_models = model.occluders.dims()[0];
+    // τ on the held-out occluded images.
+    let (tau, tau_source) = match config.eval.tau_switch {
+        Some(tau) => (tau, "fixed (eval.tau_switch)".to_string()),
+        None => {
+            let heldout: Vec<OccludedImage> = OcclusionLevel::ALL
+                .iter()
+                .flat_map(|&l| heldout_images(&config.data, l))
+                .collect();
+            let scored = score_images(&heldout, dcnn, &model, bernoulli, config, device);
+            let refs: Vec<&Scored> = scored.iter().collect();
+            let mut best = (config.eval.tau_grid[0], f64::NEG_INFINITY);
+            for &tau in &config.eval.tau_grid {
+                let (p, _) = predictions::<B>(&scored, tau, device);
+                let acc = accuracy(&refs, &p[2]);
+                if acc > best.1 {
+                    best = (tau, acc);
+                }
+            }
+            (
+                best.0,
+                format!(
+                    "chosen on {} held-out images (L0–L3): {:.1} % there",
+                    heldout.len(),
+                    best.1
+                ),
+            )
+        }
+    };
+    let mut all = Vec::new();
+    let mut levels = Vec::new();
+    for level in OcclusionLevel::ALL {
+        let images = test_images(&config.data, level);
+        let scored = score_images(&images, dcnn, &model, bernoulli, config, device);
+        let refs: Vec<&Scored> = scored.iter().collect();
+        let (p, routed) = predictions::<B>(&scored, tau, device);
+        levels.push(LevelResult {
+            level: level_name(level),
+            images: scored.len(),
+            accuracy: MODELS
+                .iter()
+                .zip(&p)
+                .map(|(m, p)| (m.to_string(), accuracy(&refs, p)))
+                .collect(),
+            routed,
+        });
+        if let Some(run) = run {
+            pictures(config, &images, &scored, level, run)?;
+        }
+        all.push((images, scored));
+    }
+    let occluded: Vec<&Scored> = all
+        .iter()
+        .flat_map(|(_, s)| s.iter())
+        .filter(|s| s.level != OcclusionLevel::L0)
+        .collect();
+    let kinds = OccluderKind::ALL
+        .iter()
+        .filter_map(|&kind| {
+            let set: Vec<Scored> = occluded
+                .iter()
+                .filter(|s| s.kind == Some(kind))
+                .map(|s| (*s).clone())
+                .collect();
+            if set.is_empty() {
+                return None;
+            }
+            let refs: Vec<&Scored> = set.iter().collect();
+            let (p, routed) = predictions::<B>(&set, tau, device);
+            Some(LevelResult {
+                level: format!("{kind:?}"),
+                images: set.len(),
+                accuracy: MODELS
+                    .iter()
+                    .zip(&p)
+                    .map(|(m, p)| (m.to_string(), accuracy(&refs, p)))
+                    .collect(),
+                routed,
+            })
+        })
+        .collect();
+    let hack = config.eval.official_tp_hack;
+    let localisation = vec![
+        localisation(&occluded, |s| &s.vmf_map, "CN-vMF", hack),
+        localisation(&occluded, |s| &s.bernoulli_map, "Bernoulli", hack),
+    ];
+    let evaluation = Evaluation {
+        levels,
+        kinds,
+        tau,
+        tau_source,
+        localisation,
+        occluder_models,
+        occluder_source,
+    };
+    if let Some(run) = run {
+        draw_summary(&evaluation, run)?;
+    }
+    Ok(evaluation)
+}
+
+/// A feature-resolution map upsampled (nearest) to the image, scaled `[0, hi] → [0, 1]`.
+pub fn map_picture(map: &[f32], [h, w]: [usize; 2], size: usize, hi: f32) -> image::RgbImage {
+    let values: Vec<f32> = (0..size * size)
+        .map(|p| {
+            let (y, x) = (p / size * h / size, p % size * w / size);
+            (map[y * w + x] / hi).clamp(0.0, 1.0)
+        })
+        .collect();
+    heatmap_picture(&values, [size, size])
+}
+
+/// `occluders-L{n}.png`: per image, the image, the true occluder mask, CN-vMF's occluder map
+/// (colour limits [0, 7] as the released demo) and the Bernoulli model's (scaled to its largest
+/// value among the pictured images).
+fn pictures(
+    config: &CompNetExperiment,
+    images: &[OccludedImage],
+    scored: &[Scored],
+    level: OcclusionLevel,
+    run: &RunDir,
+) -> Result<()> {
+    let n = config.eval.pictures_per_level.min(images.len());
+    if n == 0 {
+        return Ok(());
+    }
+    let names = config.data.class_names();
+    let bern_hi = scored[..n]
+        .iter()
+        .flat_map(|s| s.bernoulli_map.iter().copied())
+        .fold(1e-6f32, f32::max);
+    let mut tiles = Vec::new();
+    for (image, s) in images.iter().zip(scored).take(n) {
+        let size = image.size;
+        let truth: Vec<f32> = image
+            .occluded_object
+            .iter()
+            .map(|&m| f32::from(u8::from(m)))
+            .collect();
+        tiles.push(tile(
+            rgb_picture(&image.pixels, [size, size]),
+            &format!(
+                "{} ({:?})",
+                names.get(image.label).map_or("?", |n| n.as_str()),
+                level
+            ),
+        ));
+        tiles.push(tile(
+            heatmap_picture(&truth, [size, size]),
+            "occluded object",
+        ));
+        tiles.push(tile(
+            map_picture(&s.vmf_map, s.feature_size, size, 7.0),
+            "CN-vMF map",
+        ));
+        tiles.push(tile(
+            map_picture(&s.bernoulli_map, s.feature_size, size, bern_hi),
+            "Bernoulli map",
+        ));
+    }
+    let refs: Vec<(&image::RgbImage, &str)> = tiles
+        .iter()
+        .map(|t| (&t.image, t.caption.as_str()))
+        .collect();
+    draw_tile_grid(
+        &refs,
+        4,
+        &format!("Occluder localisation, {level:?}: image, truth, CN-vMF, Bernoulli"),
+        &run.file(&format!("occluders-{level:?}.png")),
+    )
+}
+
+fn draw_summary(e: &Evaluation, run: &RunDir) -> Result<()> {
+    let series = MODELS
+        .iter()
+        .map(|m| {
+            (
+                m.to_string(),
+                e.levels
+                    .iter()
+                    .enumerate()
+                    .map(|(i, l)| (i as f64, l.accuracy[*m]))
+                    .collect(),
+            )
+        })
+        .collect();
+    draw_xy(
+        &[Panel {
+            name: "top-1 (%)".into(),
+            series,
+        }],
+        "Accuracy under occlusion",
+        "occlusion level (0 = L0 … 3 = L3)",
+        &run.file("accuracy.png"),
+    )?;
+    let curves = e
+        .localisation
+        .iter()
+        .map(|l| {
+            let mut points: Vec<(f64, f64)> = l.curve.iter().map(|p| (p.fpr, p.tpr)).collect();
+            points.push((0.0, 0.0));
+            points.push((1.0, 1.0));
+            points.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.total_cmp(&b.1)));
+            (format!("{} (AUC {:.3})", l.model, l.auc), points)
+        })
+        .collect();
+    draw_xy(
+        &[Panel {
+            name: "true-positive rate".into(),
+            series: curves,
+        }],
+        "Occluder localisation (L1–L3), averaged ROC",
+        "false-positive rate",
+        &run.file("roc.png"),
+    )
+}
+
+/// `curves.png` and `report.md`.
+#[allow(clippy::too_many_arguments)]
+pub fn write_report(
+    run: &RunDir,
+    meta: &RunMeta,
+    config: &CompNetExperiment,
+    parameters: usize,
+    rows: &[EpochRow],
+    init: &InitNote,
+    evaluation: Option<&Evaluation>,
+    selection: &str,
+    stopped: Option<&str>,
+) -> Result<()> {
+    if !rows.is_empty() {
+        draw_curves(rows, "CN-vMF end-to-end training", &run.file("curves.png"))?;
+    }
+    let mut md = String::new();
+    let seconds: f64 = rows.iter().map(|r| r.epoch_seconds).sum();
+    write_header(
+        &mut md,
+        "Compositional Nets: classification and occluder localisation under occlusion",
+        meta,
+        seconds,
+        rows.len(),
+        &config.model_summary(parameters),
+        stopped,
+    );
+    let _ = writeln!(md, "{}\n", config.description);
+    let _ = writeln!(md, "## Stages\n");
+    let _ = writeln!(
+        md,
+        "- DCNN (`dcnn/`): L0 validation top-1 {}.",
+        init.dcnn_valid_top1
+            .map_or("-".to_string(), |v| format!("{v:.2} %"))
+    );
+    let _ = writeln!(
+        md,
+        "- Initialisation (`init/`, {:.0} s): {} vMF kernels; mixtures of {} × {} from {} clusters per class ({:?}); {} occluder models; CN-WACV binarises at cos > {:.2}.",
+        init.seconds,
+        config.kernels(),
+        init.mixture_size[0],
+        init.mixture_size[1],
+        init.clusters
+            .iter()
+            .map(Vec::len)
+            .map(|n| n.to_string())
+            .collect::<Vec<_>>()
+            .join("/"),
+        init.clusters,
+        init.occluders,
+        1.0 - init.bernoulli_threshold
+    );
+    if !selection.is_empty() {
+        let _ = writeln!(md, "- CN-vMF training: model of {selection}.");
+    }
+    let _ = writeln!(md);
+    if let Some(e) = evaluation {
+        let _ = writeln!(md, "## Accuracy per occlusion level (top-1, %)\n");
+        let _ = writeln!(
+            md,
+            "| level | images | {} | CN-WACV routed |",
+            MODELS.join(" | ")
+        );
+        let _ = writeln!(md, "|---|---|{}---|", "---|".repeat(MODELS.len()));
+        let mean = |m: &str| e.mean_accuracy(m);
+        for l in e.levels.iter().chain(&e.kinds) {
+            let _ = write!(md, "| {} | {} |", l.level, group_thousands(l.images));
+            for m in MODELS {
+                let _ = write!(md, " {:.1} |", l.accuracy[m]);
+            }
+            let _ = writeln!(md, " {:.0} % |", 100.0 * l.routed);
+        }
+        let _ = write!(md, "| mean L0–L3 | |");
+        for m in MODELS {
+            let _ = write!(md, " {:.1} |", mean(m));
+        }
+        let _ = writeln!(md, " |\n");
+        let _ = writeln!(
+            md,
+            "Rows Patch, Clutter, Object: the occluded levels L1–L3 by occluder kind. CN-WACV = the DCNN, or the Bernoulli model when the DCNN's softmax maximum is below τ = {} ({}). CN-vMF scores against {}.\n",
+            e.tau, e.tau_source, e.occluder_source
+        );
+        let _ = writeln!(md, "![accuracy](accuracy.png)\n");
+        let _ = writeln!(md, "## Occluder localisation (L1–L3)\n");
+        let _ = writeln!(
+            md,
+            "| model | AUC | TPR at FPR 0.2 | AUC L1 | AUC L2 | AUC L3 |\n|---|---|---|---|---|---|"
+        );
+        for l in &e.localisation {
+            let _ = writeln!(
+                md,
+                "| {} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} |",
+                l.model,
+                l.auc,
+                l.tpr_at_fpr_02,
+                l.auc_per_level[0],
+                l.auc_per_level[1],
+                l.auc_per_level[2]
+            );
+        }
+        let _ = writeln!(
+            md,
+            "\nROC over feature positions against occluder ∧ object, thresholds −100 … 99.95, averaged per class then weighted by class counts{}.\n",
+            if config.eval.official_tp_hack {
+                "; the released TP hack is on"
+            } else {
+                ""
+            }
+        );
+        let _ = writeln!(md, "![roc](roc.png)\n");
+        for level in OcclusionLevel::ALL {
+            let file = format!("occluders-{level:?}.png");
+            if run.file(&file).is_file() {
+                let _ = writeln!(md, "![{level:?}]({file})\n");
+            }
+        }
+    }
+    if !rows.is_empty() {
+        let _ = writeln!(md, "## CN-vMF training\n\n![curves](curves.png)\n");
+        let _ = writeln!(
+            md,
+            "| epoch | lr | train loss | valid loss | train top-1 | valid top-1 | s |\n|---|---|---|---|---|---|---|"
+        );
+        for r in rows {
+            let _ = writeln!(
+                md,
+                "| {} | {:.2e} | {:.4} | {:.4} | {:.1} % | {:.1} % | {:.0} |",
+                r.epoch,
+                r.lr,
+                r.train_loss,
+                r.valid_loss,
+                r.train_top1,
+                r.valid_top1,
+                r.epoch_seconds
+            );
+        }
+    }
+    write_atomically(&run.file("report.md"), md.as_bytes())
+        .with_context(|| format!("writing {}", run.file("report.md").display()))
+}

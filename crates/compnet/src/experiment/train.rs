@@ -1,0 +1,664 @@
+//! One CompNet run: the DCNN (`dcnn/`), the initialisation (`init/`: dictionary, mixtures,
+//! occluder models, CN-WACV's Bernoulli model), CN-vMF's end-to-end training on the Learner
+//! (Adagrad, per-epoch exponential decay, backbone frozen), model selection on L0 validation
+//! accuracy, then the evaluation. Each stage is cached in the run directory, so `--resume`
+//! continues where the run stopped.
+
+use std::{fs, sync::Arc, time::Instant};
+
+use anyhow::{Context, Result};
+use burn::{
+    module::{AutodiffModule, Module},
+    tensor::{
+        Tensor, TensorData,
+        backend::{AutodiffBackend, Backend},
+    },
+};
+use core_train::{
+    AtomicRecorder, EpochLog, EpochRow, FitOptions, Outcome, RunDir, Session,
+    checkpoint::write_atomically,
+};
+use datasets::{ClassificationBatcher, ClassificationItem, loader::EpochLoader};
+use serde::{Deserialize, Serialize};
+
+use super::{
+    config::CompNetExperiment,
+    data::{Backgrounds, backgrounds, l0_sets},
+    evaluate::{evaluate, features_of, write_report},
+};
+use crate::{
+    bernoulli::{BernoulliNet, BernoulliSettings},
+    binary::class_threshold,
+    dcnn::VggClassifier,
+    head::CompositionalHead,
+    init::{
+        BackgroundMaps, Map, bernoulli_occluder, class_mixtures, dictionary, fill_rows,
+        valid_positions, vmf_occluders,
+    },
+    model::CompNet,
+    vmf::VmfKernels,
+};
+
+/// What the initialisation found (`init/init.json`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct InitNote {
+    /// Occluder models of CN-vMF (`[N, K]`).
+    pub occluders: usize,
+    /// Clusters surviving per class (before repeating to M rows).
+    pub clusters: Vec<Vec<usize>>,
+    /// Per class: the binary encoding's distance threshold.
+    pub class_thresholds: Vec<f64>,
+    /// CN-WACV's distance threshold (a kernel is on where `1 − cos` is below it).
+    pub bernoulli_threshold: f64,
+    pub mixture_size: [usize; 2],
+    pub seconds: f64,
+    /// The DCNN's L0 validation top-1 (%).
+    pub dcnn_valid_top1: Option<f64>,
+}
+
+pub fn fit<B: AutodiffBackend>(
+    config: CompNetExperiment,
+    mut session: Session,
+    device: &B::Device,
+) -> Result<Outcome> {
+    let t = &config.train;
+    B::seed(device, t.seed);
+    let resume_epoch = session.resume_epoch();
+    let previous_rows = session.previous_rows(
+        |text| EpochRow::read_csv(text).map_err(anyhow::Error::msg),
+        |r| r.epoch,
+    )?;
+    let run = session.open::<B, _>(&config, device)?;
+    let meta = session.meta.clone();
+    let verbose = session.verbose;
+    if verbose {
+        println!("run directory: {}", run.path.display());
+    }
+    let (dcnn, dcnn_top1) = dcnn_stage::<B>(&config, &run, verbose, device)?;
+    let (model, bernoulli, note) =
+        init_stage::<B>(&config, &run, &dcnn, dcnn_top1, verbose, device)?;
+    let model = match resume_epoch {
+        Some(epoch) => {
+            let file = run.checkpoint_dir().join(format!("model-{epoch}.mpk"));
+            RunDir::load_model(model, &file, device).with_context(|| {
+                format!("{} is not a checkpoint of this run's model", file.display())
+            })?
+        }
+        None => model,
+    };
+    let parameters = head_parameters(&model.head);
+    if verbose {
+        println!("model: {}", config.model_summary(parameters));
+    }
+    let log = EpochLog::resumed(previous_rows);
+    let trained = match train_head::<B>(
+        &config,
+        &run,
+        model,
+        resume_epoch,
+        log.clone(),
+        verbose,
+        device,
+    ) {
+        Ok(done) => done,
+        Err(error) => {
+            let _ = write_report(
+                &run,
+                &meta,
+                &config,
+                parameters,
+                &log.rows(),
+                &note,
+                None,
+                "",
+                Some(&format!("{error:#}")),
+            );
+            return Err(error);
+        }
+    };
+    let (model, selection) = trained;
+    model
+        .clone()
+        .save_file(run.file("model"), &AtomicRecorder)
+        .with_context(|| format!("writing {}", run.file("model.mpk").display()))?;
+    let started = Instant::now();
+    let evaluation = evaluate(
+        &config,
+        &dcnn.valid(),
+        &model,
+        &bernoulli.valid(),
+        Some(&run),
+        device,
+    )?;
+    if verbose {
+        println!("evaluation: {:.0} s", started.elapsed().as_secs_f64());
+    }
+    write_atomically(
+        &run.file("evaluation.json"),
+        serde_json::to_string_pretty(&evaluation)?.as_bytes(),
+    )?;
+    let rows = log.rows();
+    write_report(
+        &run,
+        &meta,
+        &config,
+        parameters,
+        &rows,
+        &note,
+        Some(&evaluation),
+        &selection,
+        None,
+    )?;
+    let summary = evaluation.summary();
+    if verbose {
+        println!(
+            "done: {summary}; report: {}",
+            run.file("report.md").display()
+        );
+    }
+    Ok(Outcome {
+        metric: evaluation.mean_accuracy("CN-vMF"),
+        summary,
+        run,
+        extra: evaluation.study_columns(),
+    })
+}
+
+/// The head's trainable parameters (kernels and mixtures).
+pub fn head_parameters<B: Backend>(head: &CompositionalHead<B>) -> usize {
+    head.conv1o1.weight.shape().num_elements() + head.mix_model.shape().num_elements()
+}
+
+/// The DCNN of this run: `dcnn/model.mpk`, trained now (SGD, the classification loop) if absent.
+pub fn dcnn_stage<B: AutodiffBackend>(
+    config: &CompNetExperiment,
+    run: &RunDir,
+    verbose: bool,
+    device: &B::Device,
+) -> Result<(VggClassifier<B>, Option<f64>)> {
+    let stage = RunDir {
+        path: run.path.join("dcnn"),
+    };
+    fs::create_dir_all(&stage.path)
+        .with_context(|| format!("creating {}", stage.path.display()))?;
+    let weights = stage.file("model.mpk");
+    if weights.is_file() {
+        let model = RunDir::load_model(config.dcnn().init::<B>(device), &weights, device)?;
+        let rows = fs::read_to_string(stage.file("metrics.csv"))
+            .ok()
+            .and_then(|text| EpochRow::read_csv(&text).ok())
+            .unwrap_or_default();
+        return Ok((model, rows.last().map(|r| r.valid_top1)));
+    }
+    let t = &config.backbone.pretrain;
+    let (train_set, valid_set) = l0_sets(&config.data);
+    let images = ClassificationBatcher {
+        normalization: config.data.normalization(),
+    };
+    let train_len = burn::data::dataset::Dataset::<ClassificationItem>::len(train_set.as_ref());
+    let train_loader =
+        EpochLoader::<B, _, _>::new(train_set, images.clone(), t.batch_size, device.clone())
+            .shuffle(t.seed)
+            .workers(t.num_workers);
+    let valid_loader =
+        EpochLoader::<B::InnerBackend, _, _>::new(valid_set, images, t.batch_size, device.clone())
+            .workers(t.num_workers);
+    if verbose {
+        println!(
+            "DCNN: VGG features + linear classifier on {train_len} L0 training images, {} epochs (dcnn/)",
+            t.epochs
+        );
+    }
+    let statuses = [train_loader.status(), valid_loader.status()];
+    let log = EpochLog::default();
+    let outcome = core_train::fit_classifier(
+        config.dcnn().init::<B>(device),
+        Arc::new(train_loader),
+        Arc::new(valid_loader),
+        FitOptions {
+            run: &stage,
+            train: t,
+            num_classes: config.data.num_classes(),
+            iters_per_epoch: train_len.div_ceil(t.batch_size),
+            train_images: train_len,
+            resume_epoch: None,
+            log: log.clone(),
+            stop: datasets::stop_on_load_failure(&statuses),
+            grad_accumulation: None,
+        },
+    )
+    .context("the DCNN's training")?;
+    let model = <VggClassifier<B> as AutodiffModule<B>>::from_inner(outcome.model);
+    model
+        .clone()
+        .save_file(stage.file("model"), &AtomicRecorder)
+        .with_context(|| format!("writing {}", weights.display()))?;
+    let rows = log.rows();
+    core_train::plot::draw_curves(
+        &rows,
+        "CompNet: the DCNN (L0 images)",
+        &stage.file("curves.png"),
+    )?;
+    Ok((model, rows.last().map(|r| r.valid_top1)))
+}
+
+/// The templates the cached initialisation loads into.
+fn templates<B: Backend>(
+    config: &CompNetExperiment,
+    dcnn: &VggClassifier<B>,
+    occluders: usize,
+    [h, w]: [usize; 2],
+    device: &B::Device,
+) -> (CompNet<B>, BernoulliNet<B>) {
+    let (k, d) = (config.kernels(), config.backbone.vgg.out_channels());
+    let rows = config.data.num_classes() * config.head.mixtures_per_class;
+    let kernels = || Tensor::<B, 2>::ones([k, d], device);
+    let model = CompNet::new(
+        dcnn.features.clone(),
+        CompositionalHead::new(
+            kernels(),
+            Tensor::zeros([rows, k, h, w], device),
+            config.head.clone(),
+        ),
+        Tensor::zeros([occluders.max(1), k], device),
+        config.loss.clone(),
+    );
+    let bernoulli = BernoulliNet {
+        kernels: VmfKernels::from_rows(kernels()),
+        log_alpha: burn::module::Param::from_tensor(Tensor::zeros([rows, k, h * w], device)),
+        valid: burn::module::Param::from_tensor(Tensor::zeros([rows, h * w], device)),
+        occluder: burn::module::Param::from_tensor(Tensor::zeros([k], device)),
+        settings: BernoulliSettings {
+            cos_threshold: 0.55,
+            occ: config.head.occ,
+            mixtures_per_class: config.head.mixtures_per_class,
+            official_padding: config.eval.bernoulli_official_padding,
+        },
+    };
+    (model, bernoulli)
+}
+
+/// A run's cached initialisation (`init/`): CN-vMF before training, CN-WACV's model, the note.
+pub fn load_init<B: Backend>(
+    config: &CompNetExperiment,
+    run: &RunDir,
+    dcnn: &VggClassifier<B>,
+    device: &B::Device,
+) -> Result<(CompNet<B>, BernoulliNet<B>, InitNote)> {
+    let dir = run.path.join("init");
+    let note_file = dir.join("init.json");
+    let text = fs::read_to_string(&note_file)
+        .with_context(|| format!("reading {} (the run's initialisation)", note_file.display()))?;
+    let note: InitNote = serde_json::from_str(&text)
+        .with_context(|| format!("{}: not a CompNet initialisation note", note_file.display()))?;
+    let (model, bernoulli) = templates(config, dcnn, note.occluders, note.mixture_size, device);
+    let model = RunDir::load_model(model, &dir.join("compnet.mpk"), device)?;
+    let mut bernoulli = RunDir::load_model(bernoulli, &dir.join("bernoulli.mpk"), device)?;
+    bernoulli.settings.cos_threshold = 1.0 - note.bernoulli_threshold;
+    Ok((model, bernoulli, note))
+}
+
+/// The initialisation of this run: `init/` if present, else computed now (§2.9, §2.10, §2.5).
+fn init_stage<B: AutodiffBackend>(
+    config: &CompNetExperiment,
+    run: &RunDir,
+    dcnn: &VggClassifier<B>,
+    dcnn_top1: Option<f64>,
+    verbose: bool,
+    device: &B::Device,
+) -> Result<(CompNet<B>, BernoulliNet<B>, InitNote)> {
+    let dir = run.path.join("init");
+    fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let note_file = dir.join("init.json");
+    if note_file.is_file() {
+        return load_init(config, run, dcnn, device);
+    }
+    let started = Instant::now();
+    let inner = dcnn.valid();
+    let backbone = &inner.features;
+    let normalization = config.data.normalization();
+    let batch = config.eval.batch_size;
+    let classes = config.data.num_classes();
+    let kappa = config.head.kappa;
+    // The L0 training images by class.
+    let (train_set, _) = l0_sets(&config.data);
+    let items: Vec<ClassificationItem> = (0
+        ..burn::data::dataset::Dataset::<ClassificationItem>::len(train_set.as_ref()))
+        .filter_map(|i| {
+            burn::data::dataset::Dataset::<ClassificationItem>::get(train_set.as_ref(), i)
+        })
+        .collect();
+    let to_maps = |t: Tensor<B::InnerBackend, 4>| -> Vec<Map> {
+        let [b, c, h, w] = t.dims();
+        let values: Vec<f32> = t.into_data().iter::<f32>().collect();
+        (0..b)
+            .map(|i| Map {
+                values: values[i * c * h * w..(i + 1) * c * h * w]
+                    .iter()
+                    .map(|&v| f64::from(v))
+                    .collect(),
+                size: [h, w],
+            })
+            .collect()
+    };
+    let features_of_items = |items: &[&ClassificationItem]| -> Vec<Tensor<B::InnerBackend, 4>> {
+        items
+            .chunks(batch)
+            .map(|chunk| {
+                features_of(
+                    backbone,
+                    chunk.iter().map(|i| (i.pixels.as_slice(), i.size)),
+                    &normalization,
+                    device,
+                )
+            })
+            .collect()
+    };
+    // 1. The dictionary from sampled feature vectors.
+    let mut per_class: Vec<Vec<&ClassificationItem>> = vec![Vec::new(); classes];
+    for item in &items {
+        per_class[item.label].push(item);
+    }
+    let sampled: Vec<&ClassificationItem> = per_class
+        .iter()
+        .flat_map(|c| {
+            c.iter()
+                .take(config.init.dictionary_images_per_class)
+                .copied()
+        })
+        .collect();
+    let feature_maps: Vec<Map> = features_of_items(&sampled)
+        .into_iter()
+        .flat_map(to_maps)
+        .collect();
+    if verbose {
+        println!(
+            "initialisation: vMF dictionary of {} kernels from {} images ({} positions each)",
+            config.kernels(),
+            sampled.len(),
+            config.init.positions_per_image
+        );
+    }
+    let mu = dictionary(&feature_maps, &config.init);
+    let d = config.backbone.vgg.out_channels();
+    let mu_tensor = Tensor::<B::InnerBackend, 2>::from_data(
+        TensorData::new(
+            mu.iter().flatten().map(|&v| v as f32).collect::<Vec<f32>>(),
+            [mu.len(), d],
+        ),
+        device,
+    );
+    let kernels = VmfKernels::from_rows(mu_tensor.clone());
+    let cosine_maps = |features: Vec<Tensor<B::InnerBackend, 4>>| -> Vec<Map> {
+        features
+            .into_iter()
+            .flat_map(|f| to_maps(kernels.cosine(f)))
+            .collect()
+    };
+    // 2. Per class: clusters and mixtures.
+    let class_cos: Vec<Vec<Map>> = per_class
+        .iter()
+        .map(|c| {
+            let chosen: Vec<&ClassificationItem> = c
+                .iter()
+                .take(config.init.mixture_images_per_class)
+                .copied()
+                .collect();
+            cosine_maps(features_of_items(&chosen))
+        })
+        .collect();
+    for (c, maps) in class_cos.iter().enumerate() {
+        if maps.len() < 2 {
+            anyhow::bail!(
+                "class {c} has {} training images: the mixtures' clustering needs at least 2 per class (raise data.train_size)",
+                maps.len()
+            );
+        }
+    }
+    let pooled: Vec<(Vec<f64>, [usize; 3])> = class_cos
+        .iter()
+        .flat_map(|maps| maps.iter().take(100 / classes.max(1) + 1))
+        .map(|m| {
+            (
+                m.values.iter().map(|c| 1.0 - c).collect(),
+                [m.channels(), m.size[0], m.size[1]],
+            )
+        })
+        .collect();
+    let bernoulli_threshold = class_threshold(&pooled);
+    let mixtures: Vec<_> = class_cos
+        .iter()
+        .map(|maps| class_mixtures(maps, kappa, bernoulli_threshold, &config.init))
+        .collect();
+    let size = [
+        mixtures.iter().map(|m| m.vmf[0].size[0]).max().unwrap_or(1),
+        mixtures.iter().map(|m| m.vmf[0].size[1]).max().unwrap_or(1),
+    ];
+    let m = config.head.mixtures_per_class;
+    let k = config.kernels();
+    let (mut vmf_rows, mut log_alpha, mut valid) = (Vec::new(), Vec::new(), Vec::new());
+    let eps = config.init.bernoulli_epsilon;
+    for (class, mix) in mixtures.iter().enumerate() {
+        let sizes: Vec<[usize; 2]> = class_cos[class].iter().map(|m| m.size).collect();
+        let class_valid: Vec<f32> = valid_positions(&sizes, size)
+            .into_iter()
+            .map(|v| f32::from(u8::from(v)))
+            .collect();
+        for row in fill_rows(&mix.vmf, m) {
+            vmf_rows.extend(row.centred(size).values.iter().map(|&v| v as f32));
+        }
+        for row in fill_rows(&mix.bernoulli, m) {
+            log_alpha.extend(
+                row.centred(size)
+                    .values
+                    .iter()
+                    .map(|&p| p.clamp(eps, 1.0 - eps).ln() as f32),
+            );
+            valid.extend(class_valid.iter().copied());
+        }
+    }
+    let rows = classes * m;
+    // 3. Occluder models from the background images.
+    let bg = backgrounds(&config.data);
+    let background_maps = background_cosines(&bg, &cosine_maps, &|pixels: &[Vec<f32>]| {
+        pixels
+            .chunks(batch)
+            .map(|chunk| {
+                features_of(
+                    backbone,
+                    chunk.iter().map(|p| (p.as_slice(), [bg.size, bg.size])),
+                    &normalization,
+                    device,
+                )
+            })
+            .collect()
+    });
+    let occluders = vmf_occluders(&background_maps, kappa, config.head.threshold, &config.init);
+    if occluders.is_empty() {
+        anyhow::bail!(
+            "no background position activates any vMF kernel: no occluder model can be built"
+        );
+    }
+    let bernoulli_occ = bernoulli_occluder(&background_maps, bernoulli_threshold);
+    let note = InitNote {
+        occluders: occluders.len(),
+        clusters: mixtures.iter().map(|m| m.clusters.clone()).collect(),
+        class_thresholds: mixtures.iter().map(|m| m.threshold).collect(),
+        bernoulli_threshold,
+        mixture_size: size,
+        seconds: started.elapsed().as_secs_f64(),
+        dcnn_valid_top1: dcnn_top1,
+    };
+    let [h, w] = size;
+    let f32s = |v: &[f64]| v.iter().map(|&x| x as f32).collect::<Vec<f32>>();
+    let model = CompNet::new(
+        dcnn.features.clone(),
+        CompositionalHead::new(
+            Tensor::from_data(TensorData::new(f32s(&mu.concat()), [k, d]), device),
+            Tensor::from_data(TensorData::new(vmf_rows, [rows, k, h, w]), device),
+            config.head.clone(),
+        ),
+        Tensor::from_data(
+            TensorData::new(f32s(&occluders.concat()), [occluders.len(), k]),
+            device,
+        ),
+        config.loss.clone(),
+    );
+    let bernoulli = BernoulliNet {
+        kernels: VmfKernels::from_rows(Tensor::from_data(
+            TensorData::new(f32s(&mu.concat()), [k, d]),
+            device,
+        )),
+        log_alpha: burn::module::Param::from_tensor(Tensor::from_data(
+            TensorData::new(log_alpha, [rows, k, h * w]),
+            device,
+        )),
+        valid: burn::module::Param::from_tensor(Tensor::from_data(
+            TensorData::new(valid, [rows, h * w]),
+            device,
+        )),
+        occluder: burn::module::Param::from_tensor(Tensor::from_data(
+            TensorData::new(f32s(&bernoulli_occ), [k]),
+            device,
+        )),
+        settings: BernoulliSettings {
+            cos_threshold: 1.0 - bernoulli_threshold,
+            occ: config.head.occ,
+            mixtures_per_class: m,
+            official_padding: config.eval.bernoulli_official_padding,
+        },
+    };
+    model
+        .clone()
+        .save_file(dir.join("compnet"), &AtomicRecorder)
+        .with_context(|| format!("writing {}", dir.join("compnet.mpk").display()))?;
+    bernoulli
+        .clone()
+        .save_file(dir.join("bernoulli"), &AtomicRecorder)
+        .with_context(|| format!("writing {}", dir.join("bernoulli.mpk").display()))?;
+    write_atomically(&note_file, serde_json::to_string_pretty(&note)?.as_bytes())?;
+    if verbose {
+        println!(
+            "initialisation: {} occluder models, clusters per class {:?}, CN-WACV threshold cos > {:.2}, {:.0} s (init/)",
+            note.occluders,
+            note.clusters.iter().map(Vec::len).collect::<Vec<_>>(),
+            1.0 - bernoulli_threshold,
+            note.seconds
+        );
+    }
+    Ok((model, bernoulli, note))
+}
+
+/// The cosine maps of the background images by type.
+pub fn background_cosines<F>(
+    bg: &Backgrounds,
+    cosine_maps: &dyn Fn(Vec<F>) -> Vec<Map>,
+    features: &dyn Fn(&[Vec<f32>]) -> Vec<F>,
+) -> BackgroundMaps {
+    BackgroundMaps {
+        white: cosine_maps(features(&bg.white)),
+        noise: cosine_maps(features(&bg.noise)),
+        general: cosine_maps(features(&bg.general)),
+    }
+}
+
+/// CN-vMF's end-to-end training; returns the selected model (best L0 validation top-1 whose
+/// checkpoint is kept, else the last) and how it was selected.
+#[allow(clippy::too_many_arguments)]
+fn train_head<B: AutodiffBackend>(
+    config: &CompNetExperiment,
+    run: &RunDir,
+    model: CompNet<B>,
+    resume_epoch: Option<usize>,
+    log: EpochLog<EpochRow>,
+    verbose: bool,
+    device: &B::Device,
+) -> Result<(CompNet<B::InnerBackend>, String)> {
+    let t = &config.train;
+    let (train_set, valid_set) = l0_sets(&config.data);
+    let train_len = burn::data::dataset::Dataset::<ClassificationItem>::len(train_set.as_ref());
+    let images = ClassificationBatcher {
+        normalization: config.data.normalization(),
+    };
+    let train_loader =
+        EpochLoader::<B, _, _>::new(train_set, images.clone(), t.batch_size, device.clone())
+            .shuffle(t.seed)
+            .workers(t.num_workers)
+            .starting_at_epoch(resume_epoch.unwrap_or(0));
+    let valid_loader = EpochLoader::<B::InnerBackend, _, _>::new(
+        valid_set,
+        images,
+        config.eval.batch_size,
+        device.clone(),
+    )
+    .workers(t.num_workers);
+    if verbose {
+        println!(
+            "CN-vMF: kernels and mixtures trained end to end on {train_len} L0 images, batch {}, {} epochs (Adagrad lr {})",
+            t.batch_size, t.epochs, t.optimizer.lr
+        );
+    }
+    let statuses = [train_loader.status(), valid_loader.status()];
+    let template = model.valid();
+    let outcome = core_train::fit_classifier_with(
+        model,
+        t.optimizer.adagrad().init::<B, CompNet<B>>(),
+        Arc::new(train_loader),
+        Arc::new(valid_loader),
+        FitOptions {
+            run,
+            train: t,
+            num_classes: config.data.num_classes(),
+            iters_per_epoch: train_len.div_ceil(t.batch_size),
+            train_images: train_len,
+            resume_epoch,
+            log: log.clone(),
+            stop: datasets::stop_on_load_failure(&statuses),
+            grad_accumulation: None,
+        },
+    )?;
+    let rows = log.rows();
+    let last = rows.last().map_or(0, |r| r.epoch);
+    let best = rows
+        .iter()
+        .filter(|r| r.valid_top1.is_finite())
+        .max_by(|a, b| {
+            a.valid_top1
+                .total_cmp(&b.valid_top1)
+                .then(b.epoch.cmp(&a.epoch))
+        });
+    match best {
+        Some(best) if best.epoch != last => {
+            let file = run
+                .checkpoint_dir()
+                .join(format!("model-{}.mpk", best.epoch));
+            if file.is_file() {
+                let selected = RunDir::load_model(template, &file, device)?;
+                Ok((
+                    selected,
+                    format!(
+                        "epoch {} (best L0 validation top-1, {:.2} %; the last epoch's was {:.2} %)",
+                        best.epoch,
+                        best.valid_top1,
+                        rows.last().map_or(f64::NAN, |r| r.valid_top1)
+                    ),
+                ))
+            } else {
+                Ok((
+                    outcome.model,
+                    format!(
+                        "the last epoch, {last}: the best L0 validation top-1 was epoch {}'s ({:.2} %) but its checkpoint is no longer kept (raise train.checkpoints_kept)",
+                        best.epoch, best.valid_top1
+                    ),
+                ))
+            }
+        }
+        _ => Ok((
+            outcome.model,
+            format!(
+                "the last epoch, {last} (also the best L0 validation top-1, {:.2} %)",
+                rows.last().map_or(f64::NAN, |r| r.valid_top1)
+            ),
+        )),
+    }
+}
