@@ -47,20 +47,35 @@ const CARD: Card = Card {
     study_metric: "CN-vMF mean top-1 over L0–L3 (%)",
 };
 
+/// A run's three models.
+pub struct RunModels<B: Backend> {
+    pub dcnn: VggClassifier<B>,
+    /// CN-vMF from `file`.
+    pub model: CompNet<B>,
+    pub bernoulli: BernoulliNet<B>,
+    /// The run's `model.mpk` or newest intact checkpoint.
+    pub file: PathBuf,
+}
+
 /// A run's three models: the DCNN, CN-vMF (its `model.mpk` or newest intact checkpoint) and
 /// CN-WACV's Bernoulli model.
 pub fn load_run<B: Backend>(
     config: &CompNetExperiment,
     run: &RunDir,
     device: &B::Device,
-) -> Result<(VggClassifier<B>, CompNet<B>, BernoulliNet<B>, PathBuf)> {
+) -> Result<RunModels<B>> {
     let dcnn_file = run.path.join("dcnn").join("model.mpk");
     let dcnn = RunDir::load_model(config.dcnn().init::<B>(device), &dcnn_file, device)
         .with_context(|| format!("{}: the run's DCNN", dcnn_file.display()))?;
     let (template, bernoulli, _) = train::load_init(config, run, &dcnn, device)?;
     let file = run.final_weights()?;
     let model = RunDir::load_model(template, &file, device)?;
-    Ok((dcnn, model, bernoulli, file))
+    Ok(RunModels {
+        dcnn,
+        model,
+        bernoulli,
+        file,
+    })
 }
 
 impl Experiment for CompNetPaper {
@@ -94,9 +109,9 @@ impl Experiment for CompNetPaper {
         run: &RunDir,
         device: &B::Device,
     ) -> Result<String> {
-        let (dcnn, model, bernoulli, file) = load_run::<B>(&config, run, device)?;
-        let e = evaluate::evaluate(&config, &dcnn, &model, &bernoulli, None, device)?;
-        Ok(format!("{}: {}", file.display(), e.summary()))
+        let m = load_run::<B>(&config, run, device)?;
+        let e = evaluate::evaluate(&config, &m.dcnn, &m.model, &m.bernoulli, None, device)?;
+        Ok(format!("{}: {}", m.file.display(), e.summary()))
     }
 
     /// The class of each image by CN-vMF (all classes' scores listed) and its occluder map for
@@ -113,8 +128,7 @@ impl Experiment for CompNetPaper {
                 "compnet predicts with a vireo run (--run DIR); the released best.pth is not read yet"
             );
         };
-        let (_, template, _, _) = load_run::<B>(&config, &run, device)?;
-        let model = RunDir::load_model(template, &file, device)?;
+        let model = RunDir::load_model(load_run::<B>(&config, &run, device)?.model, &file, device)?;
         let size = config.data.image_size();
         let names = config.data.class_names();
         std::fs::create_dir_all(&options.out)
