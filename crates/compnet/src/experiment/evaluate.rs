@@ -53,6 +53,19 @@ pub fn features_of<'a, B: Backend>(
     ))
 }
 
+/// The maps `[C × H × W]` of a batch `[B, C, H, W]`, on the host in f64.
+pub fn maps_of<B: Backend>(t: Tensor<B, 4>) -> Vec<Map> {
+    let [b, c, h, w] = t.dims();
+    let v: Vec<f32> = t.into_data().iter::<f32>().collect();
+    v.chunks(c * h * w)
+        .take(b)
+        .map(|m| Map {
+            values: m.iter().map(|&x| f64::from(x)).collect(),
+            size: [h, w],
+        })
+        .collect()
+}
+
 /// What each model says about one image.
 #[derive(Clone, Debug)]
 pub struct Scored {
@@ -337,25 +350,12 @@ fn evaluation_occluders<B: Backend>(
     }
     let bg = backgrounds(&config.data);
     let normalization = config.data.normalization();
-    let to_maps = |t: Tensor<B, 4>| -> Vec<Map> {
-        let [b, c, h, w] = t.dims();
-        let v: Vec<f32> = t.into_data().iter::<f32>().collect();
-        (0..b)
-            .map(|i| Map {
-                values: v[i * c * h * w..(i + 1) * c * h * w]
-                    .iter()
-                    .map(|&x| f64::from(x))
-                    .collect(),
-                size: [h, w],
-            })
-            .collect()
-    };
     let maps = background_cosines(
         &bg,
         &|features: Vec<Tensor<B, 4>>| {
             features
                 .into_iter()
-                .flat_map(|f| to_maps(model.head.conv1o1.cosine(f)))
+                .flat_map(|f| maps_of(model.head.conv1o1.cosine(f)))
                 .collect()
         },
         &|pixels: &[Vec<f32>]| {

@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use super::{
     config::CompNetExperiment,
     data::{Backgrounds, backgrounds, l0_sets},
-    evaluate::{evaluate, features_of, write_report},
+    evaluate::{evaluate, features_of, maps_of, write_report},
 };
 use crate::{
     bernoulli::{BernoulliNet, BernoulliSettings},
@@ -328,19 +328,6 @@ fn init_stage<B: AutodiffBackend>(
             burn::data::dataset::Dataset::<ClassificationItem>::get(train_set.as_ref(), i)
         })
         .collect();
-    let to_maps = |t: Tensor<B::InnerBackend, 4>| -> Vec<Map> {
-        let [b, c, h, w] = t.dims();
-        let values: Vec<f32> = t.into_data().iter::<f32>().collect();
-        (0..b)
-            .map(|i| Map {
-                values: values[i * c * h * w..(i + 1) * c * h * w]
-                    .iter()
-                    .map(|&v| f64::from(v))
-                    .collect(),
-                size: [h, w],
-            })
-            .collect()
-    };
     let features_of_items = |items: &[&ClassificationItem]| -> Vec<Tensor<B::InnerBackend, 4>> {
         items
             .chunks(batch)
@@ -369,7 +356,7 @@ fn init_stage<B: AutodiffBackend>(
         .collect();
     let feature_maps: Vec<Map> = features_of_items(&sampled)
         .into_iter()
-        .flat_map(to_maps)
+        .flat_map(maps_of)
         .collect();
     if verbose {
         println!(
@@ -392,7 +379,7 @@ fn init_stage<B: AutodiffBackend>(
     let cosine_maps = |features: Vec<Tensor<B::InnerBackend, 4>>| -> Vec<Map> {
         features
             .into_iter()
-            .flat_map(|f| to_maps(kernels.cosine(f)))
+            .flat_map(|f| maps_of(kernels.cosine(f)))
             .collect()
     };
     // 2. Per class: clusters and mixtures.
