@@ -77,9 +77,32 @@ impl<B: Backend> BernoulliModel<B> {
     }
 }
 
-/// The DCNN-uncertainty switch (§2.10): each image keeps the DCNN's class when its softmax maximum
-/// is at least `tau`, else takes the compositional model's; returns the predictions and the
-/// fraction routed to the compositional model.
+/// The DCNN-uncertainty switch (§2.10) for one image: the DCNN's class when its softmax maximum
+/// is at least `tau`, else the compositional model's; also whether the image was routed.
+pub fn switch_choice(
+    dcnn_probabilities: &[f32],
+    compositional_scores: &[f32],
+    tau: f64,
+) -> (usize, bool) {
+    let (class, confidence) = first_max(dcnn_probabilities);
+    if f64::from(confidence) >= tau {
+        (class, false)
+    } else {
+        (first_max(compositional_scores).0, true)
+    }
+}
+
+/// The first index of the largest value, and the value.
+fn first_max(row: &[f32]) -> (usize, f32) {
+    row.iter()
+        .enumerate()
+        .fold((0, f32::NEG_INFINITY), |(bi, bv), (i, &v)| {
+            if v > bv { (i, v) } else { (bi, bv) }
+        })
+}
+
+/// [`switch_choice`] over a batch of DCNN logits and compositional scores; returns the
+/// predictions and the fraction routed to the compositional model.
 pub fn switch_predictions<B: Backend>(
     dcnn_logits: Tensor<B, 2>,
     compositional_scores: Tensor<B, 2>,
@@ -91,26 +114,16 @@ pub fn switch_predictions<B: Backend>(
         .iter::<f32>()
         .collect();
     let s: Vec<f32> = compositional_scores.into_data().iter::<f32>().collect();
-    let argmax = |row: &[f32]| {
-        row.iter()
-            .enumerate()
-            .fold((0, f32::NEG_INFINITY), |(bi, bv), (i, &v)| {
-                if v > bv { (i, v) } else { (bi, bv) }
-            })
-    };
-    let mut routed = 0;
-    let predictions = (0..batch)
-        .map(|i| {
-            let (class, confidence) = argmax(&p[i * classes..(i + 1) * classes]);
-            if f64::from(confidence) >= tau {
-                class
-            } else {
-                routed += 1;
-                argmax(&s[i * classes..(i + 1) * classes]).0
-            }
-        })
+    let choices: Vec<(usize, bool)> = p
+        .chunks(classes)
+        .zip(s.chunks(classes))
+        .map(|(p, s)| switch_choice(p, s, tau))
         .collect();
-    (predictions, routed as f64 / batch.max(1) as f64)
+    let routed = choices.iter().filter(|c| c.1).count();
+    (
+        choices.into_iter().map(|c| c.0).collect(),
+        routed as f64 / batch.max(1) as f64,
+    )
 }
 
 /// CN-WACV's compositional model as a module (fitted by ML, never trained end to end): its own

@@ -190,3 +190,37 @@ impl<B: Backend> InferenceStep for CompNet<B> {
         self.forward_classification(batch.images, batch.targets)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use burn::{backend::Flex, tensor::TensorData};
+
+    use super::*;
+    use crate::score::Terms;
+
+    /// One class, two mixtures, three positions, one occluder at 0 everywhere: mixture 0 scores
+    /// 1 + 0 + 0.5 (best), its fg wins at positions 0 and 2, so `L_mix = −(1 + 0.5)/3`.
+    #[test]
+    fn the_paper_mixture_term_sums_the_best_mixtures_object_positions() {
+        let device = Default::default();
+        let fg = Tensor::<Flex, 3>::from_data(
+            TensorData::new(vec![1.0f32, -1.0, 0.5, 0.0, 0.0, -0.2], [1, 2, 3]),
+            &device,
+        );
+        let bg = Tensor::<Flex, 3>::zeros([1, 1, 3], &device);
+        let zeros = Tensor::<Flex, 2>::zeros([1, 1], &device);
+        let output = HeadOutput {
+            scores: zeros.clone(),
+            ml: zeros.clone(),
+            probabilities: zeros,
+            terms: Terms {
+                fg,
+                bg,
+                mixtures: 2,
+            },
+        };
+        let targets = Tensor::<Flex, 1, Int>::from_data(TensorData::new(vec![0i64], [1]), &device);
+        let value: f32 = paper_mixture_term(&output, targets).into_scalar();
+        assert!((value - (-0.5)).abs() < 1e-6, "{value}");
+    }
+}

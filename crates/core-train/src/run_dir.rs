@@ -163,6 +163,57 @@ impl RunDir {
         Ok((Self::load_model(model, &file, device)?, file))
     }
 
+    /// Model selection after training: of `rows`, each `(epoch, score)` by `key`, the model of
+    /// the epoch with the best finite score (the earlier epoch on ties), loaded from its checkpoint into
+    /// `template`; the `last` model when that epoch is the last or its checkpoint is no longer
+    /// kept. Also a sentence saying what was picked, `what` naming the score
+    /// (e.g. "L0 validation top-1").
+    pub fn select_best_epoch<B, M, R>(
+        &self,
+        rows: &[R],
+        key: impl Fn(&R) -> (usize, f64),
+        what: &str,
+        template: M,
+        last: M,
+        device: &B::Device,
+    ) -> Result<(M, String)>
+    where
+        B: burn::tensor::backend::Backend,
+        M: burn::module::Module<B>,
+    {
+        let epoch_of = |r: &R| key(r).0;
+        let score = |r: &R| key(r).1;
+        let last_epoch = rows.last().map_or(0, epoch_of);
+        let last_score = rows.last().map_or(f64::NAN, score);
+        let best = rows.iter().filter(|r| score(r).is_finite()).max_by(|a, b| {
+            score(a)
+                .total_cmp(&score(b))
+                .then(epoch_of(b).cmp(&epoch_of(a)))
+        });
+        let Some(best) = best.filter(|b| epoch_of(b) != last_epoch) else {
+            return Ok((
+                last,
+                format!("the last epoch, {last_epoch} (also the best {what}, {last_score:.2} %)"),
+            ));
+        };
+        let (epoch, value) = (epoch_of(best), score(best));
+        let file = self.checkpoint_dir().join(format!("model-{epoch}.mpk"));
+        if !file.is_file() {
+            return Ok((
+                last,
+                format!(
+                    "the last epoch, {last_epoch}: the best {what} was epoch {epoch}'s ({value:.2} %) but its checkpoint is no longer kept (raise train.checkpoints_kept)"
+                ),
+            ));
+        }
+        Ok((
+            Self::load_model(template, &file, device)?,
+            format!(
+                "epoch {epoch} (best {what}, {value:.2} %; the last epoch's was {last_score:.2} %)"
+            ),
+        ))
+    }
+
     /// "the last good checkpoint is epoch N in DIR" (or that there is none), for a stopped run.
     pub fn last_good_checkpoint(&self) -> String {
         // The checkpoint `--resume` would use: intact, and reached by metrics.csv.

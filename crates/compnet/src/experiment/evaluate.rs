@@ -8,7 +8,7 @@
 use std::{collections::BTreeMap, fmt::Write};
 
 use anyhow::{Context, Result};
-use burn::tensor::{Tensor, TensorData, backend::Backend};
+use burn::tensor::{Tensor, TensorData, activation::softmax, backend::Backend};
 use core_nets::vgg::Vgg16Features;
 use core_train::{
     EpochRow, RunDir, RunMeta,
@@ -28,7 +28,7 @@ use super::{
     train::{InitNote, background_cosines},
 };
 use crate::{
-    bernoulli::{BernoulliNet, bernoulli_occluder_map, switch_predictions},
+    bernoulli::{BernoulliNet, bernoulli_occluder_map, switch_choice},
     dcnn::VggClassifier,
     init::{Map, vmf_occluders},
     model::CompNet,
@@ -72,7 +72,8 @@ pub struct Scored {
     pub label: usize,
     pub level: OcclusionLevel,
     pub kind: Option<OccluderKind>,
-    pub dcnn_logits: Vec<f32>,
+    /// The DCNN's softmax.
+    pub dcnn_probabilities: Vec<f32>,
     pub bernoulli_scores: Vec<f32>,
     pub vmf_scores: Vec<f32>,
     /// Occluder maps for the true label, `[H·W]` at feature resolution.
@@ -113,9 +114,8 @@ pub fn score_images<B: Backend>(
         );
         let features = model.backbone.forward(x.clone());
         let [b, _, h, w] = features.dims();
-        let logits = dcnn.forward(x);
+        let probabilities = softmax(dcnn.forward(x), 1);
         let vmf = model.forward_features(features.clone());
-        let mixture_bg = vmf.terms.clone();
         let bern = bernoulli.model();
         let binary = bernoulli.binary(features);
         let (fg, bg) = bern.terms(binary.clone());
@@ -125,16 +125,17 @@ pub fn score_images<B: Backend>(
             let v: Vec<f32> = t.into_data().iter::<f32>().collect();
             v.chunks(c).map(<[f32]>::to_vec).collect()
         };
-        let (logits, vmf_scores, bern_scores) = (rows(logits), rows(vmf.scores), rows(bern_scores));
+        let (probabilities, vmf_scores, bern_scores) =
+            (rows(probabilities), rows(vmf.scores), rows(bern_scores));
         for (i, image) in chunk.iter().enumerate().take(b) {
             out.push(Scored {
                 label: image.label,
                 level: image.level,
                 kind: image.kind,
-                dcnn_logits: logits[i].clone(),
+                dcnn_probabilities: probabilities[i].clone(),
                 bernoulli_scores: bern_scores[i].clone(),
                 vmf_scores: vmf_scores[i].clone(),
-                vmf_map: occluder_map(&mixture_bg, i, image.label, MapMode::MixtureBg),
+                vmf_map: occluder_map(&vmf.terms, i, image.label, MapMode::MixtureBg),
                 bernoulli_map: bernoulli_occluder_map(
                     &fg,
                     &bg,
@@ -151,38 +152,20 @@ pub fn score_images<B: Backend>(
 }
 
 /// The predictions of each model in [`MODELS`] order, and the fraction CN-WACV routed.
-fn predictions<B: Backend>(
-    scored: &[Scored],
-    tau: f64,
-    device: &B::Device,
-) -> ([Vec<usize>; 4], f64) {
-    let classes = scored.first().map_or(1, |s| s.dcnn_logits.len());
-    let tensor = |pick: fn(&Scored) -> &Vec<f32>| {
-        Tensor::<B, 2>::from_data(
-            TensorData::new(
-                scored
-                    .iter()
-                    .flat_map(|s| pick(s).clone())
-                    .collect::<Vec<f32>>(),
-                [scored.len(), classes],
-            ),
-            device,
-        )
-    };
-    let (switched, routed) = if scored.is_empty() {
-        (Vec::new(), 0.0)
-    } else {
-        switch_predictions(
-            tensor(|s| &s.dcnn_logits),
-            tensor(|s| &s.bernoulli_scores),
-            tau,
-        )
-    };
+fn predictions(scored: &[&Scored], tau: f64) -> ([Vec<usize>; 4], f64) {
+    let switched: Vec<(usize, bool)> = scored
+        .iter()
+        .map(|s| switch_choice(&s.dcnn_probabilities, &s.bernoulli_scores, tau))
+        .collect();
+    let routed = switched.iter().filter(|c| c.1).count() as f64 / scored.len().max(1) as f64;
     (
         [
-            scored.iter().map(|s| argmax(&s.dcnn_logits)).collect(),
+            scored
+                .iter()
+                .map(|s| argmax(&s.dcnn_probabilities))
+                .collect(),
             scored.iter().map(|s| argmax(&s.bernoulli_scores)).collect(),
-            switched,
+            switched.into_iter().map(|c| c.0).collect(),
             scored.iter().map(|s| argmax(&s.vmf_scores)).collect(),
         ],
         routed,
@@ -196,6 +179,21 @@ fn accuracy(scored: &[&Scored], predicted: &[usize]) -> f64 {
         .filter(|(s, p)| s.label == **p)
         .count();
     100.0 * correct as f64 / scored.len().max(1) as f64
+}
+
+/// Every model's accuracy on `scored`, named `level`.
+fn level_result(level: String, scored: &[&Scored], tau: f64) -> LevelResult {
+    let (p, routed) = predictions(scored, tau);
+    LevelResult {
+        level,
+        images: scored.len(),
+        accuracy: MODELS
+            .iter()
+            .zip(&p)
+            .map(|(m, p)| (m.to_string(), accuracy(scored, p)))
+            .collect(),
+        routed,
+    }
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -421,8 +419,7 @@ pub fn evaluate<B: Backend>(
             let refs: Vec<&Scored> = scored.iter().collect();
             let mut best = (config.eval.tau_grid[0], f64::NEG_INFINITY);
             for &tau in &config.eval.tau_grid {
-                let (p, _) = predictions::<B>(&scored, tau, device);
-                let acc = accuracy(&refs, &p[2]);
+                let acc = level_result(String::new(), &refs, tau).accuracy["CN-WACV"];
                 if acc > best.1 {
                     best = (tau, acc);
                 }
@@ -443,17 +440,7 @@ pub fn evaluate<B: Backend>(
         let images = test_images(&config.data, level);
         let scored = score_images(&images, dcnn, &model, bernoulli, config, device);
         let refs: Vec<&Scored> = scored.iter().collect();
-        let (p, routed) = predictions::<B>(&scored, tau, device);
-        levels.push(LevelResult {
-            level: level_name(level),
-            images: scored.len(),
-            accuracy: MODELS
-                .iter()
-                .zip(&p)
-                .map(|(m, p)| (m.to_string(), accuracy(&refs, p)))
-                .collect(),
-            routed,
-        });
+        levels.push(level_result(level_name(level), &refs, tau));
         if let Some(run) = run {
             pictures(config, &images, &scored, level, run)?;
         }
@@ -467,26 +454,12 @@ pub fn evaluate<B: Backend>(
     let kinds = OccluderKind::ALL
         .iter()
         .filter_map(|&kind| {
-            let set: Vec<Scored> = occluded
+            let set: Vec<&Scored> = occluded
                 .iter()
+                .copied()
                 .filter(|s| s.kind == Some(kind))
-                .map(|s| (*s).clone())
                 .collect();
-            if set.is_empty() {
-                return None;
-            }
-            let refs: Vec<&Scored> = set.iter().collect();
-            let (p, routed) = predictions::<B>(&set, tau, device);
-            Some(LevelResult {
-                level: format!("{kind:?}"),
-                images: set.len(),
-                accuracy: MODELS
-                    .iter()
-                    .zip(&p)
-                    .map(|(m, p)| (m.to_string(), accuracy(&refs, p)))
-                    .collect(),
-                routed,
-            })
+            (!set.is_empty()).then(|| level_result(format!("{kind:?}"), &set, tau))
         })
         .collect();
     let hack = config.eval.official_tp_hack;

@@ -242,14 +242,25 @@ pub fn dcnn_stage<B: AutodiffBackend>(
     Ok((model, rows.last().map(|r| r.valid_top1)))
 }
 
-/// The templates the cached initialisation loads into.
+/// CN-WACV's settings: binary maps at the initialisation's distance threshold.
+fn bernoulli_settings(config: &CompNetExperiment, distance_threshold: f64) -> BernoulliSettings {
+    BernoulliSettings {
+        cos_threshold: 1.0 - distance_threshold,
+        occ: config.head.occ,
+        mixtures_per_class: config.head.mixtures_per_class,
+        official_padding: config.eval.bernoulli_official_padding,
+    }
+}
+
+/// The templates the cached initialisation (`note`) loads into.
 fn templates<B: Backend>(
     config: &CompNetExperiment,
     dcnn: &VggClassifier<B>,
-    occluders: usize,
-    [h, w]: [usize; 2],
+    note: &InitNote,
     device: &B::Device,
 ) -> (CompNet<B>, BernoulliNet<B>) {
+    let (occluders, [h, w], bernoulli_threshold) =
+        (note.occluders, note.mixture_size, note.bernoulli_threshold);
     let (k, d) = (config.kernels(), config.backbone.vgg.out_channels());
     let rows = config.data.num_classes() * config.head.mixtures_per_class;
     let kernels = || Tensor::<B, 2>::ones([k, d], device);
@@ -268,12 +279,7 @@ fn templates<B: Backend>(
         log_alpha: burn::module::Param::from_tensor(Tensor::zeros([rows, k, h * w], device)),
         valid: burn::module::Param::from_tensor(Tensor::zeros([rows, h * w], device)),
         occluder: burn::module::Param::from_tensor(Tensor::zeros([k], device)),
-        settings: BernoulliSettings {
-            cos_threshold: 0.55,
-            occ: config.head.occ,
-            mixtures_per_class: config.head.mixtures_per_class,
-            official_padding: config.eval.bernoulli_official_padding,
-        },
+        settings: bernoulli_settings(config, bernoulli_threshold),
     };
     (model, bernoulli)
 }
@@ -291,10 +297,9 @@ pub fn load_init<B: Backend>(
         .with_context(|| format!("reading {} (the run's initialisation)", note_file.display()))?;
     let note: InitNote = serde_json::from_str(&text)
         .with_context(|| format!("{}: not a CompNet initialisation note", note_file.display()))?;
-    let (model, bernoulli) = templates(config, dcnn, note.occluders, note.mixture_size, device);
+    let (model, bernoulli) = templates(config, dcnn, &note, device);
     let model = RunDir::load_model(model, &dir.join("compnet.mpk"), device)?;
-    let mut bernoulli = RunDir::load_model(bernoulli, &dir.join("bernoulli.mpk"), device)?;
-    bernoulli.settings.cos_threshold = 1.0 - note.bernoulli_threshold;
+    let bernoulli = RunDir::load_model(bernoulli, &dir.join("bernoulli.mpk"), device)?;
     Ok((model, bernoulli, note))
 }
 
@@ -508,12 +513,7 @@ fn init_stage<B: AutodiffBackend>(
             TensorData::new(f32s(&bernoulli_occ), [k]),
             device,
         )),
-        settings: BernoulliSettings {
-            cos_threshold: 1.0 - bernoulli_threshold,
-            occ: config.head.occ,
-            mixtures_per_class: m,
-            official_padding: config.eval.bernoulli_official_padding,
-        },
+        settings: bernoulli_settings(config, bernoulli_threshold),
     };
     model
         .clone()
@@ -604,48 +604,12 @@ fn train_head<B: AutodiffBackend>(
             grad_accumulation: None,
         },
     )?;
-    let rows = log.rows();
-    let last = rows.last().map_or(0, |r| r.epoch);
-    let best = rows
-        .iter()
-        .filter(|r| r.valid_top1.is_finite())
-        .max_by(|a, b| {
-            a.valid_top1
-                .total_cmp(&b.valid_top1)
-                .then(b.epoch.cmp(&a.epoch))
-        });
-    match best {
-        Some(best) if best.epoch != last => {
-            let file = run
-                .checkpoint_dir()
-                .join(format!("model-{}.mpk", best.epoch));
-            if file.is_file() {
-                let selected = RunDir::load_model(template, &file, device)?;
-                Ok((
-                    selected,
-                    format!(
-                        "epoch {} (best L0 validation top-1, {:.2} %; the last epoch's was {:.2} %)",
-                        best.epoch,
-                        best.valid_top1,
-                        rows.last().map_or(f64::NAN, |r| r.valid_top1)
-                    ),
-                ))
-            } else {
-                Ok((
-                    outcome.model,
-                    format!(
-                        "the last epoch, {last}: the best L0 validation top-1 was epoch {}'s ({:.2} %) but its checkpoint is no longer kept (raise train.checkpoints_kept)",
-                        best.epoch, best.valid_top1
-                    ),
-                ))
-            }
-        }
-        _ => Ok((
-            outcome.model,
-            format!(
-                "the last epoch, {last} (also the best L0 validation top-1, {:.2} %)",
-                rows.last().map_or(f64::NAN, |r| r.valid_top1)
-            ),
-        )),
-    }
+    run.select_best_epoch(
+        &log.rows(),
+        |r| (r.epoch, r.valid_top1),
+        "L0 validation top-1",
+        template,
+        outcome.model,
+        device,
+    )
 }

@@ -590,55 +590,20 @@ fn finetune<B: AutodiffBackend>(
                 .metric_valid_numeric(LossMetric::new())
         },
     )?;
-    let rows = log.rows();
-    let best = rows
-        .iter()
-        .filter(|r| r.valid_top1.is_finite())
-        .max_by(|a, b| {
-            a.valid_top1
-                .total_cmp(&b.valid_top1)
-                .then(b.epoch.cmp(&a.epoch))
-        });
-    let last = rows.last().map_or(0, |r| r.epoch);
-    match best {
-        Some(best) if best.epoch != last => {
-            let file = run
-                .checkpoint_dir()
-                .join(format!("model-{}.mpk", best.epoch));
-            if file.is_file() {
-                let template = SakeTraining {
-                    student: config.model.init::<B::InnerBackend>(device),
-                    teacher: config.model.init_teacher::<B::InnerBackend>(device),
-                    loss: config.loss.clone(),
-                };
-                let selected = RunDir::load_model(template, &file, device)?;
-                Ok((
-                    selected.student,
-                    format!(
-                        "epoch {} (best held-out seen-class sketch top-1, {:.2} %; the last epoch's was {:.2} %)",
-                        best.epoch,
-                        best.valid_top1,
-                        rows.last().map_or(f64::NAN, |r| r.valid_top1)
-                    ),
-                ))
-            } else {
-                Ok((
-                    outcome.model.student,
-                    format!(
-                        "the last epoch, {last}: the best held-out top-1 was epoch {}'s ({:.2} %) but its checkpoint is no longer kept (raise train.checkpoints_kept)",
-                        best.epoch, best.valid_top1
-                    ),
-                ))
-            }
-        }
-        _ => Ok((
-            outcome.model.student,
-            format!(
-                "the last epoch, {last} (also the best held-out seen-class sketch top-1, {:.2} %)",
-                rows.last().map_or(f64::NAN, |r| r.valid_top1)
-            ),
-        )),
-    }
+    let template = SakeTraining {
+        student: config.model.init::<B::InnerBackend>(device),
+        teacher: config.model.init_teacher::<B::InnerBackend>(device),
+        loss: config.loss.clone(),
+    };
+    let (selected, selection) = run.select_best_epoch(
+        &log.rows(),
+        |r| (r.epoch, r.valid_top1),
+        "held-out seen-class sketch top-1",
+        template,
+        outcome.model,
+        device,
+    )?;
+    Ok((selected.student, selection))
 }
 
 /// `curves.png` and `report.md`.
