@@ -39,6 +39,7 @@ fn main() -> anyhow::Result<()> {
         out: "predictions".into(),
         top_k: 5,
         gallery: None,
+        backgrounds: None,
     };
     let predictions = AXIAL.predict::<Flex>(weights, &[png], &options, &device)?;
     for line in &predictions[0].lines {

@@ -39,6 +39,7 @@ fn main() -> anyhow::Result<()> {
         out: "predictions".into(),
         top_k: 3,
         gallery: None,
+        backgrounds: None,
     };
     let predictions = CO2.predict::<Flex>(weights, &[png], &options, &device)?;
     println!("true class: {}", world.class_names()[label]);

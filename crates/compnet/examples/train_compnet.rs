@@ -37,6 +37,7 @@ fn main() -> anyhow::Result<()> {
         out: "predictions".into(),
         top_k: 3,
         gallery: None,
+        backgrounds: None,
     };
     let predictions = COMPNET.predict::<Flex>(weights, &[png], &options, &device)?;
     println!(

@@ -28,6 +28,7 @@ pub mod mixture;
 pub mod mixture_init;
 pub mod model;
 pub mod occluder;
+pub mod official;
 pub mod roc;
 pub mod score;
 pub mod spectral;

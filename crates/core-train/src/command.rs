@@ -85,6 +85,10 @@ pub struct InferRequest {
     /// Retrieval papers (SAKE): a folder of photos (PNG/JPEG) to rank for each `--image` sketch.
     #[arg(long, value_name = "DIR")]
     pub gallery: Option<PathBuf>,
+    /// CompNet with a released `best.pth`: a folder of background images (the released
+    /// `background_images/`) its occluder models are built from.
+    #[arg(long, value_name = "DIR")]
+    pub backgrounds: Option<PathBuf>,
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
@@ -208,6 +212,7 @@ impl<E: Experiment> Paper for E {
             out: request.out.clone(),
             top_k: request.top_k,
             gallery: request.gallery.clone(),
+            backgrounds: request.backgrounds.clone(),
         };
         struct Task<'a, E: Experiment>(&'a E, Weights<E::Config>, &'a [PathBuf], InferOptions);
         impl<E: Experiment> OnBackend for Task<'_, E> {

@@ -191,6 +191,9 @@ pub struct InferOptions {
     pub top_k: usize,
     /// Retrieval papers: the folder of images each query is ranked against.
     pub gallery: Option<PathBuf>,
+    /// CompNet with a released checkpoint: the background images its occluder models are built
+    /// from.
+    pub backgrounds: Option<PathBuf>,
 }
 
 /// What a model says about one image.

@@ -38,6 +38,7 @@ fn main() -> anyhow::Result<()> {
         out: "predictions".into(),
         top_k: 4,
         gallery: None,
+        backgrounds: None,
     };
     let predictions = ELASTIC.predict::<Flex>(weights, &[png], &options, &device)?;
     let names = world.class_names();

@@ -50,6 +50,7 @@ fn main() -> anyhow::Result<()> {
         out: "predictions".into(),
         top_k: 4,
         gallery: Some(gallery),
+        backgrounds: None,
     };
     let predictions = SAKE.predict::<Flex>(weights, &[png], &options, &device)?;
     println!("query sketch: a {}", sketch.class.name());

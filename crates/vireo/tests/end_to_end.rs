@@ -1628,3 +1628,73 @@ fn compnet_rejects_bad_settings_by_name() {
         assert!(err.contains(named), "{set}: {err}");
     }
 }
+
+#[test]
+fn a_released_compnet_checkpoint_imports_and_predicts_with_background_images() {
+    let out = tempfile::tempdir().unwrap();
+    let checkpoint = fixture("compnet", "best_tiny.pth");
+    // The fixture's network: VGG-16 / 16 cut at pool5, 2 classes × 2 mixtures.
+    let model = out.path().join("tiny.toml");
+    fs::write(
+        &model,
+        "classes = [\"car\", \"bus\"]\n[vgg]\ncut = \"pool5\"\nwidth_divisor = 16\n[head]\nmixtures_per_class = 2\n",
+    )
+    .unwrap();
+    let backgrounds = out.path().join("backgrounds");
+    fs::create_dir(&backgrounds).unwrap();
+    for (name, shade) in [
+        ("coast_white.png", 250),
+        ("coast_noise.png", 120),
+        ("street.png", 60),
+    ] {
+        image_of(70, 50, shade)
+            .save(backgrounds.join(name))
+            .unwrap();
+    }
+    let image = out.path().join("occluded.jpg");
+    image_of(90, 60, 140).save(&image).unwrap();
+    let args = |with_backgrounds: bool| {
+        let mut a = vec![
+            "infer".to_string(),
+            "compnet".into(),
+            "--checkpoint".into(),
+            checkpoint.clone(),
+            "--model".into(),
+            model.to_str().unwrap().into(),
+            "--image".into(),
+            image.to_str().unwrap().into(),
+            "--out".into(),
+            out.path().join("pictures").to_str().unwrap().into(),
+            "--json".into(),
+        ];
+        if with_backgrounds {
+            a.extend(["--backgrounds".into(), backgrounds.to_str().unwrap().into()]);
+        }
+        a
+    };
+    let argv = args(true);
+    let json = json_of(&run_ok(
+        &argv.iter().map(String::as_str).collect::<Vec<_>>(),
+    ));
+    let class = json[0]["result"]["class"].as_str().unwrap();
+    assert!(["car", "bus"].contains(&class), "{json}");
+    // Short side 60 → 224, long side ⌊90·224/60⌋ = 336: a 7 × 10 pool5 map.
+    let map = &json[0]["result"]["occluder_map"];
+    assert_eq!(
+        (map["height"].as_u64(), map["width"].as_u64()),
+        (Some(7), Some(10)),
+        "{json}"
+    );
+    let argv = args(false);
+    let err = run_err(&argv.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(err.contains("--backgrounds"), "{err}");
+    // `vireo import` reads the released layout; the full-size preset does not fit the tiny file.
+    let err = run_err(&[
+        "import",
+        "--model",
+        "compnet_vmf_pool5",
+        "--checkpoint",
+        &checkpoint,
+    ]);
+    assert!(err.contains("conv1o1.weight"), "{err}");
+}

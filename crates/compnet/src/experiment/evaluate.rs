@@ -482,15 +482,21 @@ pub fn evaluate<B: Backend>(
     Ok(evaluation)
 }
 
-/// A feature-resolution map upsampled (nearest) to the image, scaled `[0, hi] → [0, 1]`.
-pub fn map_picture(map: &[f32], [h, w]: [usize; 2], size: usize, hi: f32) -> image::RgbImage {
-    let values: Vec<f32> = (0..size * size)
+/// A feature-resolution map `[h, w]` upsampled (nearest) to the image `[ih, iw]`, scaled
+/// `[0, hi] → [0, 1]`.
+pub fn map_picture(
+    map: &[f32],
+    [h, w]: [usize; 2],
+    [ih, iw]: [usize; 2],
+    hi: f32,
+) -> image::RgbImage {
+    let values: Vec<f32> = (0..ih * iw)
         .map(|p| {
-            let (y, x) = (p / size * h / size, p % size * w / size);
+            let (y, x) = (p / iw * h / ih, p % iw * w / iw);
             (map[y * w + x] / hi).clamp(0.0, 1.0)
         })
         .collect();
-    heatmap_picture(&values, [size, size])
+    heatmap_picture(&values, [ih, iw])
 }
 
 /// `occluders-L{n}.png`: per image, the image, the true occluder mask, CN-vMF's occluder map
@@ -533,11 +539,11 @@ fn pictures(
             "occluded object",
         ));
         tiles.push(tile(
-            map_picture(&s.vmf_map, s.feature_size, size, 7.0),
+            map_picture(&s.vmf_map, s.feature_size, [size, size], 7.0),
             "CN-vMF map",
         ));
         tiles.push(tile(
-            map_picture(&s.bernoulli_map, s.feature_size, size, bern_hi),
+            map_picture(&s.bernoulli_map, s.feature_size, [size, size], bern_hi),
             "Bernoulli map",
         ));
     }

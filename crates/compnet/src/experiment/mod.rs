@@ -12,11 +12,12 @@
 pub mod config;
 pub mod data;
 pub mod evaluate;
+pub mod infer;
 pub mod train;
 
 use std::path::PathBuf;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use core_nets::vgg::{VggConfig, VggCut};
 use core_train::{
@@ -26,10 +27,11 @@ use core_train::{
 
 pub use config::CompNetExperiment;
 
-use crate::{
-    bernoulli::BernoulliNet, dcnn::VggClassifier, model::CompNet, score::MapMode,
-    score::occluder_map,
-};
+use datasets::Normalization;
+
+pub use infer::{ReleasedModel, released_model};
+
+use crate::{bernoulli::BernoulliNet, dcnn::VggClassifier, model::CompNet};
 
 /// The CompNet experiment (`vireo train compnet`).
 pub struct CompNetPaper;
@@ -123,90 +125,63 @@ impl Experiment for CompNetPaper {
         options: &InferOptions,
         device: &B::Device,
     ) -> Result<Vec<Prediction>> {
-        let Weights::Run { run, config, file } = weights else {
-            bail!(
-                "compnet predicts with a vireo run (--run DIR); the released best.pth is not read yet"
-            );
+        let (run, config, file) = match weights {
+            Weights::Run { run, config, file } => (run, config, file),
+            Weights::PyTorch {
+                file,
+                model,
+                image_size,
+                ..
+            } => {
+                let released = released_model(model.as_deref())?;
+                let backgrounds = options.backgrounds.as_ref().context(
+                    "a released CompNet checkpoint has no occluder models: give --backgrounds DIR (the released background_images/, or any folder of background photos; *_white* and *_noise* files are those types)",
+                )?;
+                let model = infer::released_compnet::<B>(&released, &file, backgrounds, device)?;
+                return infer::predict_images(
+                    &model,
+                    &released.classes,
+                    &Normalization::IMAGENET,
+                    infer::Resize::ShortSide(image_size),
+                    images,
+                    options,
+                    device,
+                );
+            }
         };
         let model = RunDir::load_model(load_run::<B>(&config, &run, device)?.model, &file, device)?;
-        let size = config.data.image_size();
-        let names = config.data.class_names();
-        std::fs::create_dir_all(&options.out)
-            .with_context(|| format!("creating {}", options.out.display()))?;
-        let mut predictions = Vec::new();
-        for path in images {
-            let image = image::open(path)
-                .with_context(|| format!("reading {}", path.display()))?
-                .to_rgb8();
-            let image = image::imageops::resize(
-                &image,
-                size as u32,
-                size as u32,
-                image::imageops::FilterType::Triangle,
-            );
-            let pixels: Vec<f32> = image.as_raw().iter().map(|&b| b as f32 / 255.0).collect();
-            let features = evaluate::features_of(
-                &model.backbone,
-                std::iter::once((pixels.as_slice(), [size, size])),
-                &config.data.normalization(),
-                device,
-            );
-            let [_, _, h, w] = features.dims();
-            let out = model.forward_features(features);
-            let p: Vec<f32> = out
-                .probabilities
-                .clone()
-                .into_data()
-                .iter::<f32>()
-                .collect();
-            let mut order: Vec<usize> = (0..p.len()).collect();
-            order.sort_by(|&a, &b| p[b].total_cmp(&p[a]));
-            let class = order[0];
-            let map = occluder_map(&out.terms, 0, class, MapMode::MixtureBg);
-            let picture = options.out.join(format!(
-                "{}-occluders.png",
-                path.file_stem().and_then(|s| s.to_str()).unwrap_or("image")
-            ));
-            let tiles = [
-                datasets::shapeworld::tile(image.clone(), "image"),
-                datasets::shapeworld::tile(
-                    evaluate::map_picture(&map, [h, w], size, 7.0),
-                    "occluder map (CN-vMF, [0, 7])",
-                ),
-            ];
-            let refs: Vec<(&image::RgbImage, &str)> = tiles
-                .iter()
-                .map(|t| (&t.image, t.caption.as_str()))
-                .collect();
-            core_train::plot::draw_tile_grid(
-                &refs,
-                2,
-                &format!("{}: {}", path.display(), names[class]),
-                &picture,
-            )?;
-            let occluded = map.iter().filter(|&&v| v > 0.0).count();
-            let mut lines: Vec<String> = order
-                .iter()
-                .take(options.top_k)
-                .map(|&c| format!("{:>6.2} %  {}", 100.0 * p[c], names[c]))
-                .collect();
-            lines.push(format!(
-                "occluder map: {occluded} of {} positions better explained by an occluder ({})",
-                map.len(),
-                picture.display()
-            ));
-            predictions.push(Prediction {
-                image: path.clone(),
-                lines,
-                result: serde_json::json!({
-                    "class": names[class],
-                    "probabilities": order.iter().take(options.top_k).map(|&c| serde_json::json!({"class": names[c], "p": p[c]})).collect::<Vec<_>>(),
-                    "occluder_map": { "height": h, "width": w, "values": map },
-                }),
-                picture: Some(picture),
-            });
-        }
-        Ok(predictions)
+        infer::predict_images(
+            &model,
+            &config.data.class_names(),
+            &config.data.normalization(),
+            infer::Resize::Square(config.data.image_size()),
+            images,
+            options,
+            device,
+        )
+    }
+
+    /// `compnet_vmf_pool5` (or a TOML file of a [`ReleasedModel`]): a released `best.pth`.
+    fn import(
+        &self,
+        model: &str,
+        checkpoint: &std::path::Path,
+        _num_classes: Option<usize>,
+    ) -> Result<String> {
+        use burn::backend::Flex;
+        let released = released_model(Some(model))?;
+        let (_, head, report) = crate::official::load_best_checkpoint::<Flex>(
+            checkpoint,
+            &released.vgg,
+            released.head,
+            &Default::default(),
+        )?;
+        let [rows, k, h, w] = head.mix_model.dims();
+        Ok(format!(
+            "{} into {model}: {}; {k} vMF kernels, {rows} mixtures of {h} × {w}",
+            checkpoint.display(),
+            report.summary()
+        ))
     }
 
     fn models(&self) -> Vec<ModelCount> {
@@ -226,17 +201,17 @@ impl Experiment for CompNetPaper {
                 gflops: None,
             });
         }
-        // The released head: 512 kernels of 512, 12 classes × 4 mixtures; its mixtures' size
-        // comes from the init files, so the kernels are counted alone.
+        // The released model (`vireo import --model compnet_vmf_pool5`): the backbone and the 512
+        // kernels; its 48 mixtures' size [Hm, Wm] comes from the init files, so they are not
+        // counted.
+        let kernels =
+            core_nets::count_parameters::<Flex, _>(&crate::vmf::VmfKernels::<Flex>::from_rows(
+                burn::tensor::Tensor::zeros([512, 512], &device),
+            ));
         models.push(ModelCount {
-            name: "compnet_vmf_kernels".into(),
-            group: "CN-vMF vMF kernels (conv1o1, K = 512, D = 512)".into(),
-            parameters: core_nets::count_parameters::<Flex, _>(
-                &crate::vmf::VmfKernels::<Flex>::from_rows(burn::tensor::Tensor::zeros(
-                    [512, 512],
-                    &device,
-                )),
-            ),
+            name: infer::RELEASED[0].into(),
+            group: "CN-vMF: VGG-16 pool5 + 512 vMF kernels (+ 48 mixtures [512, Hm, Wm], sized by the file, not counted)".into(),
+            parameters: models[0].parameters + kernels,
             gflops: None,
         });
         models

@@ -1,0 +1,312 @@
+//! The released checkpoints (`compnet.md` §5): `best.pth` = `{'state_dict', 'val_acc', 'epoch'}`
+//! (`val_acc` a NumPy scalar) with the VGG features `backbone.{0,2,…,28}`, the vMF kernels
+//! `conv1o1.weight` and the mixtures `mix_model`, stored a second time as
+//! `pointwiseinference.mix_model` (one tensor in the released model: both entries must agree, one
+//! is kept). The occluder models are not in the file: they are rebuilt from background images
+//! ([`background_maps_from_folder`]).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use burn::{
+    module::{Module, Param},
+    tensor::{Tensor, backend::Backend},
+};
+use burn_store::{ModuleStore, PytorchStore};
+use core_nets::{
+    ImportReport,
+    vgg::{VGG16_FEATURE_INDICES, Vgg16Features, VggConfig, VggCut},
+};
+
+use crate::{
+    head::{CompositionalHead, HeadConfig},
+    init::{BackgroundMaps, Map},
+    vmf::VmfKernels,
+};
+
+/// The released model's entries, named as in the file.
+#[derive(Module, Debug)]
+pub struct ReleasedCompNet<B: Backend> {
+    pub backbone: Vgg16Features<B>,
+    pub conv1o1: VmfKernels<B>,
+    pub mix_model: Param<Tensor<B, 4>>,
+    pub pointwiseinference: TiedMixtures<B>,
+}
+
+/// `pointwiseinference.mix_model`: the same tensor as `mix_model` in the released model.
+#[derive(Module, Debug)]
+pub struct TiedMixtures<B: Backend> {
+    pub mix_model: Param<Tensor<B, 4>>,
+}
+
+/// The shape of entry `key` of a (possibly `state_dict`-wrapped) checkpoint, and its values.
+fn entry(path: &Path, key: &str) -> Result<(Vec<usize>, Vec<f32>)> {
+    let mut store = PytorchStore::from_file(path);
+    let keys = store.keys().map_err(|e| {
+        anyhow::anyhow!("{}: not a readable PyTorch checkpoint: {e}", path.display())
+    })?;
+    let name = [format!("state_dict.{key}"), key.to_string()]
+        .into_iter()
+        .find(|k| keys.contains(k))
+        .with_context(|| {
+            format!(
+                "{}: no `{key}` entry — not a CompNet checkpoint (expected mix_model, conv1o1.weight, backbone.*)",
+                path.display()
+            )
+        })?;
+    let snapshot = store
+        .get_snapshot(&name)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?
+        .with_context(|| format!("{}: `{name}` vanished", path.display()))?;
+    let data = snapshot
+        .to_data()
+        .map_err(|e| anyhow::anyhow!("{}: reading `{name}`: {e:?}", path.display()))?
+        .convert::<f32>();
+    Ok((
+        snapshot.shape.iter().copied().collect::<Vec<usize>>(),
+        data.iter::<f32>().collect(),
+    ))
+}
+
+/// The globals a training script's checkpoint pickles for a NumPy scalar beside the state_dict
+/// (the released `val_acc`: `numpy.core.multiarray.scalar(numpy.dtype('float64'),
+/// _codecs.encode(…))`), which burn-store's pickle reader refuses, as protocol-2 `GLOBAL`
+/// operands.
+const NUMPY_SCALAR_GLOBALS: [&[u8]; 4] = [
+    b"cnumpy.core.multiarray\nscalar\n",
+    b"cnumpy._core.multiarray\nscalar\n",
+    b"cnumpy\ndtype\n",
+    b"c_codecs\nencode\n",
+];
+
+/// What each becomes: a call the reader evaluates to an empty dict, so the scalar is skipped.
+const SKIPPED: &[u8] = b"ccollections\nOrderedDict\n";
+
+/// A copy of the checkpoint to read instead, removed when dropped.
+struct Readable(PathBuf);
+
+impl Drop for Readable {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+fn replace_all(data: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(data.len());
+    let mut i = 0;
+    while i < data.len() {
+        if data[i..].starts_with(from) {
+            out.extend_from_slice(to);
+            i += from.len();
+        } else {
+            out.push(data[i]);
+            i += 1;
+        }
+    }
+    out
+}
+
+/// A temporary copy of the (zip) checkpoint at `path` whose pickle has its NumPy scalars
+/// skipped, or `None` when it has none (§5: a reader must accept or skip NumPy scalar globals
+/// rather than refuse the file). The tensors' storages are copied unchanged.
+fn without_numpy_scalars(path: &Path) -> Result<Option<Readable>> {
+    use std::io::{Read, Write};
+    let Ok(mut archive) = std::fs::File::open(path)
+        .map_err(anyhow::Error::from)
+        .and_then(|f| zip::ZipArchive::new(f).map_err(anyhow::Error::from))
+    else {
+        return Ok(None); // not a zip checkpoint: left to the reader, which names the problem
+    };
+    let mut entries = Vec::with_capacity(archive.len());
+    let mut patched = false;
+    for i in 0..archive.len() {
+        let mut entry = archive.by_index(i)?;
+        let mut data = Vec::with_capacity(entry.size() as usize);
+        entry.read_to_end(&mut data)?;
+        let name = entry.name().to_string();
+        if name.ends_with("data.pkl") {
+            for global in NUMPY_SCALAR_GLOBALS {
+                let replaced = replace_all(&data, global, SKIPPED);
+                patched |= replaced != data;
+                data = replaced;
+            }
+        }
+        entries.push((name, data));
+    }
+    if !patched {
+        return Ok(None);
+    }
+    static COPIES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let copy = Readable(std::env::temp_dir().join(format!(
+        "vireo-compnet-{}-{}.pth",
+        std::process::id(),
+        COPIES.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    )));
+    let mut writer = zip::ZipWriter::new(
+        std::fs::File::create(&copy.0).with_context(|| format!("creating {}", copy.0.display()))?,
+    );
+    let stored =
+        zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+    for (name, data) in entries {
+        writer.start_file(name, stored)?;
+        writer.write_all(&data)?;
+    }
+    writer.finish()?;
+    Ok(Some(copy))
+}
+
+/// A released `best.pth` into the backbone (cut as `vgg` says) and the head (`config`, its
+/// `mixtures_per_class` dividing the file's mixture rows).
+pub fn load_best_checkpoint<B: Backend>(
+    path: &Path,
+    vgg: &VggConfig,
+    config: HeadConfig,
+    device: &B::Device,
+) -> Result<(Vgg16Features<B>, CompositionalHead<B>, ImportReport)> {
+    if !path.is_file() {
+        bail!("{}: no such file (a CompNet best.pth)", path.display());
+    }
+    let readable = without_numpy_scalars(path)
+        .with_context(|| format!("{}: reading the checkpoint's archive", path.display()))?;
+    let path = readable.as_ref().map_or(path, |r| r.0.as_path());
+    let (mix_shape, mix) = entry(path, "mix_model")?;
+    let (kernel_shape, _) = entry(path, "conv1o1.weight")?;
+    if let Ok((tied_shape, tied)) = entry(path, "pointwiseinference.mix_model")
+        && (tied_shape != mix_shape || tied != mix)
+    {
+        bail!(
+            "{}: `mix_model` and `pointwiseinference.mix_model` differ — they are one tensor in the released model",
+            path.display()
+        );
+    }
+    let [rows, k, h, w]: [usize; 4] = mix_shape.as_slice().try_into().map_err(|_| {
+        anyhow::anyhow!(
+            "{}: mix_model has shape {mix_shape:?}, expected [C·M, K, H, W]",
+            path.display()
+        )
+    })?;
+    if rows % config.mixtures_per_class.max(1) != 0 {
+        bail!(
+            "{}: {rows} mixture rows are not a multiple of head.mixtures_per_class = {}",
+            path.display(),
+            config.mixtures_per_class
+        );
+    }
+    let full = VggConfig {
+        cut: VggCut::Pool5,
+        ..vgg.clone()
+    };
+    let d = full.out_channels();
+    if kernel_shape != [k, d, 1, 1] {
+        bail!(
+            "{}: conv1o1.weight has shape {kernel_shape:?}; expected [{k}, {d}, 1, 1] (K from mix_model, D of the VGG features with widths / {})",
+            path.display(),
+            vgg.width_divisor.max(1)
+        );
+    }
+    let zeros = |shape: [usize; 4]| Param::from_tensor(Tensor::zeros(shape, device));
+    let template = ReleasedCompNet {
+        backbone: full.init(device),
+        conv1o1: VmfKernels {
+            weight: zeros([k, d, 1, 1]),
+        },
+        mix_model: zeros([rows, k, h, w]),
+        pointwiseinference: TiedMixtures {
+            mix_model: zeros([rows, k, h, w]),
+        },
+    };
+    let remaps: Vec<(String, String)> = VGG16_FEATURE_INDICES
+        .iter()
+        .enumerate()
+        .map(|(j, i)| (format!(r"^backbone\.{i}\."), format!("backbone.convs.{j}.")))
+        .collect();
+    let remaps: Vec<(&str, &str)> = remaps
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .collect();
+    let (released, report) = core_nets::load_pytorch_checkpoint_with(
+        template,
+        path,
+        &format!(
+            "CompNet (VGG-16 pool5 / {}, K = {k}, {rows} mixtures of {h} × {w})",
+            vgg.width_divisor.max(1)
+        ),
+        &remaps,
+    )?;
+    let head = CompositionalHead {
+        conv1o1: released.conv1o1,
+        mix_model: released.mix_model,
+        config,
+    };
+    Ok((released.backbone.cut(vgg.cut), head, report))
+}
+
+/// The released `background_images/` layout: `*_white*` and `*_noise*` files are those types,
+/// every other PNG/JPEG is `general`; sorted by name (the released code does not sort: its order
+/// is the file system's).
+pub fn background_files(dir: &Path) -> Result<[Vec<PathBuf>; 3]> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| {
+            format!(
+                "{}: not a readable folder of background images",
+                dir.display()
+            )
+        })?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.extension()
+                .and_then(|e| e.to_str())
+                .is_some_and(|e| matches!(e.to_ascii_lowercase().as_str(), "png" | "jpg" | "jpeg"))
+        })
+        .collect();
+    files.sort();
+    if files.is_empty() {
+        bail!("{}: no PNG or JPEG background images in it", dir.display());
+    }
+    let name = |p: &PathBuf| {
+        p.file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("")
+            .to_string()
+    };
+    let (white, rest): (Vec<PathBuf>, Vec<PathBuf>) =
+        files.into_iter().partition(|p| name(p).contains("_white"));
+    let (noise, general) = rest.into_iter().partition(|p| name(p).contains("_noise"));
+    Ok([white, noise, general])
+}
+
+/// The cosine maps of the background images of `dir` (each at its own resolution, as released),
+/// under `backbone` and `kernels`.
+pub fn background_maps_from_folder<B: Backend>(
+    dir: &Path,
+    backbone: &Vgg16Features<B>,
+    kernels: &VmfKernels<B>,
+    normalization: &datasets::Normalization,
+    device: &B::Device,
+) -> Result<BackgroundMaps> {
+    let [white, noise, general] = background_files(dir)?;
+    let maps = |files: &[PathBuf]| -> Result<Vec<Map>> {
+        files
+            .iter()
+            .map(|path| {
+                let image = image::open(path)
+                    .with_context(|| format!("reading {}", path.display()))?
+                    .to_rgb8();
+                let (w, h) = image.dimensions();
+                let pixels: Vec<f32> = image.as_raw().iter().map(|&b| b as f32 / 255.0).collect();
+                let x = datasets::classification::images_tensor::<B>(
+                    std::iter::once((pixels.as_slice(), [h as usize, w as usize])),
+                    normalization,
+                    device,
+                );
+                let cos = kernels.cosine(backbone.forward(x));
+                Ok(crate::experiment::evaluate::maps_of(cos).remove(0))
+            })
+            .collect()
+    };
+    Ok(BackgroundMaps {
+        white: maps(&white)?,
+        noise: maps(&noise)?,
+        general: maps(&general)?,
+    })
+}
