@@ -306,6 +306,66 @@ def sake_rank_case(device, hamming):
     return 1000, step
 
 
+def compnet_parts(device):
+    """The released CN-vMF shapes (compnet.md §3): VGG-16 pool5, 512 vMF kernels, 12 classes x 4
+    mixtures of 7 x 7, 7 occluder models; random weights."""
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import compnet
+    backbone = compnet.vgg16_features().to(device).eval()
+    for p in backbone.parameters():
+        p.requires_grad = False
+    w = F.normalize(torch.randn(512, 512, device=device), dim=1)
+    mix = torch.rand(48, 512, 7, 7, device=device)
+    occl = torch.rand(7, 512, device=device)
+    return compnet, backbone, w, mix, occl
+
+
+def compnet_infer_case(device):
+    """CN-vMF inference, B16 224^2: frozen VGG-16 pool5 features, then the head's scores."""
+    compnet, backbone, w, mix, occl = compnet_parts(device)
+    x = torch.randn(16, 3, 224, 224, device=device)
+    def step():
+        with torch.no_grad():
+            compnet.head(backbone(x), w, mix, occl, 4, False)
+    return 16, step
+
+
+def compnet_train_case(device):
+    """One released training step (batch 1, 224^2): frozen backbone under no_grad, the released
+    loss, backward into the kernels and mixtures, Adagrad (lr 1e-2)."""
+    compnet, backbone, w, mix, occl = compnet_parts(device)
+    w, mix = w.clone().requires_grad_(True), mix.clone().requires_grad_(True)
+    optimizer = torch.optim.Adagrad([w, mix], lr=1e-2)
+    x = torch.randn(1, 3, 224, 224, device=device)
+    y = torch.randint(0, 12, (1,), device=device)
+    def step():
+        with torch.no_grad():
+            f = backbone(x)
+        loss, _, _, _ = compnet.released_loss(f, w, mix, occl, y, 4)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    return 1, step
+
+
+def vmfmm_case(device):
+    """One vMF-EM iteration as the released vMFMM.py (float64): E-step logP = kappa F mu^T + log pi,
+    softmax, mean log-likelihood; M-step pi, mu = normalise(p^T F / sum p) with the +1e-6 rule;
+    100,000 x 512 unit features, K = 512."""
+    x = torch.randn(100000, 512, dtype=torch.float64, device=device)
+    x = x / (x.norm(dim=1, keepdim=True) + 1e-6)
+    state = {"mu": x[:512].clone(), "pi": torch.full((512,), 1 / 512, dtype=torch.float64, device=device)}
+    def step():
+        logp = 30 * x @ state["mu"].t() + state["pi"].log()
+        torch.logsumexp(logp, 1).mean()
+        p = torch.softmax(logp, 1)
+        mass = p.sum(0)
+        state["pi"] = mass / x.shape[0]
+        mu = p.t() @ x / mass[:, None]
+        state["mu"] = mu / (mu.norm(dim=1, keepdim=True) + 1e-6)
+    return 100000, step
+
+
 def make_case(name, device, threads, data_dir):
     conv = lambda ws: (WSConv2d if ws else nn.Conv2d)(64, 64, 3, padding=1, bias=False)
     cases = {
@@ -322,6 +382,9 @@ def make_case(name, device, threads, data_dir):
         "co2_loss_b256_k65536_fwd_bwd": lambda: co2_loss_case(device, True),
         "moco_v2_co2_train_b64_64": lambda: moco_train_case(device),
         "sake_train_b40_224": lambda: sake_train_case(device),
+        "compnet_vmf_infer_b16_224": lambda: compnet_infer_case(device),
+        "compnet_vmf_train_b1_224": lambda: compnet_train_case(device),
+        "compnet_vmfmm_em_n100k_k512": lambda: vmfmm_case(device),
         "sake_rank_real_q1000_g10000": lambda: sake_rank_case(device, False),
         "sake_rank_hamming_q1000_g10000": lambda: sake_rank_case(device, True),
         "resnet50_gnws_train_b8_224": lambda: train_case(device, resnet(50, "gn"), 8, 224),

@@ -7,6 +7,7 @@
 //! gains less than `tol` (a decrease also stops). Seeded: the same features give the same
 //! dictionary.
 
+pub use nalgebra::DMatrix;
 use rand::{RngExt, SeedableRng, rngs::Xoshiro256PlusPlus, seq::SliceRandom};
 use serde::{Deserialize, Serialize};
 
@@ -65,42 +66,57 @@ fn dot(a: &[f64], b: &[f64]) -> f64 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
 
+/// Rows as an `N × D` matrix.
+pub fn matrix(rows: &[Vec<f64>]) -> DMatrix<f64> {
+    let dim = rows.first().map_or(0, Vec::len);
+    DMatrix::from_fn(rows.len(), dim, |i, j| rows[i][j])
+}
+
+fn rows_of(m: &DMatrix<f64>) -> Vec<Vec<f64>> {
+    (0..m.nrows())
+        .map(|i| m.row(i).iter().copied().collect())
+        .collect()
+}
+
 impl Vmfmm {
     /// Posteriors `[N][K]` of unit rows `features` and the mean log-likelihood.
     pub fn e_step(&self, features: &[Vec<f64>]) -> (Vec<Vec<f64>>, f64) {
+        let (p, mllk) = self.e_step_matrix(&matrix(features));
+        (rows_of(&p), mllk)
+    }
+
+    /// [`Self::e_step`] on an `N × D` matrix of unit rows: `logP = κ·F μᵀ + log π` as one matrix
+    /// product, then a stabilised softmax per row; posteriors `N × K`.
+    pub fn e_step_matrix(&self, features: &DMatrix<f64>) -> (DMatrix<f64>, f64) {
+        let mut log_p = features * matrix(&self.mu).transpose() * self.kappa;
         let log_pi: Vec<f64> = self.pi.iter().map(|p| p.ln()).collect();
         let mut total = 0.0;
-        let posteriors = features
-            .iter()
-            .map(|f| {
-                let log_p: Vec<f64> = self
-                    .mu
-                    .iter()
-                    .zip(&log_pi)
-                    .map(|(mu, lp)| self.kappa * dot(f, mu) + lp)
-                    .collect();
-                let max = log_p.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-                let sum: f64 = log_p.iter().map(|l| (l - max).exp()).sum();
-                total += max + sum.ln();
-                log_p.iter().map(|l| (l - max).exp() / sum).collect()
-            })
-            .collect();
-        (posteriors, total / features.len().max(1) as f64)
+        for mut row in log_p.row_iter_mut() {
+            for (v, lp) in row.iter_mut().zip(&log_pi) {
+                *v += lp;
+            }
+            let max = row.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            let sum: f64 = row.iter().map(|l| (l - max).exp()).sum();
+            total += max + sum.ln();
+            for v in row.iter_mut() {
+                *v = (*v - max).exp() / sum;
+            }
+        }
+        (log_p, total / features.nrows().max(1) as f64)
     }
 
     /// Weights and centres from the posteriors.
     pub fn m_step(&mut self, features: &[Vec<f64>], posteriors: &[Vec<f64>]) {
-        let n = features.len().max(1) as f64;
-        let dim = features.first().map_or(0, Vec::len);
-        for k in 0..self.mu.len() {
-            let mass: f64 = posteriors.iter().map(|p| p[k]).sum();
+        self.m_step_matrix(&matrix(features), &matrix(posteriors));
+    }
+
+    /// [`Self::m_step`] on matrices: `π = Σ_n p / n`, `μ = normalise(pᵀF / Σ_n p)`.
+    pub fn m_step_matrix(&mut self, features: &DMatrix<f64>, posteriors: &DMatrix<f64>) {
+        let n = features.nrows().max(1) as f64;
+        let centres = posteriors.transpose() * features; // K × D
+        for (k, centre) in centres.row_iter().enumerate() {
+            let mass: f64 = posteriors.column(k).sum();
             self.pi[k] = mass / n;
-            let mut centre = vec![0.0; dim];
-            for (f, p) in features.iter().zip(posteriors) {
-                for (c, v) in centre.iter_mut().zip(f) {
-                    *c += p[k] * v;
-                }
-            }
             let scaled: Vec<f64> = centre.iter().map(|c| c / mass).collect();
             self.mu[k] = normalise(&scaled);
         }
@@ -168,16 +184,18 @@ impl Vmfmm {
 
     /// EM from [`Vmfmm::initial`] until the mean log-likelihood gains less than `tol`.
     pub fn fit(rows: &[Vec<f64>], config: &VmfmmConfig) -> Self {
-        let features: Vec<Vec<f64>> = rows.iter().map(|r| normalise(r)).collect();
+        let unit: Vec<Vec<f64>> = rows.iter().map(|r| normalise(r)).collect();
+        let features = matrix(&unit);
+        drop(unit);
         let mut model = Self::initial(rows, config);
         for _ in 0..config.max_iterations {
-            let (posteriors, mllk) = model.e_step(&features);
+            let (posteriors, mllk) = model.e_step_matrix(&features);
             let previous = model.mllk.last().copied();
             model.mllk.push(mllk);
             if previous.is_some_and(|p| mllk - p < config.tol) {
                 break;
             }
-            model.m_step(&features, &posteriors);
+            model.m_step_matrix(&features, &posteriors);
         }
         model
     }

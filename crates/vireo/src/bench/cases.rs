@@ -221,6 +221,24 @@ pub fn registry<B: AutodiffBackend>() -> Vec<Case<B>> {
             sake_train_step::<B>,
         ),
         case(
+            "compnet_vmf_infer_b16_224",
+            Models,
+            "CN-vMF inference: VGG-16 pool5 + 512 vMF kernels, 12 × 4 mixtures 7×7, 7 occluder models, B16 224²",
+            compnet_infer::<B>,
+        ),
+        case(
+            "compnet_vmf_train_b1_224",
+            Models,
+            "CN-vMF train step as released: batch 1 224², frozen VGG-16 pool5, released loss, Adagrad into kernels + mixtures",
+            compnet_train_step::<B>,
+        ),
+        case(
+            "compnet_vmfmm_em_n100k_k512",
+            Layers,
+            "CompNet dictionary init: one vMF-EM iteration (E + M step, f64), 100,000 × 512 unit features, K = 512",
+            compnet_vmfmm::<B>,
+        ),
+        case(
             "sake_rank_real_q1000_g10000",
             Layers,
             "SAKE retrieval: 1,000 queries ranked against 10,000 gallery items, 64-d, −Euclidean distance",
@@ -684,6 +702,96 @@ fn sake_train_step<B: AutodiffBackend>(c: &Context<B>) -> Result<Prepared> {
             let grads = output.grads;
             model = Some(optimizer.step(1e-4, current, grads));
             sync::<B>(&device)
+        }),
+    })
+}
+
+/// CN-vMF at the released shapes (`compnet.md` §3) with random weights: VGG-16 pool5, 512 unit
+/// kernels, 12 × 4 mixtures of 7 × 7, 7 occluder models.
+fn compnet_model<B: burn::tensor::backend::Backend>(
+    device: &B::Device,
+) -> compnet::model::CompNet<B> {
+    use compnet::{head::CompositionalHead, model::CompNet};
+    let uniform = Distribution::Uniform(0.0, 1.0);
+    CompNet::new(
+        core_nets::vgg::VggConfig::vgg16(core_nets::vgg::VggCut::Pool5).init(device),
+        CompositionalHead::new(
+            Tensor::random([512, 512], Distribution::Normal(0.0, 1.0), device),
+            Tensor::random([48, 512, 7, 7], uniform, device),
+            compnet::head::HeadConfig::default(),
+        ),
+        Tensor::random([7, 512], uniform, device),
+        compnet::model::LossConfig::default(),
+    )
+}
+
+/// CN-vMF's classification scores of a B16 224² batch (no autodiff graph).
+fn compnet_infer<B: AutodiffBackend>(c: &Context<B>) -> Result<Prepared> {
+    let model = compnet_model::<B::InnerBackend>(&c.device);
+    let (images, _) = classification_batch::<B::InnerBackend>(16, 224, 12, &c.device);
+    let device = c.device.clone();
+    Ok(Prepared {
+        items: 16,
+        step: Box::new(move || {
+            let _ = model.forward(images.clone()).scores;
+            sync::<B::InnerBackend>(&device)
+        }),
+    })
+}
+
+/// One released CN-vMF step: batch 1 224², the frozen backbone outside the graph, the released
+/// loss, backward into the kernels and mixtures, Adagrad (lr 1e-2).
+fn compnet_train_step<B: AutodiffBackend>(c: &Context<B>) -> Result<Prepared> {
+    use burn::train::TrainStep;
+    let mut model = Some(compnet_model::<B>(&c.device));
+    let mut optimizer = core_train::OptimizerConfig {
+        kind: core_train::OptimizerKind::Adagrad,
+        lr: 1e-2,
+        momentum: 0.0,
+        nesterov: false,
+        weight_decay: 0.0,
+    }
+    .adagrad()
+    .init::<B, compnet::model::CompNet<B>>();
+    let (images, targets) = classification_batch::<B>(1, 224, 12, &c.device);
+    let batch = datasets::ClassificationBatch { images, targets };
+    let device = c.device.clone();
+    Ok(Prepared {
+        items: 1,
+        step: Box::new(move || {
+            let current = model.take().context("the model of the previous step")?;
+            let output = current.step(batch.clone());
+            model = Some(optimizer.step(1e-2, current, output.grads));
+            sync::<B>(&device)
+        }),
+    })
+}
+
+/// One vMF-EM iteration of the dictionary's initialisation (`compnet::vmfmm`, f64 on the host).
+fn compnet_vmfmm<B: AutodiffBackend>(_: &Context<B>) -> Result<Prepared> {
+    use rand::{RngExt, SeedableRng};
+    let (n, dim, k) = (100_000, 512, 512);
+    let mut rng = rand::rngs::Xoshiro256PlusPlus::seed_from_u64(5);
+    let mut features = compnet::vmfmm::DMatrix::from_fn(n, dim, |_, _| rng.random_range(-1.0..1.0));
+    for mut row in features.row_iter_mut() {
+        let norm = row.norm() + 1e-6;
+        row /= norm;
+    }
+    let mut model = compnet::vmfmm::Vmfmm {
+        mu: (0..k)
+            .map(|i| features.row(i).iter().copied().collect())
+            .collect(),
+        pi: vec![1.0 / k as f64; k],
+        kappa: 30.0,
+        mllk: Vec::new(),
+    };
+    Ok(Prepared {
+        items: n,
+        step: Box::new(move || {
+            let (posteriors, mllk) = model.e_step_matrix(&features);
+            std::hint::black_box(mllk);
+            model.m_step_matrix(&features, &posteriors);
+            Ok(())
         }),
     })
 }
