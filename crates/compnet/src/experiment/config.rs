@@ -150,6 +150,23 @@ impl CompNetExperiment {
         }
     }
 
+    /// The DCNN's recipe, its seed offset by the run's `train.seed` (so that a study's seeds
+    /// vary every stage).
+    pub fn pretrain(&self) -> TrainConfig {
+        TrainConfig {
+            seed: self.backbone.pretrain.seed.wrapping_add(self.train.seed),
+            ..self.backbone.pretrain.clone()
+        }
+    }
+
+    /// The initialisation's settings, its seed offset by the run's `train.seed`.
+    pub fn init_config(&self) -> InitConfig {
+        InitConfig {
+            seed: self.init.seed.wrapping_add(self.train.seed),
+            ..self.init.clone()
+        }
+    }
+
     /// The feature map's side for the data's images.
     pub fn feature_size(&self) -> usize {
         self.data.image_size() / self.backbone.vgg.cut.stride()

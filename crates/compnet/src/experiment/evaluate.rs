@@ -260,19 +260,20 @@ impl Evaluation {
         )
     }
 
-    /// The mini study's columns besides CN-vMF's mean accuracy.
+    /// The mini study's columns besides CN-vMF's mean accuracy: the DCNN, CN-WACV and CN-vMF
+    /// per level, both models' occluder AUC.
     pub fn study_columns(&self) -> Vec<(String, f64)> {
         let mut columns = Vec::new();
-        for model in MODELS {
+        for model in ["DCNN", "CN-WACV", "CN-vMF"] {
             for l in &self.levels {
                 columns.push((
-                    format!("{model} {} (%)", l.level),
+                    format!("{model} {}", l.level),
                     l.accuracy.get(model).copied().unwrap_or(f64::NAN),
                 ));
             }
         }
         for l in &self.localisation {
-            columns.push((format!("{} occluder AUC", l.model), l.auc));
+            columns.push((format!("{} AUC (×100)", l.model), 100.0 * l.auc));
         }
         columns
     }
@@ -369,7 +370,7 @@ fn evaluation_occluders<B: Backend>(
         &maps,
         config.head.kappa,
         config.head.threshold,
-        &config.init,
+        &config.init_config(),
     );
     if occluders.is_empty() {
         anyhow::bail!("no background position activates any trained vMF kernel: no occluder model");

@@ -42,10 +42,16 @@ pub const COMPNET: CompNetPaper = CompNetPaper;
 const CARD: Card = Card {
     name: "compnet",
     description: "Compositional Nets (arXiv 1905.11826, 2003.04490, 1911.08571): vMF compositional heads robust to occlusion, CN-WACV's DCNN switch, occluder localisation",
-    presets: &[Preset {
-        name: "smoke",
-        toml: include_str!("../../presets/smoke.toml"),
-    }],
+    presets: &[
+        Preset {
+            name: "smoke",
+            toml: include_str!("../../presets/smoke.toml"),
+        },
+        Preset {
+            name: "mini",
+            toml: include_str!("../../presets/mini.toml"),
+        },
+    ],
     study_metric: "CN-vMF mean top-1 over L0–L3 (%)",
 };
 
@@ -215,5 +221,23 @@ impl Experiment for CompNetPaper {
             gflops: None,
         });
         models
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_preset_parses_and_the_study_has_its_variant() {
+        COMPNET.config("smoke", &[]).unwrap();
+        assert_eq!(core_train::study::check_variants(&COMPNET).unwrap(), 1);
+        let smoke = COMPNET.config("smoke", &["train.seed=2".into()]).unwrap();
+        // A run's seed reaches every stage.
+        assert_eq!(smoke.pretrain().seed, smoke.backbone.pretrain.seed + 2);
+        assert_eq!(smoke.init_config().seed, smoke.init.seed + 2);
+        // The released recipe (§4.1).
+        assert_eq!(smoke.train.optimizer.kind, core_train::OptimizerKind::Adagrad);
+        assert_eq!((smoke.train.optimizer.lr, smoke.train.schedule.gamma), (0.01, 0.98));
     }
 }

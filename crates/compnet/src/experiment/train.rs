@@ -190,7 +190,7 @@ pub fn dcnn_stage<B: AutodiffBackend>(
             .unwrap_or_default();
         return Ok((model, rows.last().map(|r| r.valid_top1)));
     }
-    let t = &config.backbone.pretrain;
+    let t = &config.pretrain();
     let (train_set, valid_set) = l0_sets(&config.data);
     let images = ClassificationBatcher {
         normalization: config.data.normalization(),
@@ -325,6 +325,7 @@ fn init_stage<B: AutodiffBackend>(
     let batch = config.eval.batch_size;
     let classes = config.data.num_classes();
     let kappa = config.head.kappa;
+    let init_config = config.init_config();
     // The L0 training images by class.
     let (train_set, _) = l0_sets(&config.data);
     let items: Vec<ClassificationItem> = (0
@@ -371,7 +372,7 @@ fn init_stage<B: AutodiffBackend>(
             config.init.positions_per_image
         );
     }
-    let mu = dictionary(&feature_maps, &config.init);
+    let mu = dictionary(&feature_maps, &init_config);
     let d = config.backbone.vgg.out_channels();
     let mu_tensor = Tensor::<B::InnerBackend, 2>::from_data(
         TensorData::new(
@@ -420,7 +421,7 @@ fn init_stage<B: AutodiffBackend>(
     let bernoulli_threshold = class_threshold(&pooled);
     let mixtures: Vec<_> = class_cos
         .iter()
-        .map(|maps| class_mixtures(maps, kappa, bernoulli_threshold, &config.init))
+        .map(|maps| class_mixtures(maps, kappa, bernoulli_threshold, &init_config))
         .collect();
     let size = [
         mixtures.iter().map(|m| m.vmf[0].size[0]).max().unwrap_or(1),
@@ -465,7 +466,7 @@ fn init_stage<B: AutodiffBackend>(
             })
             .collect()
     });
-    let occluders = vmf_occluders(&background_maps, kappa, config.head.threshold, &config.init);
+    let occluders = vmf_occluders(&background_maps, kappa, config.head.threshold, &init_config);
     if occluders.is_empty() {
         anyhow::bail!(
             "no background position activates any vMF kernel: no occluder model can be built"
