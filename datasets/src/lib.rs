@@ -22,7 +22,7 @@ pub use classification::{
     ClassificationBatch, ClassificationBatcher, ClassificationItem, Normalization, balanced_subset,
 };
 pub use image_folder::{FolderError, ImageFolder};
-pub use loader::{EpochLoader, LoaderStatus, load_failed, stop_on_load_failure};
+pub use loader::{EpochLoader, LoaderStatus, load_failed, stop_on_load_failure, take_load_error};
 pub use multilabel::{MultiLabelBatch, MultiLabelBatcher, MultiLabelItem};
 pub use shapeworld::{ShapeClass, ShapeWorld, ShapeWorldClassification, ShapeWorldScale, Split};
 pub use transforms::{

@@ -45,7 +45,9 @@ pub fn load_failed<I>(error: impl Display) -> Option<I> {
     None
 }
 
-fn take_load_error() -> Option<String> {
+/// The failure a dataset recorded with [`load_failed`] on this thread, if any (for code that reads
+/// a dataset outside a loader).
+pub fn take_load_error() -> Option<String> {
     LOAD_ERROR.with(|slot| slot.borrow_mut().take())
 }
 

@@ -13,7 +13,9 @@ fn main() -> anyhow::Result<()> {
     // `--set key=value` pairs from the command line change the preset, as in `vireo train`.
     let overrides: Vec<String> = std::env::args().skip(1).filter(|a| a != "--set").collect();
     let config = COMPNET.config("smoke", &overrides)?;
-    let CompNetData::Shapeworld { world, .. } = config.data.clone();
+    let CompNetData::Shapeworld { world, .. } = config.data.clone() else {
+        unreachable!("the smoke preset trains on ShapeWorld")
+    };
     let device = Default::default();
 
     let session = Session::new("compnet", "smoke", "runs");

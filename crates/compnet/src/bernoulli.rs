@@ -132,10 +132,10 @@ pub fn switch_predictions<B: Backend>(
 #[derive(burn::module::Module, Debug)]
 pub struct BernoulliNet<B: Backend> {
     pub kernels: crate::vmf::VmfKernels<B>,
-    /// `[C·M, K, P]`
-    pub log_alpha: burn::module::Param<Tensor<B, 3>>,
-    /// `[C·M, P]`
-    pub valid: burn::module::Param<Tensor<B, 2>>,
+    /// `[C·M, K, Hm, Wm]`
+    pub log_alpha: burn::module::Param<Tensor<B, 4>>,
+    /// `[C·M, 1, Hm, Wm]`: 1 where the mixture has data.
+    pub valid: burn::module::Param<Tensor<B, 4>>,
     /// `[K]`
     pub occluder: burn::module::Param<Tensor<B, 1>>,
     #[module(skip)]
@@ -161,10 +161,18 @@ impl<B: Backend> BernoulliNet<B> {
         binarise(cos, self.settings.cos_threshold).reshape([b, k, h * w])
     }
 
-    pub fn model(&self) -> BernoulliModel<B> {
+    /// The model at a feature map of `[h, w]`: mixtures centre-cropped or padded as CN-vMF's
+    /// (`crop_or_pad_as`), padded positions invalid.
+    pub fn model(&self, [h, w]: [usize; 2]) -> BernoulliModel<B> {
+        let [rows, k, _, _] = self.log_alpha.dims();
         BernoulliModel {
-            log_alpha: self.log_alpha.val(),
-            valid: self.valid.val(),
+            log_alpha: crate::mixture::crop_or_pad_as(self.log_alpha.val(), [h, w], 0.0).reshape([
+                rows,
+                k,
+                h * w,
+            ]),
+            valid: crate::mixture::crop_or_pad_as(self.valid.val(), [h, w], 0.0)
+                .reshape([rows, h * w]),
             occluder: self.occluder.val(),
             occ: self.settings.occ,
             mixtures_per_class: self.settings.mixtures_per_class,

@@ -44,9 +44,14 @@ pub struct VggClassifier<B: Backend> {
 impl<B: Backend> VggClassifier<B> {
     /// Logits `[B, classes]`.
     pub fn forward(&self, images: Tensor<B, 4>) -> Tensor<B, 2> {
-        let f = self.features.forward(images);
-        let [b, d, _, _] = f.dims();
-        self.fc.forward(f.mean_dim(3).mean_dim(2).reshape([b, d]))
+        self.classify(self.features.forward(images))
+    }
+
+    /// Logits of this network's own features `[B, D, H, W]`.
+    pub fn classify(&self, features: Tensor<B, 4>) -> Tensor<B, 2> {
+        let [b, d, _, _] = features.dims();
+        self.fc
+            .forward(features.mean_dim(3).mean_dim(2).reshape([b, d]))
     }
 
     pub fn forward_classification(

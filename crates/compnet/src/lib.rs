@@ -21,6 +21,7 @@ pub mod bernoulli;
 pub mod binary;
 pub mod dcnn;
 pub mod experiment;
+pub mod features;
 pub mod head;
 pub mod init;
 pub mod loss;

@@ -3,7 +3,7 @@
 //! `conv1o1.weight` and the mixtures `mix_model`, stored a second time as
 //! `pointwiseinference.mix_model` (one tensor in the released model: both entries must agree, one
 //! is kept). The occluder models are not in the file: they are rebuilt from background images
-//! ([`background_maps_from_folder`]).
+//! ([`background_images_from_folder`], [`background_maps`]).
 
 use std::path::{Path, PathBuf};
 
@@ -19,8 +19,9 @@ use core_nets::{
 };
 
 use crate::{
+    features::{Image, cosine_maps},
     head::{CompositionalHead, HeadConfig},
-    init::{BackgroundMaps, Map},
+    init::BackgroundMaps,
     vmf::VmfKernels,
 };
 
@@ -241,10 +242,18 @@ pub fn load_best_checkpoint<B: Backend>(
     Ok((released.backbone.cut(vgg.cut), head, report))
 }
 
+/// Background images by occluder type (§2.5), each at its own size.
+#[derive(Clone, Debug, Default)]
+pub struct BackgroundImages {
+    pub white: Vec<Image>,
+    pub noise: Vec<Image>,
+    pub general: Vec<Image>,
+}
+
 /// The released `background_images/` layout: `*_white*` and `*_noise*` files are those types,
 /// every other PNG/JPEG is `general`; sorted by name (the released code does not sort: its order
-/// is the file system's).
-pub fn background_files(dir: &Path) -> Result<[Vec<PathBuf>; 3]> {
+/// is the file system's). Images are read at their own resolution, as released.
+pub fn background_images_from_folder(dir: &Path) -> Result<BackgroundImages> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .with_context(|| {
             format!(
@@ -263,50 +272,42 @@ pub fn background_files(dir: &Path) -> Result<[Vec<PathBuf>; 3]> {
     if files.is_empty() {
         bail!("{}: no PNG or JPEG background images in it", dir.display());
     }
-    let name = |p: &PathBuf| {
-        p.file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or("")
-            .to_string()
-    };
-    let (white, rest): (Vec<PathBuf>, Vec<PathBuf>) =
-        files.into_iter().partition(|p| name(p).contains("_white"));
-    let (noise, general) = rest.into_iter().partition(|p| name(p).contains("_noise"));
-    Ok([white, noise, general])
+    let mut images = BackgroundImages::default();
+    for path in files {
+        let image = image::open(&path)
+            .with_context(|| format!("reading {}", path.display()))?
+            .to_rgb8();
+        let (w, h) = image.dimensions();
+        let pixels = image.as_raw().iter().map(|&b| b as f32 / 255.0).collect();
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        let kind = if name.contains("_white") {
+            &mut images.white
+        } else if name.contains("_noise") {
+            &mut images.noise
+        } else {
+            &mut images.general
+        };
+        kind.push((pixels, [h as usize, w as usize]));
+    }
+    Ok(images)
 }
 
-/// The cosine maps of the background images of `dir` (each at its own resolution, as released),
-/// under `backbone` and `kernels`.
-pub fn background_maps_from_folder<B: Backend>(
-    dir: &Path,
+/// The cosine maps of background images by type under `backbone` and `kernels`.
+pub fn background_maps<B: Backend>(
+    images: &BackgroundImages,
     backbone: &Vgg16Features<B>,
     kernels: &VmfKernels<B>,
     normalization: &datasets::Normalization,
+    batch: usize,
     device: &B::Device,
-) -> Result<BackgroundMaps> {
-    let [white, noise, general] = background_files(dir)?;
-    let maps = |files: &[PathBuf]| -> Result<Vec<Map>> {
-        files
-            .iter()
-            .map(|path| {
-                let image = image::open(path)
-                    .with_context(|| format!("reading {}", path.display()))?
-                    .to_rgb8();
-                let (w, h) = image.dimensions();
-                let pixels: Vec<f32> = image.as_raw().iter().map(|&b| b as f32 / 255.0).collect();
-                let x = datasets::classification::images_tensor::<B>(
-                    std::iter::once((pixels.as_slice(), [h as usize, w as usize])),
-                    normalization,
-                    device,
-                );
-                let cos = kernels.cosine(backbone.forward(x));
-                Ok(crate::experiment::evaluate::maps_of(cos).remove(0))
-            })
-            .collect()
+) -> BackgroundMaps {
+    let maps = |set: &[Image]| {
+        let refs: Vec<(&[f32], [usize; 2])> = set.iter().map(|(p, s)| (p.as_slice(), *s)).collect();
+        cosine_maps(&refs, backbone, kernels, normalization, batch, device)
     };
-    Ok(BackgroundMaps {
-        white: maps(&white)?,
-        noise: maps(&noise)?,
-        general: maps(&general)?,
-    })
+    BackgroundMaps {
+        white: maps(&images.white),
+        noise: maps(&images.noise),
+        general: maps(&images.general),
+    }
 }

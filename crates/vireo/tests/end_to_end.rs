@@ -1698,3 +1698,168 @@ fn a_released_compnet_checkpoint_imports_and_predicts_with_background_images() {
     ]);
     assert!(err.contains("conv1o1.weight"), "{err}");
 }
+
+/// A tiny occluded-PASCAL3D+ tree (`compnet.md` §7): `car` and `bus` with 6 training images
+/// each, 2 test images at every level with natural-object occluders and both masks.
+fn tiny_pascal3d_occ(root: &std::path::Path) {
+    let save = |path: std::path::PathBuf, image: image::RgbImage| {
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        image.save(path).unwrap();
+    };
+    let mask = |w: u32, h: u32, left: bool| {
+        image::GrayImage::from_fn(w, h, |x, _| {
+            image::Luma([if (x < w / 2) == left { 255 } else { 0 }])
+        })
+    };
+    for (c, category) in ["car", "bus"].iter().enumerate() {
+        let names: Vec<String> = (0..6).map(|i| format!("n0{c}_{i}")).collect();
+        fs::write(
+            root.join(format!("{category}_imagenet_train.txt")),
+            names.join("\n"),
+        )
+        .unwrap();
+        for (i, name) in names.iter().enumerate() {
+            save(
+                root.join(format!("TRAINING_DATA/{category}_imagenet/{name}.JPEG")),
+                image_of(60 + 4 * i as u32, 40, 40 + 90 * c as u8 + 10 * i as u8),
+            );
+        }
+        let tests: Vec<String> = (0..2).map(|i| format!("t0{c}_{i}_1")).collect();
+        fs::write(
+            root.join(format!("{category}_imagenet_occ.txt")),
+            tests.join("\n"),
+        )
+        .unwrap();
+        for (i, name) in tests.iter().enumerate() {
+            let stem = &name[..name.len() - 2];
+            save(
+                root.join(format!("{category}LEVELZERO/{stem}.JPEG")),
+                image_of(56, 40, 60 + 90 * c as u8),
+            );
+            for level in ["ONE", "FIVE", "NINE"] {
+                save(
+                    root.join(format!("{category}LEVEL{level}/{name}.JPEG")),
+                    image_of(56, 40, 70 + 80 * c as u8),
+                );
+                let path = root.join(format!("{category}LEVEL{level}_mask_object/{name}.JPEG"));
+                fs::create_dir_all(path.parent().unwrap()).unwrap();
+                mask(56, 40, i == 0).save(path).unwrap();
+            }
+            let object = root.join(format!(
+                "0_old_masks/{category}_imagenet_occludee_mask/{name}.png"
+            ));
+            fs::create_dir_all(object.parent().unwrap()).unwrap();
+            image::GrayImage::from_pixel(56, 40, image::Luma([255]))
+                .save(object)
+                .unwrap();
+        }
+    }
+}
+
+#[test]
+fn compnet_trains_and_evaluates_on_an_occluded_pascal3d_tree() {
+    let out = tempfile::tempdir().unwrap();
+    let root = out.path().join("pascal3d+_occ");
+    fs::create_dir(&root).unwrap();
+    tiny_pascal3d_occ(&root);
+    let backgrounds = out.path().join("background_images");
+    fs::create_dir(&backgrounds).unwrap();
+    for (name, shade) in [
+        ("coast_white.JPEG", 250),
+        ("coast_noise.JPEG", 120),
+        ("street_general.JPEG", 60),
+    ] {
+        image_of(64, 48, shade)
+            .save(backgrounds.join(name))
+            .unwrap();
+    }
+    let config = out.path().join("tiny.toml");
+    fs::write(
+        &config,
+        format!(
+            r#"
+[train]
+epochs = 2
+batch_size = 1
+num_workers = 1
+checkpoints_kept = 2
+optimizer = {{ kind = "adagrad", lr = 0.01, weight_decay = 0.0 }}
+schedule = {{ kind = "exponential", gamma = 0.98, period = 1 }}
+
+[backbone]
+vgg = {{ cut = "pool4", width_divisor = 16 }}
+
+[backbone.pretrain]
+epochs = 1
+batch_size = 1
+num_workers = 1
+optimizer = {{ lr = 0.01 }}
+schedule = {{ kind = "constant" }}
+
+[init]
+border = 0
+dictionary_images_per_class = 4
+dictionary = {{ components = 8 }}
+
+[eval]
+batch_size = 4
+pictures_per_level = 1
+
+[data]
+source = "pascal3d_occ"
+root = "{}"
+backgrounds = "{}"
+valid_fraction = 0.2
+"#,
+            root.display(),
+            backgrounds.display()
+        ),
+    )
+    .unwrap();
+    let runs = out.path().join("runs");
+    let output = run_ok(&[
+        "train",
+        "compnet",
+        "--config",
+        config.to_str().unwrap(),
+        "--out",
+        runs.to_str().unwrap(),
+    ]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("occluder AUC"), "{stdout}");
+    let run = single_run(&runs, "compnet");
+    let e: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(run.join("evaluation.json")).unwrap()).unwrap();
+    // 2 vehicles × 2 test images per level; the object-occluder rows; masks give a ROC.
+    let levels = e["levels"].as_array().unwrap();
+    assert!(levels.iter().all(|l| l["images"] == 4), "{e}");
+    assert_eq!(e["kinds"][0]["level"], "object", "{e}");
+    assert_eq!(e["localisation"].as_array().unwrap().len(), 2, "{e}");
+    let init: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(run.join("init/init.json")).unwrap()).unwrap();
+    // Ten classes have no training list: their rows stay empty.
+    let empty = init["clusters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c.as_array().unwrap().is_empty())
+        .count();
+    assert_eq!(empty, 10, "{init}");
+    assert!(run.join("occluders-L1.png").is_file());
+    // A missing list folder is named before any run directory is made.
+    let err = run_err(&[
+        "train",
+        "compnet",
+        "--config",
+        config.to_str().unwrap(),
+        "--set",
+        "data.root=\"/nonexistent/pascal3d+_occ\"",
+        "--out",
+        out.path().join("other").to_str().unwrap(),
+    ]);
+    assert!(
+        err.contains("training image") || err.contains("/nonexistent"),
+        "{err}"
+    );
+    assert!(!out.path().join("other").exists());
+}

@@ -2,10 +2,12 @@
 //! on the embedded data), the compositional head, its initialisation, the end-to-end loss, the
 //! released recipe, the evaluation with its switches, and the data. Every error names the key.
 
+use std::path::{Path, PathBuf};
+
 use anyhow::{Result, bail};
 use core_nets::vgg::{VggConfig, VggCut};
 use core_train::{OptimizerKind, TrainConfig};
-use datasets::{Normalization, ShapeWorld};
+use datasets::{Normalization, ShapeWorld, formats::occluded::COMPNET_CLASSES};
 use serde::{Deserialize, Serialize};
 
 use crate::{dcnn::DcnnConfig, head::HeadConfig, init::InitConfig, model::LossConfig};
@@ -35,9 +37,28 @@ pub struct CompNetExperiment {
 #[serde(deny_unknown_fields)]
 pub struct BackboneConfig {
     pub vgg: VggConfig,
-    /// The DCNN (features + linear classifier) trained first on the L0 training images: the
-    /// embedded data's stand-in for ImageNet pre-training and CN-WACV's fine-tuned VGG (§4.2).
+    /// torchvision's `vgg16` ImageNet weights (`features.*`; `model.vgg.width_divisor` 1): the
+    /// DCNN starts from them, and with `compositional = "imagenet"` the compositional models
+    /// use them as they are (the released CN-vMF's backbone, §2.2).
+    #[serde(default)]
+    pub file: Option<PathBuf>,
+    /// The DCNN (features + linear classifier) trained on the L0 training images: the embedded
+    /// data's stand-in for ImageNet pre-training, and CN-WACV's fine-tuned VGG (§4.2).
     pub pretrain: TrainConfig,
+    /// Whose features the compositional models sit on.
+    #[serde(default)]
+    pub compositional: CompositionalFeatures,
+}
+
+/// The features under CN-vMF and CN-WACV's compositional model.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CompositionalFeatures {
+    /// The trained DCNN's (on the embedded data, where no ImageNet network exists).
+    #[default]
+    Dcnn,
+    /// `backbone.file`'s ImageNet features, untouched (the released model).
+    Imagenet,
 }
 
 /// The evaluation (§4.3) and the switches of §2.11 that act at test time.
@@ -99,10 +120,73 @@ pub enum CompNetData {
         #[serde(default = "shapeworld_normalization")]
         normalization: Normalization,
     },
+    /// Occluded PASCAL3D+ (`compnet.md` §7): `root` is `data/pascal3d+_occ`. Training on every
+    /// class's L0 list, a seeded `valid_fraction` held out (model selection, τ); the 6 vehicle
+    /// classes tested at ZERO/ONE/FIVE/NINE with the `occluders` types and both masks. Images
+    /// keep their aspect (short side 224): batch 1 as released, or `eval.batch_size` images of one
+    /// size.
+    Pascal3dOcc {
+        root: PathBuf,
+        /// The occluder models' background images (the released `background_images/`).
+        backgrounds: PathBuf,
+        #[serde(default = "tenth")]
+        valid_fraction: f64,
+        #[serde(default = "object_only")]
+        occluders: Vec<PascalOccluder>,
+    },
+    /// Occluded MS-COCO vehicles (`compnet.md` §7): `root` is `data/coco_occ`; as
+    /// [`CompNetData::Pascal3dOcc`] without masks (no occluder-localisation ROC).
+    CocoOcc {
+        root: PathBuf,
+        backgrounds: PathBuf,
+        #[serde(default = "tenth")]
+        valid_fraction: f64,
+    },
 }
 
 fn five() -> usize {
     5
+}
+
+fn tenth() -> f64 {
+    0.1
+}
+
+fn object_only() -> Vec<PascalOccluder> {
+    vec![PascalOccluder::Object]
+}
+
+/// Occluded PASCAL3D+'s occluder types (`compnet.md` §4.3, §7).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PascalOccluder {
+    /// Natural objects cut out of other images (folder suffix `''`; the released test.py's only
+    /// one).
+    Object,
+    White,
+    Noise,
+    Texture,
+}
+
+impl PascalOccluder {
+    pub fn name(self) -> &'static str {
+        match self {
+            PascalOccluder::Object => "object",
+            PascalOccluder::White => "white box",
+            PascalOccluder::Noise => "noise box",
+            PascalOccluder::Texture => "texture box",
+        }
+    }
+
+    pub fn reader_type(self) -> datasets::formats::occluded::OccluderType {
+        use datasets::formats::occluded::OccluderType;
+        match self {
+            PascalOccluder::Object => OccluderType::Object,
+            PascalOccluder::White => OccluderType::White,
+            PascalOccluder::Noise => OccluderType::Noise,
+            PascalOccluder::Texture => OccluderType::Texture,
+        }
+    }
 }
 
 fn shapeworld_normalization() -> Normalization {
@@ -116,18 +200,27 @@ impl CompNetData {
     pub fn normalization(&self) -> Normalization {
         match self {
             CompNetData::Shapeworld { normalization, .. } => *normalization,
+            _ => Normalization::IMAGENET,
         }
     }
 
+    /// ShapeWorld: the images' side; real data: the short side (224, aspect kept).
     pub fn image_size(&self) -> usize {
         match self {
             CompNetData::Shapeworld { world, .. } => world.image_size,
+            _ => datasets::formats::occluded::SHORT_SIDE,
         }
+    }
+
+    /// Whether images are square (ShapeWorld) or keep their aspect (real data).
+    pub fn square(&self) -> bool {
+        matches!(self, CompNetData::Shapeworld { .. })
     }
 
     pub fn num_classes(&self) -> usize {
         match self {
             CompNetData::Shapeworld { world, .. } => world.num_classes,
+            _ => COMPNET_CLASSES.len(),
         }
     }
 
@@ -138,8 +231,25 @@ impl CompNetData {
                 .into_iter()
                 .map(str::to_string)
                 .collect(),
+            _ => COMPNET_CLASSES.iter().map(|c| c.to_string()).collect(),
         }
     }
+
+    /// A real dataset's root.
+    pub fn root(&self) -> Option<&Path> {
+        match self {
+            CompNetData::Shapeworld { .. } => None,
+            CompNetData::Pascal3dOcc { root, .. } | CompNetData::CocoOcc { root, .. } => Some(root),
+        }
+    }
+}
+
+/// A real dataset's held-out fraction is a fraction (its folders are checked when read).
+fn real_paths(fraction: f64) -> Result<()> {
+    if !(0.0..1.0).contains(&fraction) || fraction == 0.0 {
+        bail!("data.valid_fraction = {fraction}: expected a fraction in (0, 1) (0.1 as released)");
+    }
+    Ok(())
 }
 
 impl CompNetExperiment {
@@ -167,11 +277,6 @@ impl CompNetExperiment {
         }
     }
 
-    /// The feature map's side for the data's images.
-    pub fn feature_size(&self) -> usize {
-        self.data.image_size() / self.backbone.vgg.cut.stride()
-    }
-
     pub fn kernels(&self) -> usize {
         self.init.dictionary.components
     }
@@ -191,6 +296,13 @@ impl CompNetExperiment {
             .optimizer
             .expect_kind(OptimizerKind::Sgd, "the DCNN's training")
             .map_err(|e| anyhow::anyhow!("backbone.pretrain: {e}"))?;
+        if self.backbone.compositional == CompositionalFeatures::Imagenet
+            && self.backbone.file.is_none()
+        {
+            bail!(
+                "backbone.compositional = \"imagenet\" needs backbone.file (torchvision's vgg16 weights)"
+            );
+        }
         if self.backbone.vgg.width_divisor == 0 {
             bail!("backbone.vgg.width_divisor = 0: expected 1 (VGG-16) or more");
         }
@@ -276,19 +388,32 @@ impl CompNetExperiment {
                     );
                 }
             }
+            CompNetData::Pascal3dOcc {
+                valid_fraction,
+                occluders,
+                ..
+            } => {
+                real_paths(*valid_fraction)?;
+                if occluders.is_empty() {
+                    bail!(
+                        "data.occluders is empty: expected some of object, white, noise, texture"
+                    );
+                }
+            }
+            CompNetData::CocoOcc { valid_fraction, .. } => real_paths(*valid_fraction)?,
         }
         Ok(())
     }
 
-    /// "VGG-16 pool4 /8 (D = 64), K = 64 vMF kernels, 12 classes × 4 mixtures of 4 × 4: N parameters".
-    pub fn model_summary(&self, parameters: usize) -> String {
+    /// "VGG-16 pool4 with widths / 8 (D = 64, frozen), K = 64 vMF kernels, 12 classes × 4
+    /// mixtures of 4 × 4: N parameters".
+    pub fn model_summary(&self, parameters: usize, [mh, mw]: [usize; 2]) -> String {
         let cut = match self.backbone.vgg.cut {
             VggCut::Pool5 => "pool5",
             VggCut::Pool4 => "pool4",
         };
-        let f = self.feature_size();
         format!(
-            "VGG-16 {cut}{} (D = {}, frozen), K = {} vMF kernels, {} classes × {} mixtures of {f} × {f}: {} parameters",
+            "VGG-16 {cut}{} (D = {}, frozen), K = {} vMF kernels, {} classes × {} mixtures of {mh} × {mw}: {} parameters",
             if self.backbone.vgg.width_divisor > 1 {
                 format!(" with widths / {}", self.backbone.vgg.width_divisor)
             } else {

@@ -9,29 +9,27 @@ use std::{collections::BTreeMap, fmt::Write};
 
 use anyhow::{Context, Result};
 use burn::tensor::{Tensor, TensorData, activation::softmax, backend::Backend};
-use core_nets::vgg::Vgg16Features;
 use core_train::{
     EpochRow, RunDir, RunMeta,
     checkpoint::write_atomically,
     plot::{Panel, draw_curves, draw_tile_grid, draw_xy},
     report::{group_thousands, write_header},
 };
-use datasets::{
-    Normalization,
-    shapeworld::{OccluderKind, OcclusionLevel, heatmap_picture, rgb_picture, tile},
-};
+use datasets::shapeworld::{OcclusionLevel, heatmap_picture, rgb_picture, tile};
 use serde::Serialize;
 
 use super::{
-    config::CompNetExperiment,
-    data::{OccludedImage, backgrounds, heldout_images, mask_at_features, test_images},
-    train::{InitNote, background_cosines},
+    config::{CompNetExperiment, CompositionalFeatures},
+    data::{OccludedImage, TestItem, backgrounds, heldout_items, mask_at_features, test_items},
+    train::InitNote,
 };
 use crate::{
     bernoulli::{BernoulliNet, bernoulli_occluder_map, switch_choice},
     dcnn::VggClassifier,
-    init::{Map, vmf_occluders},
+    features::size_runs,
+    init::vmf_occluders,
     model::CompNet,
+    official::background_maps,
     roc::{RocPoint, auc, average, image_roc, thresholds, tpr_at_fpr},
     score::{MapMode, occluder_map},
 };
@@ -39,39 +37,12 @@ use crate::{
 /// The models of the table, in its order.
 pub const MODELS: [&str; 4] = ["DCNN", "Bernoulli", "CN-WACV", "CN-vMF"];
 
-/// Backbone features `[B, D, H, W]` of RGB images `[H, W, 3]` in `[0, 1]`.
-pub fn features_of<'a, B: Backend>(
-    backbone: &Vgg16Features<B>,
-    images: impl ExactSizeIterator<Item = (&'a [f32], [usize; 2])>,
-    normalization: &Normalization,
-    device: &B::Device,
-) -> Tensor<B, 4> {
-    backbone.forward(datasets::classification::images_tensor(
-        images,
-        normalization,
-        device,
-    ))
-}
-
-/// The maps `[C × H × W]` of a batch `[B, C, H, W]`, on the host in f64.
-pub fn maps_of<B: Backend>(t: Tensor<B, 4>) -> Vec<Map> {
-    let [b, c, h, w] = t.dims();
-    let v: Vec<f32> = t.into_data().iter::<f32>().collect();
-    v.chunks(c * h * w)
-        .take(b)
-        .map(|m| Map {
-            values: m.iter().map(|&x| f64::from(x)).collect(),
-            size: [h, w],
-        })
-        .collect()
-}
-
 /// What each model says about one image.
 #[derive(Clone, Debug)]
 pub struct Scored {
     pub label: usize,
     pub level: OcclusionLevel,
-    pub kind: Option<OccluderKind>,
+    pub kind: Option<String>,
     /// The DCNN's softmax.
     pub dcnn_probabilities: Vec<f32>,
     pub bernoulli_scores: Vec<f32>,
@@ -79,8 +50,8 @@ pub struct Scored {
     /// Occluder maps for the true label, `[H·W]` at feature resolution.
     pub vmf_map: Vec<f32>,
     pub bernoulli_map: Vec<f32>,
-    /// Occluder ∧ object at feature resolution.
-    pub truth: Vec<bool>,
+    /// Occluder ∧ object at feature resolution (`None` without masks: left out of the ROC).
+    pub truth: Option<Vec<bool>>,
     pub feature_size: [usize; 2],
 }
 
@@ -93,62 +64,95 @@ fn argmax(v: &[f32]) -> usize {
         .0
 }
 
-/// Scores `images` with every model.
-pub fn score_images<B: Backend>(
+/// Scores the images of `items` with every model, loading them a batch at a time (runs of one
+/// size); also the first `keep` loaded images (for pictures).
+pub fn score_items<B: Backend>(
+    items: &[TestItem],
+    keep: usize,
+    models: &Models<'_, B>,
+    config: &CompNetExperiment,
+    device: &B::Device,
+) -> Result<(Vec<Scored>, Vec<OccludedImage>)> {
+    let mut scored = Vec::with_capacity(items.len());
+    let mut kept = Vec::new();
+    for chunk in items.chunks(config.eval.batch_size.max(1)) {
+        let images = chunk
+            .iter()
+            .map(TestItem::load)
+            .collect::<Result<Vec<OccludedImage>>>()?;
+        for run in size_runs(&images, images.len(), |i| i.size) {
+            scored.extend(score_images(run, models, config, device));
+        }
+        kept.extend(images.into_iter().take(keep.saturating_sub(kept.len())));
+    }
+    Ok((scored, kept))
+}
+
+/// The three models an evaluation runs.
+pub struct Models<'a, B: Backend> {
+    pub dcnn: &'a VggClassifier<B>,
+    pub compnet: &'a CompNet<B>,
+    pub bernoulli: &'a BernoulliNet<B>,
+}
+
+/// Scores same-size `images` with every model (one forward of the backbone when the
+/// compositional models sit on the DCNN's features).
+fn score_images<B: Backend>(
     images: &[OccludedImage],
-    dcnn: &VggClassifier<B>,
-    model: &CompNet<B>,
-    bernoulli: &BernoulliNet<B>,
+    models: &Models<'_, B>,
     config: &CompNetExperiment,
     device: &B::Device,
 ) -> Vec<Scored> {
-    let normalization = config.data.normalization();
-    let mut out = Vec::with_capacity(images.len());
-    for chunk in images.chunks(config.eval.batch_size) {
-        let x = datasets::classification::images_tensor::<B>(
-            chunk
-                .iter()
-                .map(|i| (i.pixels.as_slice(), [i.size, i.size])),
-            &normalization,
-            device,
-        );
-        let features = model.backbone.forward(x.clone());
-        let [b, _, h, w] = features.dims();
-        let probabilities = softmax(dcnn.forward(x), 1);
-        let vmf = model.forward_features(features.clone());
-        let bern = bernoulli.model();
-        let binary = bernoulli.binary(features);
-        let (fg, bg) = bern.terms(binary.clone());
-        let bern_scores = bern.scores(binary);
-        let rows = |t: Tensor<B, 2>| -> Vec<Vec<f32>> {
-            let [_, c] = t.dims();
-            let v: Vec<f32> = t.into_data().iter::<f32>().collect();
-            v.chunks(c).map(<[f32]>::to_vec).collect()
-        };
-        let (probabilities, vmf_scores, bern_scores) =
-            (rows(probabilities), rows(vmf.scores), rows(bern_scores));
-        for (i, image) in chunk.iter().enumerate().take(b) {
-            out.push(Scored {
-                label: image.label,
-                level: image.level,
-                kind: image.kind,
-                dcnn_probabilities: probabilities[i].clone(),
-                bernoulli_scores: bern_scores[i].clone(),
-                vmf_scores: vmf_scores[i].clone(),
-                vmf_map: occluder_map(&vmf.terms, i, image.label, MapMode::MixtureBg),
-                bernoulli_map: bernoulli_occluder_map(
-                    &fg,
-                    &bg,
-                    i,
-                    image.label,
-                    config.head.mixtures_per_class,
-                ),
-                truth: mask_at_features(&image.occluded_object, image.size, [h, w]),
-                feature_size: [h, w],
-            });
-        }
-    }
-    out
+    let x = datasets::classification::images_tensor::<B>(
+        images.iter().map(|i| (i.pixels.as_slice(), i.size)),
+        &config.data.normalization(),
+        device,
+    );
+    let features = models.compnet.backbone.forward(x.clone());
+    let [b, _, h, w] = features.dims();
+    let logits = match config.backbone.compositional {
+        CompositionalFeatures::Dcnn => models.dcnn.classify(features.clone()),
+        CompositionalFeatures::Imagenet => models.dcnn.forward(x),
+    };
+    let probabilities = softmax(logits, 1);
+    let vmf = models.compnet.forward_features(features.clone());
+    let bern = models.bernoulli.model([h, w]);
+    let binary = models.bernoulli.binary(features);
+    let (fg, bg) = bern.terms(binary.clone());
+    let bern_scores = bern.scores(binary);
+    let rows = |t: Tensor<B, 2>| -> Vec<Vec<f32>> {
+        let [_, c] = t.dims();
+        let v: Vec<f32> = t.into_data().iter::<f32>().collect();
+        v.chunks(c).map(<[f32]>::to_vec).collect()
+    };
+    let (probabilities, vmf_scores, bern_scores) =
+        (rows(probabilities), rows(vmf.scores), rows(bern_scores));
+    images
+        .iter()
+        .enumerate()
+        .take(b)
+        .map(|(i, image)| Scored {
+            label: image.label,
+            level: image.level,
+            kind: image.kind.clone(),
+            dcnn_probabilities: probabilities[i].clone(),
+            bernoulli_scores: bern_scores[i].clone(),
+            vmf_scores: vmf_scores[i].clone(),
+            vmf_map: occluder_map(&vmf.terms, i, image.label, MapMode::MixtureBg),
+            bernoulli_map: bernoulli_occluder_map(
+                &fg,
+                &bg,
+                i,
+                image.label,
+                config.head.mixtures_per_class,
+            ),
+            truth: image
+                .occluded_object
+                .as_ref()
+                .map(|m| mask_at_features(m, image.size, [h, w])),
+            feature_size: [h, w],
+        })
+        .collect()
 }
 
 /// The predictions of each model in [`MODELS`] order, and the fraction CN-WACV routed.
@@ -295,10 +299,10 @@ fn localisation(
     let curve_of = |set: &[&Scored]| -> Vec<RocPoint> {
         let mut by_class: BTreeMap<usize, Vec<(Vec<RocPoint>, f64)>> = BTreeMap::new();
         for s in set {
-            by_class
-                .entry(s.label)
-                .or_default()
-                .push((image_roc(map(s), &s.truth, &ts, tp_hack), 1.0));
+            by_class.entry(s.label).or_default().push((
+                image_roc(map(s), s.truth.as_deref().unwrap_or(&[]), &ts, tp_hack),
+                1.0,
+            ));
         }
         let per_class: Vec<(Vec<RocPoint>, f64)> = by_class
             .values()
@@ -347,24 +351,13 @@ fn evaluation_occluders<B: Backend>(
             ),
         ));
     }
-    let bg = backgrounds(&config.data);
-    let normalization = config.data.normalization();
-    let maps = background_cosines(
-        &bg,
-        &|features: Vec<Tensor<B, 4>>| {
-            features
-                .into_iter()
-                .flat_map(|f| maps_of(model.head.conv1o1.cosine(f)))
-                .collect()
-        },
-        &|pixels: &[Vec<f32>]| {
-            vec![features_of(
-                &model.backbone,
-                pixels.iter().map(|p| (p.as_slice(), [bg.size, bg.size])),
-                &normalization,
-                device,
-            )]
-        },
+    let maps = background_maps(
+        &backgrounds(&config.data)?,
+        &model.backbone,
+        &model.head.conv1o1,
+        &config.data.normalization(),
+        config.eval.batch_size,
+        device,
     );
     let occluders = vmf_occluders(
         &maps,
@@ -408,15 +401,17 @@ pub fn evaluate<B: Backend>(
 ) -> Result<Evaluation> {
     let (model, occluder_source) = evaluation_occluders(config, model, device)?;
     let occluder_models = model.occluders.dims()[0];
-    // τ on the held-out occluded images.
+    let models = Models {
+        dcnn,
+        compnet: &model,
+        bernoulli,
+    };
+    // τ on the held-out images.
     let (tau, tau_source) = match config.eval.tau_switch {
         Some(tau) => (tau, "fixed (eval.tau_switch)".to_string()),
         None => {
-            let heldout: Vec<OccludedImage> = OcclusionLevel::ALL
-                .iter()
-                .flat_map(|&l| heldout_images(&config.data, l))
-                .collect();
-            let scored = score_images(&heldout, dcnn, &model, bernoulli, config, device);
+            let heldout = heldout_items(&config.data)?;
+            let (scored, _) = score_items(&heldout, 0, &models, config, device)?;
             let refs: Vec<&Scored> = scored.iter().collect();
             let mut best = (config.eval.tau_grid[0], f64::NEG_INFINITY);
             for &tau in &config.eval.tau_grid {
@@ -425,10 +420,15 @@ pub fn evaluate<B: Backend>(
                     best = (tau, acc);
                 }
             }
+            let levels = if config.data.square() {
+                "L0–L3"
+            } else {
+                "L0 only"
+            };
             (
                 best.0,
                 format!(
-                    "chosen on {} held-out images (L0–L3): {:.1} % there",
+                    "chosen on {} held-out images ({levels}): {:.1} % there",
                     heldout.len(),
                     best.1
                 ),
@@ -438,36 +438,57 @@ pub fn evaluate<B: Backend>(
     let mut all = Vec::new();
     let mut levels = Vec::new();
     for level in OcclusionLevel::ALL {
-        let images = test_images(&config.data, level);
-        let scored = score_images(&images, dcnn, &model, bernoulli, config, device);
+        let items = test_items(&config.data, level)?;
+        let keep = if run.is_some() {
+            config.eval.pictures_per_level
+        } else {
+            0
+        };
+        let (scored, shown) = score_items(&items, keep, &models, config, device)?;
         let refs: Vec<&Scored> = scored.iter().collect();
         levels.push(level_result(level_name(level), &refs, tau));
         if let Some(run) = run {
-            pictures(config, &images, &scored, level, run)?;
+            pictures(config, &shown, &scored, level, run)?;
         }
-        all.push((images, scored));
+        all.extend(scored);
     }
     let occluded: Vec<&Scored> = all
         .iter()
-        .flat_map(|(_, s)| s.iter())
         .filter(|s| s.level != OcclusionLevel::L0)
         .collect();
-    let kinds = OccluderKind::ALL
+    let mut kind_names: Vec<&str> = Vec::new();
+    for s in &occluded {
+        if let Some(kind) = s.kind.as_deref()
+            && !kind_names.contains(&kind)
+        {
+            kind_names.push(kind);
+        }
+    }
+    let kinds = kind_names
         .iter()
-        .filter_map(|&kind| {
+        .map(|&kind| {
             let set: Vec<&Scored> = occluded
                 .iter()
                 .copied()
-                .filter(|s| s.kind == Some(kind))
+                .filter(|s| s.kind.as_deref() == Some(kind))
                 .collect();
-            (!set.is_empty()).then(|| level_result(format!("{kind:?}"), &set, tau))
+            level_result(kind.to_string(), &set, tau)
         })
         .collect();
+    let masked: Vec<&Scored> = occluded
+        .iter()
+        .copied()
+        .filter(|s| s.truth.is_some())
+        .collect();
     let hack = config.eval.official_tp_hack;
-    let localisation = vec![
-        localisation(&occluded, |s| &s.vmf_map, "CN-vMF", hack),
-        localisation(&occluded, |s| &s.bernoulli_map, "Bernoulli", hack),
-    ];
+    let localisation = if masked.is_empty() {
+        Vec::new()
+    } else {
+        vec![
+            localisation(&masked, |s| &s.vmf_map, "CN-vMF", hack),
+            localisation(&masked, |s| &s.bernoulli_map, "Bernoulli", hack),
+        ]
+    };
     let evaluation = Evaluation {
         levels,
         kinds,
@@ -522,29 +543,26 @@ fn pictures(
     let mut tiles = Vec::new();
     for (image, s) in images.iter().zip(scored).take(n) {
         let size = image.size;
-        let truth: Vec<f32> = image
-            .occluded_object
-            .iter()
-            .map(|&m| f32::from(u8::from(m)))
-            .collect();
+        // Without masks (COCO) the truth tile is black.
+        let truth: Vec<f32> = match &image.occluded_object {
+            Some(mask) => mask.iter().map(|&m| f32::from(u8::from(m))).collect(),
+            None => vec![0.0; size[0] * size[1]],
+        };
         tiles.push(tile(
-            rgb_picture(&image.pixels, [size, size]),
+            rgb_picture(&image.pixels, size),
             &format!(
                 "{} ({:?})",
                 names.get(image.label).map_or("?", |n| n.as_str()),
                 level
             ),
         ));
+        tiles.push(tile(heatmap_picture(&truth, size), "occluded object"));
         tiles.push(tile(
-            heatmap_picture(&truth, [size, size]),
-            "occluded object",
-        ));
-        tiles.push(tile(
-            map_picture(&s.vmf_map, s.feature_size, [size, size], 7.0),
+            map_picture(&s.vmf_map, s.feature_size, size, 7.0),
             "CN-vMF map",
         ));
         tiles.push(tile(
-            map_picture(&s.bernoulli_map, s.feature_size, [size, size], bern_hi),
+            map_picture(&s.bernoulli_map, s.feature_size, size, bern_hi),
             "Bernoulli map",
         ));
     }
@@ -629,7 +647,7 @@ pub fn write_report(
         meta,
         seconds,
         rows.len(),
-        &config.model_summary(parameters),
+        &config.model_summary(parameters, init.mixture_size),
         stopped,
     );
     let _ = writeln!(md, "{}\n", config.description);

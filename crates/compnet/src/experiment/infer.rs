@@ -12,12 +12,13 @@ use core_train::{InferOptions, Prediction};
 use datasets::Normalization;
 use serde::{Deserialize, Serialize};
 
-use super::evaluate::{features_of, map_picture};
+use super::evaluate::map_picture;
 use crate::{
+    features::features_of,
     head::HeadConfig,
     init::{InitConfig, vmf_occluders},
     model::{CompNet, LossConfig},
-    official::{background_maps_from_folder, load_best_checkpoint},
+    official::{background_images_from_folder, background_maps, load_best_checkpoint},
     score::{MapMode, occluder_map},
 };
 
@@ -91,13 +92,14 @@ pub fn released_compnet<B: Backend>(
         );
     }
     eprintln!("{}: {}", file.display(), report.summary());
-    let maps = background_maps_from_folder(
-        backgrounds,
+    let maps = background_maps(
+        &background_images_from_folder(backgrounds)?,
         &backbone,
         &head.conv1o1,
         &Normalization::IMAGENET,
+        1,
         device,
-    )?;
+    );
     let init = InitConfig::default();
     let occluders = vmf_occluders(&maps, released.head.kappa, released.head.threshold, &init);
     if occluders.is_empty() {

@@ -51,6 +51,14 @@ const CARD: Card = Card {
             name: "mini",
             toml: include_str!("../../presets/mini.toml"),
         },
+        Preset {
+            name: "pascal3d_occ",
+            toml: include_str!("../../presets/pascal3d_occ.toml"),
+        },
+        Preset {
+            name: "coco_occ",
+            toml: include_str!("../../presets/coco_occ.toml"),
+        },
     ],
     study_metric: "CN-vMF mean top-1 over L0–L3 (%)",
 };
@@ -160,7 +168,11 @@ impl Experiment for CompNetPaper {
             &model,
             &config.data.class_names(),
             &config.data.normalization(),
-            infer::Resize::Square(config.data.image_size()),
+            if config.data.square() {
+                infer::Resize::Square(config.data.image_size())
+            } else {
+                infer::Resize::ShortSide(config.data.image_size())
+            },
             images,
             options,
             device,
@@ -230,14 +242,31 @@ mod tests {
 
     #[test]
     fn every_preset_parses_and_the_study_has_its_variant() {
-        COMPNET.config("smoke", &[]).unwrap();
+        for preset in ["smoke", "pascal3d_occ", "coco_occ"] {
+            COMPNET
+                .config(preset, &[])
+                .unwrap_or_else(|e| panic!("{preset}: {e:#}"));
+        }
+        let p3d = COMPNET.config("pascal3d_occ", &[]).unwrap();
+        assert_eq!((p3d.kernels(), p3d.head.mixtures_per_class), (512, 4));
+        assert_eq!((p3d.train.epochs, p3d.train.batch_size), (50, 1));
+        assert_eq!(
+            p3d.backbone.vgg,
+            core_nets::vgg::VggConfig::vgg16(VggCut::Pool5)
+        );
         assert_eq!(core_train::study::check_variants(&COMPNET).unwrap(), 1);
         let smoke = COMPNET.config("smoke", &["train.seed=2".into()]).unwrap();
         // A run's seed reaches every stage.
         assert_eq!(smoke.pretrain().seed, smoke.backbone.pretrain.seed + 2);
         assert_eq!(smoke.init_config().seed, smoke.init.seed + 2);
         // The released recipe (§4.1).
-        assert_eq!(smoke.train.optimizer.kind, core_train::OptimizerKind::Adagrad);
-        assert_eq!((smoke.train.optimizer.lr, smoke.train.schedule.gamma), (0.01, 0.98));
+        assert_eq!(
+            smoke.train.optimizer.kind,
+            core_train::OptimizerKind::Adagrad
+        );
+        assert_eq!(
+            (smoke.train.optimizer.lr, smoke.train.schedule.gamma),
+            (0.01, 0.98)
+        );
     }
 }

@@ -8,12 +8,14 @@ use std::{fs, sync::Arc, time::Instant};
 
 use anyhow::{Context, Result};
 use burn::{
-    module::{AutodiffModule, Module},
+    data::dataset::Dataset,
+    module::{AutodiffModule, Module, Param},
     tensor::{
         Tensor, TensorData,
         backend::{AutodiffBackend, Backend},
     },
 };
+use core_nets::vgg::Vgg16Features;
 use core_train::{
     AtomicRecorder, EpochLog, EpochRow, FitOptions, Outcome, RunDir, Session,
     checkpoint::write_atomically,
@@ -22,20 +24,22 @@ use datasets::{ClassificationBatcher, ClassificationItem, loader::EpochLoader};
 use serde::{Deserialize, Serialize};
 
 use super::{
-    config::CompNetExperiment,
-    data::{Backgrounds, backgrounds, l0_sets},
-    evaluate::{evaluate, features_of, maps_of, write_report},
+    config::{CompNetExperiment, CompositionalFeatures},
+    data::{backgrounds, l0_sets, test_items},
+    evaluate::{evaluate, write_report},
 };
 use crate::{
     bernoulli::{BernoulliNet, BernoulliSettings},
     binary::class_threshold,
     dcnn::VggClassifier,
+    features::{cosine_maps, feature_maps},
     head::CompositionalHead,
     init::{
-        BackgroundMaps, Map, bernoulli_occluder, class_mixtures, dictionary, fill_rows,
+        ClassMixtures, Map, bernoulli_occluder, class_mixtures, dictionary, fill_rows,
         valid_positions, vmf_occluders,
     },
     model::CompNet,
+    official::background_maps,
     vmf::VmfKernels,
 };
 
@@ -68,6 +72,21 @@ pub fn fit<B: AutodiffBackend>(
         |text| EpochRow::read_csv(text).map_err(anyhow::Error::msg),
         |r| r.epoch,
     )?;
+    // Data first: a missing dataset or file leaves no run directory behind.
+    l0_sets(&config.data)?;
+    if let Some(root) = config.data.root() {
+        test_items(&config.data, datasets::shapeworld::OcclusionLevel::L1)
+            .with_context(|| format!("the test lists under {}", root.display()))?;
+    }
+    backgrounds(&config.data)?;
+    if let Some(file) = &config.backbone.file
+        && !file.is_file()
+    {
+        anyhow::bail!(
+            "backbone.file = {}: no such file (torchvision's vgg16-397923af.pth)",
+            file.display()
+        );
+    }
     let run = session.open::<B, _>(&config, device)?;
     let meta = session.meta.clone();
     let verbose = session.verbose;
@@ -88,7 +107,8 @@ pub fn fit<B: AutodiffBackend>(
     };
     let parameters = head_parameters(&model.head);
     if verbose {
-        println!("model: {}", config.model_summary(parameters));
+        let [_, _, mh, mw] = model.head.mix_model.dims();
+        println!("model: {}", config.model_summary(parameters, [mh, mw]));
     }
     let log = EpochLog::resumed(previous_rows);
     let trained = match train_head::<B>(
@@ -191,11 +211,11 @@ pub fn dcnn_stage<B: AutodiffBackend>(
         return Ok((model, rows.last().map(|r| r.valid_top1)));
     }
     let t = &config.pretrain();
-    let (train_set, valid_set) = l0_sets(&config.data);
+    let (train_set, valid_set) = l0_sets(&config.data)?;
     let images = ClassificationBatcher {
         normalization: config.data.normalization(),
     };
-    let train_len = burn::data::dataset::Dataset::<ClassificationItem>::len(train_set.as_ref());
+    let train_len = train_set.len();
     let train_loader =
         EpochLoader::<B, _, _>::new(train_set, images.clone(), t.batch_size, device.clone())
             .shuffle(t.seed)
@@ -211,8 +231,12 @@ pub fn dcnn_stage<B: AutodiffBackend>(
     }
     let statuses = [train_loader.status(), valid_loader.status()];
     let log = EpochLog::default();
+    let mut start = config.dcnn().init::<B>(device);
+    if let Some(file) = &config.backbone.file {
+        start.features = core_nets::vgg::load_vgg16_features(&config.backbone.vgg, file, device)?.0;
+    }
     let outcome = core_train::fit_classifier(
-        config.dcnn().init::<B>(device),
+        start,
         Arc::new(train_loader),
         Arc::new(valid_loader),
         FitOptions {
@@ -252,10 +276,25 @@ fn bernoulli_settings(config: &CompNetExperiment, distance_threshold: f64) -> Be
     }
 }
 
+/// The features the compositional models sit on (`backbone.compositional`): the DCNN's, or
+/// `backbone.file`'s ImageNet features as they are.
+pub fn compositional_backbone<B: Backend>(
+    config: &CompNetExperiment,
+    dcnn: &VggClassifier<B>,
+    device: &B::Device,
+) -> Result<Vgg16Features<B>> {
+    match (config.backbone.compositional, &config.backbone.file) {
+        (CompositionalFeatures::Imagenet, Some(file)) => {
+            Ok(core_nets::vgg::load_vgg16_features(&config.backbone.vgg, file, device)?.0)
+        }
+        _ => Ok(dcnn.features.clone()),
+    }
+}
+
 /// The templates the cached initialisation (`note`) loads into.
 fn templates<B: Backend>(
     config: &CompNetExperiment,
-    dcnn: &VggClassifier<B>,
+    backbone: Vgg16Features<B>,
     note: &InitNote,
     device: &B::Device,
 ) -> (CompNet<B>, BernoulliNet<B>) {
@@ -265,7 +304,7 @@ fn templates<B: Backend>(
     let rows = config.data.num_classes() * config.head.mixtures_per_class;
     let kernels = || Tensor::<B, 2>::ones([k, d], device);
     let model = CompNet::new(
-        dcnn.features.clone(),
+        backbone,
         CompositionalHead::new(
             kernels(),
             Tensor::zeros([rows, k, h, w], device),
@@ -276,9 +315,9 @@ fn templates<B: Backend>(
     );
     let bernoulli = BernoulliNet {
         kernels: VmfKernels::from_rows(kernels()),
-        log_alpha: burn::module::Param::from_tensor(Tensor::zeros([rows, k, h * w], device)),
-        valid: burn::module::Param::from_tensor(Tensor::zeros([rows, h * w], device)),
-        occluder: burn::module::Param::from_tensor(Tensor::zeros([k], device)),
+        log_alpha: Param::from_tensor(Tensor::zeros([rows, k, h, w], device)),
+        valid: Param::from_tensor(Tensor::zeros([rows, 1, h, w], device)),
+        occluder: Param::from_tensor(Tensor::zeros([k], device)),
         settings: bernoulli_settings(config, bernoulli_threshold),
     };
     (model, bernoulli)
@@ -297,10 +336,32 @@ pub fn load_init<B: Backend>(
         .with_context(|| format!("reading {} (the run's initialisation)", note_file.display()))?;
     let note: InitNote = serde_json::from_str(&text)
         .with_context(|| format!("{}: not a CompNet initialisation note", note_file.display()))?;
-    let (model, bernoulli) = templates(config, dcnn, &note, device);
+    let backbone = compositional_backbone(config, dcnn, device)?;
+    let (model, bernoulli) = templates(config, backbone, &note, device);
     let model = RunDir::load_model(model, &dir.join("compnet.mpk"), device)?;
     let bernoulli = RunDir::load_model(bernoulli, &dir.join("bernoulli.mpk"), device)?;
     Ok((model, bernoulli, note))
+}
+
+fn tensor<B: Backend, const D: usize>(
+    values: Vec<f32>,
+    shape: [usize; D],
+    device: &B::Device,
+) -> Tensor<B, D> {
+    Tensor::from_data(TensorData::new(values, shape), device)
+}
+
+/// The first `take` of `items` as images.
+fn images(items: &[ClassificationItem], take: usize) -> Vec<(&[f32], [usize; 2])> {
+    items
+        .iter()
+        .take(take)
+        .map(|i| (i.pixels.as_slice(), i.size))
+        .collect()
+}
+
+fn f32s(v: &[f64]) -> Vec<f32> {
+    v.iter().map(|&x| x as f32).collect()
 }
 
 /// The initialisation of this run: `init/` if present, else computed now (§2.9, §2.10, §2.5).
@@ -319,95 +380,65 @@ fn init_stage<B: AutodiffBackend>(
         return load_init(config, run, dcnn, device);
     }
     let started = Instant::now();
-    let inner = dcnn.valid();
-    let backbone = &inner.features;
+    let backbone = compositional_backbone(config, dcnn, device)?;
+    let inner = backbone.valid();
     let normalization = config.data.normalization();
     let batch = config.eval.batch_size;
     let classes = config.data.num_classes();
     let kappa = config.head.kappa;
     let init_config = config.init_config();
-    // The L0 training images by class.
-    let (train_set, _) = l0_sets(&config.data);
-    let items: Vec<ClassificationItem> = (0
-        ..burn::data::dataset::Dataset::<ClassificationItem>::len(train_set.as_ref()))
-        .filter_map(|i| {
-            burn::data::dataset::Dataset::<ClassificationItem>::get(train_set.as_ref(), i)
-        })
-        .collect();
-    let features_of_items = |items: &[&ClassificationItem]| -> Vec<Tensor<B::InnerBackend, 4>> {
-        items
-            .chunks(batch)
-            .map(|chunk| {
-                features_of(
-                    backbone,
-                    chunk.iter().map(|i| (i.pixels.as_slice(), i.size)),
-                    &normalization,
-                    device,
-                )
-            })
-            .collect()
-    };
-    // 1. The dictionary from sampled feature vectors.
-    let mut per_class: Vec<Vec<&ClassificationItem>> = vec![Vec::new(); classes];
-    for item in &items {
-        per_class[item.label].push(item);
+    // The L0 training images by class, as many as the stages use.
+    let (train_set, _) = l0_sets(&config.data)?;
+    let wanted = init_config
+        .dictionary_images_per_class
+        .max(init_config.mixture_images_per_class);
+    let mut per_class: Vec<Vec<ClassificationItem>> = vec![Vec::new(); classes];
+    for i in 0..train_set.len() {
+        if let Some(item) = train_set.get(i) {
+            if per_class[item.label].len() < wanted {
+                per_class[item.label].push(item);
+            }
+        } else if let Some(error) = datasets::take_load_error() {
+            anyhow::bail!("the initialisation's training images: {error}");
+        }
     }
-    let sampled: Vec<&ClassificationItem> = per_class
+    // 1. The dictionary from sampled feature vectors.
+    let sampled: Vec<(&[f32], [usize; 2])> = per_class
         .iter()
-        .flat_map(|c| {
-            c.iter()
-                .take(config.init.dictionary_images_per_class)
-                .copied()
-        })
-        .collect();
-    let feature_maps: Vec<Map> = features_of_items(&sampled)
-        .into_iter()
-        .flat_map(maps_of)
+        .flat_map(|c| images(c, init_config.dictionary_images_per_class))
         .collect();
     if verbose {
         println!(
             "initialisation: vMF dictionary of {} kernels from {} images ({} positions each)",
             config.kernels(),
             sampled.len(),
-            config.init.positions_per_image
+            init_config.positions_per_image
         );
     }
-    let mu = dictionary(&feature_maps, &init_config);
-    let d = config.backbone.vgg.out_channels();
-    let mu_tensor = Tensor::<B::InnerBackend, 2>::from_data(
-        TensorData::new(
-            mu.iter().flatten().map(|&v| v as f32).collect::<Vec<f32>>(),
-            [mu.len(), d],
-        ),
-        device,
+    let mu = dictionary(
+        &feature_maps(&sampled, &inner, &normalization, batch, device),
+        &init_config,
     );
-    let kernels = VmfKernels::from_rows(mu_tensor.clone());
-    let cosine_maps = |features: Vec<Tensor<B::InnerBackend, 4>>| -> Vec<Map> {
-        features
-            .into_iter()
-            .flat_map(|f| maps_of(kernels.cosine(f)))
-            .collect()
-    };
-    // 2. Per class: clusters and mixtures.
+    let (k, d) = (config.kernels(), config.backbone.vgg.out_channels());
+    let kernels = VmfKernels::from_rows(tensor::<B::InnerBackend, 2>(
+        f32s(&mu.concat()),
+        [k, d],
+        device,
+    ));
+    // 2. Per class: clusters and mixtures (a class without training images gets empty rows).
     let class_cos: Vec<Vec<Map>> = per_class
         .iter()
         .map(|c| {
-            let chosen: Vec<&ClassificationItem> = c
-                .iter()
-                .take(config.init.mixture_images_per_class)
-                .copied()
-                .collect();
-            cosine_maps(features_of_items(&chosen))
+            cosine_maps(
+                &images(c, init_config.mixture_images_per_class),
+                &inner,
+                &kernels,
+                &normalization,
+                batch,
+                device,
+            )
         })
         .collect();
-    for (c, maps) in class_cos.iter().enumerate() {
-        if maps.len() < 2 {
-            anyhow::bail!(
-                "class {c} has {} training images: the mixtures' clustering needs at least 2 per class (raise data.train_size)",
-                maps.len()
-            );
-        }
-    }
     let pooled: Vec<(Vec<f64>, [usize; 3])> = class_cos
         .iter()
         .flat_map(|maps| maps.iter().take(100 / classes.max(1) + 1))
@@ -418,27 +449,43 @@ fn init_stage<B: AutodiffBackend>(
             )
         })
         .collect();
+    if pooled.is_empty() {
+        anyhow::bail!("no training image: nothing to initialise the compositional models from");
+    }
     let bernoulli_threshold = class_threshold(&pooled);
-    let mixtures: Vec<_> = class_cos
+    let mixtures: Vec<Option<ClassMixtures>> = class_cos
         .iter()
-        .map(|maps| class_mixtures(maps, kappa, bernoulli_threshold, &init_config))
+        .map(|maps| {
+            (!maps.is_empty())
+                .then(|| class_mixtures(maps, kappa, bernoulli_threshold, &init_config))
+        })
         .collect();
-    let size = [
-        mixtures.iter().map(|m| m.vmf[0].size[0]).max().unwrap_or(1),
-        mixtures.iter().map(|m| m.vmf[0].size[1]).max().unwrap_or(1),
-    ];
+    let size = [0, 1].map(|axis| {
+        mixtures
+            .iter()
+            .flatten()
+            .map(|m| m.vmf[0].size[axis])
+            .max()
+            .unwrap_or(1)
+    });
     let m = config.head.mixtures_per_class;
-    let k = config.kernels();
+    let positions = size[0] * size[1];
     let (mut vmf_rows, mut log_alpha, mut valid) = (Vec::new(), Vec::new(), Vec::new());
-    let eps = config.init.bernoulli_epsilon;
+    let eps = init_config.bernoulli_epsilon;
     for (class, mix) in mixtures.iter().enumerate() {
+        let Some(mix) = mix else {
+            vmf_rows.extend(std::iter::repeat_n(0.0f32, m * k * positions));
+            log_alpha.extend(std::iter::repeat_n(eps.ln() as f32, m * k * positions));
+            valid.extend(std::iter::repeat_n(0.0f32, m * positions));
+            continue;
+        };
         let sizes: Vec<[usize; 2]> = class_cos[class].iter().map(|m| m.size).collect();
         let class_valid: Vec<f32> = valid_positions(&sizes, size)
             .into_iter()
             .map(|v| f32::from(u8::from(v)))
             .collect();
         for row in fill_rows(&mix.vmf, m) {
-            vmf_rows.extend(row.centred(size).values.iter().map(|&v| v as f32));
+            vmf_rows.extend(f32s(&row.centred(size).values));
         }
         for row in fill_rows(&mix.bernoulli, m) {
             log_alpha.extend(
@@ -452,68 +499,52 @@ fn init_stage<B: AutodiffBackend>(
     }
     let rows = classes * m;
     // 3. Occluder models from the background images.
-    let bg = backgrounds(&config.data);
-    let background_maps = background_cosines(&bg, &cosine_maps, &|pixels: &[Vec<f32>]| {
-        pixels
-            .chunks(batch)
-            .map(|chunk| {
-                features_of(
-                    backbone,
-                    chunk.iter().map(|p| (p.as_slice(), [bg.size, bg.size])),
-                    &normalization,
-                    device,
-                )
-            })
-            .collect()
-    });
-    let occluders = vmf_occluders(&background_maps, kappa, config.head.threshold, &init_config);
+    let background = background_maps(
+        &backgrounds(&config.data)?,
+        &inner,
+        &kernels,
+        &normalization,
+        batch,
+        device,
+    );
+    let occluders = vmf_occluders(&background, kappa, config.head.threshold, &init_config);
     if occluders.is_empty() {
         anyhow::bail!(
             "no background position activates any vMF kernel: no occluder model can be built"
         );
     }
-    let bernoulli_occ = bernoulli_occluder(&background_maps, bernoulli_threshold);
+    let bernoulli_occ = bernoulli_occluder(&background, bernoulli_threshold);
     let note = InitNote {
         occluders: occluders.len(),
-        clusters: mixtures.iter().map(|m| m.clusters.clone()).collect(),
-        class_thresholds: mixtures.iter().map(|m| m.threshold).collect(),
+        clusters: mixtures
+            .iter()
+            .map(|m| m.as_ref().map_or(Vec::new(), |m| m.clusters.clone()))
+            .collect(),
+        class_thresholds: mixtures
+            .iter()
+            .map(|m| m.as_ref().map_or(f64::NAN, |m| m.threshold))
+            .collect(),
         bernoulli_threshold,
         mixture_size: size,
         seconds: started.elapsed().as_secs_f64(),
         dcnn_valid_top1: dcnn_top1,
     };
     let [h, w] = size;
-    let f32s = |v: &[f64]| v.iter().map(|&x| x as f32).collect::<Vec<f32>>();
     let model = CompNet::new(
-        dcnn.features.clone(),
+        backbone,
         CompositionalHead::new(
-            Tensor::from_data(TensorData::new(f32s(&mu.concat()), [k, d]), device),
-            Tensor::from_data(TensorData::new(vmf_rows, [rows, k, h, w]), device),
+            tensor(f32s(&mu.concat()), [k, d], device),
+            tensor(vmf_rows, [rows, k, h, w], device),
             config.head.clone(),
         ),
-        Tensor::from_data(
-            TensorData::new(f32s(&occluders.concat()), [occluders.len(), k]),
-            device,
-        ),
+        tensor(f32s(&occluders.concat()), [occluders.len(), k], device),
         config.loss.clone(),
     );
     let bernoulli = BernoulliNet {
-        kernels: VmfKernels::from_rows(Tensor::from_data(
-            TensorData::new(f32s(&mu.concat()), [k, d]),
-            device,
-        )),
-        log_alpha: burn::module::Param::from_tensor(Tensor::from_data(
-            TensorData::new(log_alpha, [rows, k, h * w]),
-            device,
-        )),
-        valid: burn::module::Param::from_tensor(Tensor::from_data(
-            TensorData::new(valid, [rows, h * w]),
-            device,
-        )),
-        occluder: burn::module::Param::from_tensor(Tensor::from_data(
-            TensorData::new(f32s(&bernoulli_occ), [k]),
-            device,
-        )),
+        kernels: VmfKernels::from_rows(tensor(f32s(&mu.concat()), [k, d], device)),
+        log_alpha: Param::from_tensor(tensor(log_alpha, [rows, k, h, w], device)),
+        valid: Param::from_tensor(tensor(valid, [rows, 1, h, w], device)),
+        occluder: Param::from_tensor(tensor(f32s(&bernoulli_occ), [k], device)),
         settings: bernoulli_settings(config, bernoulli_threshold),
     };
     model
@@ -537,19 +568,6 @@ fn init_stage<B: AutodiffBackend>(
     Ok((model, bernoulli, note))
 }
 
-/// The cosine maps of the background images by type.
-pub fn background_cosines<F>(
-    bg: &Backgrounds,
-    cosine_maps: &dyn Fn(Vec<F>) -> Vec<Map>,
-    features: &dyn Fn(&[Vec<f32>]) -> Vec<F>,
-) -> BackgroundMaps {
-    BackgroundMaps {
-        white: cosine_maps(features(&bg.white)),
-        noise: cosine_maps(features(&bg.noise)),
-        general: cosine_maps(features(&bg.general)),
-    }
-}
-
 /// CN-vMF's end-to-end training; returns the selected model (best L0 validation top-1 whose
 /// checkpoint is kept, else the last) and how it was selected.
 #[allow(clippy::too_many_arguments)]
@@ -563,8 +581,8 @@ fn train_head<B: AutodiffBackend>(
     device: &B::Device,
 ) -> Result<(CompNet<B::InnerBackend>, String)> {
     let t = &config.train;
-    let (train_set, valid_set) = l0_sets(&config.data);
-    let train_len = burn::data::dataset::Dataset::<ClassificationItem>::len(train_set.as_ref());
+    let (train_set, valid_set) = l0_sets(&config.data)?;
+    let train_len = train_set.len();
     let images = ClassificationBatcher {
         normalization: config.data.normalization(),
     };
