@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     binary::{BinaryMap, class_threshold, pairwise_distance},
-    mixture_init::{em_step, first_m_step, posterior},
+    mixture_init::{em_step, first_m_step, log_likelihood, posterior},
     occluder::{BackgroundActivations, OccluderConfig, normalised_mean, occluder_models},
     spectral::{SpectralConfig, hierarchical_clusters},
     vmfmm::{Vmfmm, VmfmmConfig},
@@ -44,6 +44,10 @@ pub struct InitConfig {
     /// CN-WACV's probabilities are clamped to `[ε, 1 − ε]` (ML estimates can be 0 or 1).
     pub bernoulli_epsilon: f64,
     pub seed: u64,
+    /// The released dictionary and mixtures instead of computing them (the pickles converted
+    /// by `crates/compnet/tools/convert_init_pickles.py`); occluder models and CN-WACV's model
+    /// are still made from the data.
+    pub file: Option<std::path::PathBuf>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -77,6 +81,7 @@ impl Default for InitConfig {
             occluders: OccluderSettings::default(),
             bernoulli_epsilon: 1e-3,
             seed: 0,
+            file: None,
         }
     }
 }
@@ -309,6 +314,67 @@ pub fn class_mixtures(
         clusters,
         threshold,
     }
+}
+
+/// CN-WACV's mixtures for given vMF mixtures `alphas` (`[K × H × W]` each, at `size`; e.g. the
+/// released ones): each image goes to the mixture under which its likelihood map `exp(κ·cos)`
+/// scores best (the EM's E-step), and each mixture's Bernoulli means are those of its images'
+/// binary maps at `bernoulli_threshold`; also the images per mixture.
+pub fn bernoulli_for_mixtures(
+    cos: &[Map],
+    alphas: &[Map],
+    kappa: f64,
+    bernoulli_threshold: f64,
+    size: [usize; 2],
+) -> (Vec<Map>, Vec<usize>) {
+    let kernels = alphas.first().map_or(0, Map::channels);
+    let assignment: Vec<usize> = cos
+        .iter()
+        .map(|m| {
+            let likelihood = Map {
+                values: m.values.iter().map(|c| (kappa * c).exp()).collect(),
+                size: m.size,
+            }
+            .centred(size);
+            let scores: Vec<f64> = alphas
+                .iter()
+                .map(|a| log_likelihood(&likelihood.values, &a.values, kernels))
+                .collect();
+            scores
+                .iter()
+                .enumerate()
+                .fold((0, f64::NEG_INFINITY), |(bi, bv), (i, &v)| {
+                    if v > bv { (i, v) } else { (bi, bv) }
+                })
+                .0
+        })
+        .collect();
+    let binary: Vec<BinaryMap> = cos
+        .iter()
+        .map(|m| {
+            let distances: Vec<f64> = m.values.iter().map(|c| 1.0 - c).collect();
+            BinaryMap::from_distances(
+                &distances,
+                [kernels, m.size[0], m.size[1]],
+                bernoulli_threshold,
+            )
+        })
+        .collect();
+    let means = (0..alphas.len())
+        .map(|a| {
+            let members: Vec<&BinaryMap> = binary
+                .iter()
+                .zip(&assignment)
+                .filter(|(_, x)| **x == a)
+                .map(|(b, _)| b)
+                .collect();
+            bernoulli_mean(&members, kernels, size)
+        })
+        .collect();
+    let counts = (0..alphas.len())
+        .map(|a| assignment.iter().filter(|&&x| x == a).count())
+        .collect();
+    (means, counts)
 }
 
 /// The fraction of maps with each kernel on at each position, centre-aligned to `size`; positions

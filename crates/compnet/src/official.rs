@@ -311,3 +311,158 @@ pub fn background_maps<B: Backend>(
         general: maps(&images.general),
     }
 }
+
+/// The released initialisation (`init.file`): the vMF dictionary and the mixtures, as
+/// `crates/compnet/tools/convert_init_pickles.py` converts the released pickles.
+#[derive(Clone, Debug)]
+pub struct ReleasedInit {
+    /// `[K][D]`
+    pub dictionary: Vec<Vec<f64>>,
+    /// `[C·M, K, Hm, Wm]`, row-major.
+    pub mixtures: Vec<f32>,
+    pub size: [usize; 2],
+    /// Surviving mixtures per class (0: the file has none for the class; its rows stay empty).
+    pub clusters: Vec<usize>,
+}
+
+/// The released initialisation file for `classes` (§2.9 "Loading", `helpers.getCompositionModel`):
+/// each class's `[M_c, K, W, H]` transposed to `(K, H, W)`; the common size is the per-axis
+/// maximum over classes, plus 1 where even, then −20 (H) and −40 (W) for pool4; each class
+/// padded with zeros at top/left offset `⌈(max − h)/2⌉` for pool5 and `⌊·⌋` otherwise (cropped
+/// from `⌊(h − max)/2⌋` where larger); a class with fewer than `m` mixtures repeats them.
+pub fn load_released_init(
+    path: &Path,
+    classes: &[String],
+    cut: VggCut,
+    m: usize,
+) -> Result<ReleasedInit> {
+    if !path.is_file() {
+        bail!(
+            "init.file = {}: no such file (the released pickles converted by crates/compnet/tools/convert_init_pickles.py)",
+            path.display()
+        );
+    }
+    let read = |key: &str| -> Result<Option<(Vec<usize>, Vec<f32>)>> {
+        let mut store = burn_store::SafetensorsStore::from_file(path);
+        let snapshot = store
+            .get_snapshot(key)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        let Some(snapshot) = snapshot else {
+            return Ok(None);
+        };
+        let data = snapshot
+            .to_data()
+            .map_err(|e| anyhow::anyhow!("{} '{key}': {e:?}", path.display()))?
+            .convert::<f32>();
+        Ok(Some((
+            snapshot.shape.iter().copied().collect(),
+            data.iter::<f32>().collect(),
+        )))
+    };
+    let (dict_shape, dict) = read("dictionary")?.with_context(|| {
+        format!(
+            "{}: no `dictionary` tensor (not a converted CompNet initialisation)",
+            path.display()
+        )
+    })?;
+    let [k, d]: [usize; 2] = dict_shape.as_slice().try_into().map_err(|_| {
+        anyhow::anyhow!(
+            "{}: dictionary has shape {dict_shape:?}, expected [K, D]",
+            path.display()
+        )
+    })?;
+    let dictionary: Vec<Vec<f64>> = dict
+        .chunks(d)
+        .map(|row| row.iter().map(|&v| f64::from(v)).collect())
+        .collect();
+    // Per class: (M_c, K, H, W) after the transpose.
+    let mut per_class: Vec<Option<(usize, [usize; 2], Vec<f32>)>> = Vec::new();
+    for class in classes {
+        let Some((shape, values)) = read(&format!("mixtures.{class}"))? else {
+            per_class.push(None);
+            continue;
+        };
+        let [mc, kc, wd, ht]: [usize; 4] = shape.as_slice().try_into().map_err(|_| {
+            anyhow::anyhow!(
+                "{}: mixtures.{class} has shape {shape:?}, expected [M, K, W, H]",
+                path.display()
+            )
+        })?;
+        if kc != k {
+            bail!(
+                "{}: mixtures.{class} has {kc} kernels, the dictionary {k}",
+                path.display()
+            );
+        }
+        let mut transposed = vec![0.0f32; values.len()];
+        for r in 0..mc * kc {
+            for x in 0..wd {
+                for y in 0..ht {
+                    transposed[(r * ht + y) * wd + x] = values[(r * wd + x) * ht + y];
+                }
+            }
+        }
+        per_class.push(Some((mc, [ht, wd], transposed)));
+    }
+    let present: Vec<&(usize, [usize; 2], Vec<f32>)> = per_class.iter().flatten().collect();
+    if present.is_empty() {
+        bail!(
+            "{}: no `mixtures.{{class}}` tensor for any of the classes {classes:?}",
+            path.display()
+        );
+    }
+    let odd = |v: usize| if v % 2 == 0 { v + 1 } else { v };
+    let mut size = [0, 1].map(|a| odd(present.iter().map(|c| c.1[a]).max().unwrap_or(1)));
+    if cut == VggCut::Pool4 {
+        size = [
+            size[0].saturating_sub(20).max(1),
+            size[1].saturating_sub(40).max(1),
+        ];
+    }
+    let [hm, wm] = size;
+    let offset = |target: usize, inner: usize| -> isize {
+        if target >= inner {
+            let diff = target - inner;
+            (if cut == VggCut::Pool5 {
+                diff.div_ceil(2)
+            } else {
+                diff / 2
+            }) as isize
+        } else {
+            -(((inner - target) / 2) as isize)
+        }
+    };
+    let mut mixtures = Vec::with_capacity(classes.len() * m * k * hm * wm);
+    let mut clusters = Vec::new();
+    for class in &per_class {
+        let Some((mc, [h, w], values)) = class else {
+            mixtures.extend(std::iter::repeat_n(0.0f32, m * k * hm * wm));
+            clusters.push(0);
+            continue;
+        };
+        clusters.push(*mc);
+        let (dy, dx) = (offset(hm, *h), offset(wm, *w));
+        for row in 0..m {
+            let source = row % mc;
+            for kk in 0..k {
+                for y in 0..hm {
+                    for x in 0..wm {
+                        let (sy, sx) = (y as isize - dy, x as isize - dx);
+                        let inside = sy >= 0 && sx >= 0 && (sy as usize) < *h && (sx as usize) < *w;
+                        mixtures.push(if inside {
+                            values[((source * k + kk) * h + sy as usize) * w + sx as usize]
+                        } else {
+                            0.0
+                        });
+                    }
+                }
+            }
+        }
+    }
+    Ok(ReleasedInit {
+        dictionary,
+        mixtures,
+        size,
+        clusters,
+    })
+}

@@ -95,3 +95,35 @@ fn untied_mixtures_and_mismatched_settings_are_refused_by_name() {
         load_best_checkpoint::<Flex>(&fixture("best_tiny.pth"), &wide, head, &device).unwrap_err();
     assert!(format!("{err:#}").contains("conv1o1.weight"), "{err:#}");
 }
+
+/// The released initialisation pickles, converted (`tools/convert_init_pickles.py`), load as the
+/// released `getCompositionModel` sizes, pads and stacks them (`make_init_fixture.py`).
+#[test]
+fn the_released_initialisation_loads_as_get_composition_model_builds_it() {
+    use compnet::official::load_released_init;
+    let classes: Vec<String> = ["bus", "car", "boat"].map(String::from).to_vec();
+    let init = load_released_init(
+        &fixture("init_tiny.safetensors"),
+        &classes,
+        VggCut::Pool5,
+        4,
+    )
+    .unwrap();
+    assert_eq!(init.dictionary.len(), 3);
+    assert_eq!(init.size, [3, 5], "H max 3 (odd), W max 4 → 5");
+    assert_eq!(init.clusters, [2, 4, 0], "bus has 2 mixtures, boat none");
+    let expected: Vec<f32> =
+        read_safetensors_tensor(&fixture("init_tiny_reference.safetensors"), "mix_model")
+            .unwrap()
+            .iter::<f32>()
+            .collect();
+    let per_class = 4 * 3 * 3 * 5;
+    assert_eq!(&init.mixtures[..2 * per_class], expected.as_slice());
+    assert!(
+        init.mixtures[2 * per_class..].iter().all(|&v| v == 0.0),
+        "boat's rows are empty"
+    );
+    let err =
+        load_released_init(&fixture("best_tiny.pth"), &classes, VggCut::Pool5, 4).unwrap_err();
+    assert!(format!("{err:#}").contains("best_tiny.pth"), "{err:#}");
+}

@@ -1846,6 +1846,33 @@ valid_fraction = 0.2
         .count();
     assert_eq!(empty, 10, "{init}");
     assert!(run.join("occluders-L1.png").is_file());
+    // The released initialisation (converted pickles: K = 8, D = 32, car and bus) instead of
+    // the computed one, at pool5.
+    let released = out.path().join("released");
+    run_ok(&[
+        "train",
+        "compnet",
+        "--config",
+        config.to_str().unwrap(),
+        "--set",
+        "backbone.vgg.cut=\"pool5\"",
+        "--set",
+        &format!(
+            "init.file=\"{}\"",
+            fixture("compnet", "init_k8_d32.safetensors")
+        ),
+        "--out",
+        released.to_str().unwrap(),
+    ]);
+    let init: serde_json::Value = serde_json::from_str(
+        &fs::read_to_string(single_run(&released, "compnet").join("init/init.json")).unwrap(),
+    )
+    .unwrap();
+    assert!(
+        init["source"].as_str().unwrap().contains("released"),
+        "{init}"
+    );
+    assert_eq!(init["mixture_size"], serde_json::json!([3, 5]), "{init}");
     // A missing list folder is named before any run directory is made.
     let err = run_err(&[
         "train",

@@ -660,8 +660,9 @@ pub fn write_report(
     );
     let _ = writeln!(
         md,
-        "- Initialisation (`init/`, {:.0} s): {} vMF kernels; mixtures of {} × {} from {} clusters per class ({:?}); {} occluder models; CN-WACV binarises at cos > {:.2}.",
+        "- Initialisation (`init/`, {:.0} s, {}): {} vMF kernels; mixtures of {} × {} from {} clusters per class (images per cluster {:?}); {} occluder models; CN-WACV binarises at cos > {:.2}.",
         init.seconds,
+        init.source,
         config.kernels(),
         init.mixture_size[0],
         init.mixture_size[1],

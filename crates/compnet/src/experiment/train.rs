@@ -35,11 +35,11 @@ use crate::{
     features::{cosine_maps, feature_maps},
     head::CompositionalHead,
     init::{
-        ClassMixtures, Map, bernoulli_occluder, class_mixtures, dictionary, fill_rows,
-        valid_positions, vmf_occluders,
+        ClassMixtures, Map, bernoulli_for_mixtures, bernoulli_occluder, class_mixtures, dictionary,
+        fill_rows, valid_positions, vmf_occluders,
     },
     model::CompNet,
-    official::background_maps,
+    official::{background_maps, load_released_init},
     vmf::VmfKernels,
 };
 
@@ -50,8 +50,11 @@ pub struct InitNote {
     pub occluders: usize,
     /// Clusters surviving per class (before repeating to M rows).
     pub clusters: Vec<Vec<usize>>,
-    /// Per class: the binary encoding's distance threshold.
-    pub class_thresholds: Vec<f64>,
+    /// Per class: the binary encoding's distance threshold (none: no training image, or the
+    /// released mixtures).
+    pub class_thresholds: Vec<Option<f64>>,
+    /// Where the dictionary and mixtures come from.
+    pub source: String,
     /// CN-WACV's distance threshold (a kernel is on where `1 − cos` is below it).
     pub bernoulli_threshold: f64,
     pub mixture_size: [usize; 2],
@@ -402,24 +405,47 @@ fn init_stage<B: AutodiffBackend>(
             anyhow::bail!("the initialisation's training images: {error}");
         }
     }
-    // 1. The dictionary from sampled feature vectors.
-    let sampled: Vec<(&[f32], [usize; 2])> = per_class
-        .iter()
-        .flat_map(|c| images(c, init_config.dictionary_images_per_class))
-        .collect();
-    if verbose {
-        println!(
-            "initialisation: vMF dictionary of {} kernels from {} images ({} positions each)",
-            config.kernels(),
-            sampled.len(),
-            init_config.positions_per_image
-        );
-    }
-    let mu = dictionary(
-        &feature_maps(&sampled, &inner, &normalization, batch, device),
-        &init_config,
-    );
+    let m = config.head.mixtures_per_class;
     let (k, d) = (config.kernels(), config.backbone.vgg.out_channels());
+    // 1. The dictionary: sampled feature vectors clustered by vMF-EM, or the released one.
+    let released = match &init_config.file {
+        Some(file) => Some(load_released_init(
+            file,
+            &config.data.class_names(),
+            config.backbone.vgg.cut,
+            m,
+        )?),
+        None => None,
+    };
+    let mu = match &released {
+        Some(r) => {
+            if r.dictionary.len() != k || r.dictionary.first().map_or(0, Vec::len) != d {
+                anyhow::bail!(
+                    "init.file: a dictionary of {} × {}, expected K = {k} (init.dictionary.components) × D = {d}",
+                    r.dictionary.len(),
+                    r.dictionary.first().map_or(0, Vec::len)
+                );
+            }
+            r.dictionary.clone()
+        }
+        None => {
+            let sampled: Vec<(&[f32], [usize; 2])> = per_class
+                .iter()
+                .flat_map(|c| images(c, init_config.dictionary_images_per_class))
+                .collect();
+            if verbose {
+                println!(
+                    "initialisation: vMF dictionary of {k} kernels from {} images ({} positions each)",
+                    sampled.len(),
+                    init_config.positions_per_image
+                );
+            }
+            dictionary(
+                &feature_maps(&sampled, &inner, &normalization, batch, device),
+                &init_config,
+            )
+        }
+    };
     let kernels = VmfKernels::from_rows(tensor::<B::InnerBackend, 2>(
         f32s(&mu.concat()),
         [k, d],
@@ -453,22 +479,59 @@ fn init_stage<B: AutodiffBackend>(
         anyhow::bail!("no training image: nothing to initialise the compositional models from");
     }
     let bernoulli_threshold = class_threshold(&pooled);
-    let mixtures: Vec<Option<ClassMixtures>> = class_cos
-        .iter()
-        .map(|maps| {
-            (!maps.is_empty())
-                .then(|| class_mixtures(maps, kappa, bernoulli_threshold, &init_config))
-        })
-        .collect();
-    let size = [0, 1].map(|axis| {
-        mixtures
-            .iter()
-            .flatten()
-            .map(|m| m.vmf[0].size[axis])
-            .max()
-            .unwrap_or(1)
-    });
-    let m = config.head.mixtures_per_class;
+    let (mixtures, size): (Vec<Option<ClassMixtures>>, [usize; 2]) = match &released {
+        None => {
+            let mixtures: Vec<Option<ClassMixtures>> = class_cos
+                .iter()
+                .map(|maps| {
+                    (!maps.is_empty())
+                        .then(|| class_mixtures(maps, kappa, bernoulli_threshold, &init_config))
+                })
+                .collect();
+            let size = [0, 1].map(|axis| {
+                mixtures
+                    .iter()
+                    .flatten()
+                    .map(|m| m.vmf[0].size[axis])
+                    .max()
+                    .unwrap_or(1)
+            });
+            (mixtures, size)
+        }
+        Some(r) => {
+            // The released mixtures as they are; CN-WACV's from the images each one explains best.
+            let per_row = k * r.size[0] * r.size[1];
+            let mixtures = class_cos
+                .iter()
+                .enumerate()
+                .map(|(c, maps)| {
+                    let unique = r.clusters[c].min(m);
+                    if unique == 0 || maps.is_empty() {
+                        return None;
+                    }
+                    let vmf: Vec<Map> = (0..unique)
+                        .map(|row| Map {
+                            values: r.mixtures
+                                [(c * m + row) * per_row..(c * m + row + 1) * per_row]
+                                .iter()
+                                .map(|&v| f64::from(v))
+                                .collect(),
+                            size: r.size,
+                        })
+                        .collect();
+                    let (bernoulli, clusters) =
+                        bernoulli_for_mixtures(maps, &vmf, kappa, bernoulli_threshold, r.size);
+                    Some(ClassMixtures {
+                        vmf,
+                        bernoulli,
+                        clusters,
+                        threshold: f64::NAN,
+                    })
+                })
+                .collect();
+            (mixtures, r.size)
+        }
+    };
     let positions = size[0] * size[1];
     let (mut vmf_rows, mut log_alpha, mut valid) = (Vec::new(), Vec::new(), Vec::new());
     let eps = init_config.bernoulli_epsilon;
@@ -522,8 +585,18 @@ fn init_stage<B: AutodiffBackend>(
             .collect(),
         class_thresholds: mixtures
             .iter()
-            .map(|m| m.as_ref().map_or(f64::NAN, |m| m.threshold))
+            .map(|m| m.as_ref().map(|m| m.threshold).filter(|t| t.is_finite()))
             .collect(),
+        source: match &init_config.file {
+            Some(file) => format!(
+                "the released dictionary and mixtures of {} (CN-WACV's from the images each mixture explains best)",
+                file.display()
+            ),
+            None => format!(
+                "vMF-EM and spectral clustering + ML/EM on {} training images",
+                per_class.iter().map(Vec::len).sum::<usize>()
+            ),
+        },
         bernoulli_threshold,
         mixture_size: size,
         seconds: started.elapsed().as_secs_f64(),
