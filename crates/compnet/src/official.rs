@@ -325,6 +325,9 @@ pub struct ReleasedInit {
     pub clusters: Vec<usize>,
 }
 
+/// One class's mixtures in a released initialisation: `(M_c, [H, W], values (M_c, K, H, W))`.
+type ClassFile = (usize, [usize; 2], Vec<f32>);
+
 /// The released initialisation file for `classes` (§2.9 "Loading", `helpers.getCompositionModel`):
 /// each class's `[M_c, K, W, H]` transposed to `(K, H, W)`; the common size is the per-axis
 /// maximum over classes, plus 1 where even, then −20 (H) and −40 (W) for pool4; each class
@@ -376,7 +379,7 @@ pub fn load_released_init(
         .map(|row| row.iter().map(|&v| f64::from(v)).collect())
         .collect();
     // Per class: (M_c, K, H, W) after the transpose.
-    let mut per_class: Vec<Option<(usize, [usize; 2], Vec<f32>)>> = Vec::new();
+    let mut per_class: Vec<Option<ClassFile>> = Vec::new();
     for class in classes {
         let Some((shape, values)) = read(&format!("mixtures.{class}"))? else {
             per_class.push(None);
@@ -404,14 +407,14 @@ pub fn load_released_init(
         }
         per_class.push(Some((mc, [ht, wd], transposed)));
     }
-    let present: Vec<&(usize, [usize; 2], Vec<f32>)> = per_class.iter().flatten().collect();
+    let present: Vec<&ClassFile> = per_class.iter().flatten().collect();
     if present.is_empty() {
         bail!(
             "{}: no `mixtures.{{class}}` tensor for any of the classes {classes:?}",
             path.display()
         );
     }
-    let odd = |v: usize| if v % 2 == 0 { v + 1 } else { v };
+    let odd = |v: usize| if v.is_multiple_of(2) { v + 1 } else { v };
     let mut size = [0, 1].map(|a| odd(present.iter().map(|c| c.1[a]).max().unwrap_or(1)));
     if cut == VggCut::Pool4 {
         size = [
