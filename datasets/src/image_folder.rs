@@ -54,6 +54,28 @@ fn sorted_entries(path: &Path) -> Result<Vec<PathBuf>, FolderError> {
     Ok(entries)
 }
 
+/// The PNG/JPEG files directly in `dir` (any case of the extension), sorted by name; an error
+/// names `what` (e.g. "--gallery") and the folder when it cannot be read or holds none.
+pub fn image_files(dir: &Path, what: &str) -> Result<Vec<PathBuf>, String> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| format!("{what} {}: not a readable folder ({e})", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.extension()
+                .and_then(|e| e.to_str())
+                .is_some_and(|e| matches!(e.to_ascii_lowercase().as_str(), "png" | "jpg" | "jpeg"))
+        })
+        .collect();
+    files.sort();
+    if files.is_empty() {
+        return Err(format!(
+            "{what} {}: no PNG or JPEG images in it",
+            dir.display()
+        ));
+    }
+    Ok(files)
+}
+
 impl ImageFolder {
     /// Scans `root/split`. `expected_classes`: the train split's classes, which val must repeat.
     pub fn scan(

@@ -84,21 +84,12 @@ pub fn switch_choice(
     compositional_scores: &[f32],
     tau: f64,
 ) -> (usize, bool) {
-    let (class, confidence) = first_max(dcnn_probabilities);
+    let (class, confidence) = crate::first_max(dcnn_probabilities);
     if f64::from(confidence) >= tau {
         (class, false)
     } else {
-        (first_max(compositional_scores).0, true)
+        (crate::first_max(compositional_scores).0, true)
     }
-}
-
-/// The first index of the largest value, and the value.
-fn first_max(row: &[f32]) -> (usize, f32) {
-    row.iter()
-        .enumerate()
-        .fold((0, f32::NEG_INFINITY), |(bi, bv), (i, &v)| {
-            if v > bv { (i, v) } else { (bi, bv) }
-        })
 }
 
 /// [`switch_choice`] over a batch of DCNN logits and compositional scores; returns the
@@ -205,14 +196,8 @@ pub fn bernoulli_occluder_map<B: Backend>(
         .iter::<f32>()
         .collect();
     let score = |row: &[f32]| row.iter().zip(&bg).map(|(f, g)| f.max(*g)).sum::<f32>();
-    let best = fg
-        .chunks(p)
-        .enumerate()
-        .fold((0, f32::NEG_INFINITY), |(bi, bv), (i, row)| {
-            let s = score(row);
-            if s > bv { (i, s) } else { (bi, bv) }
-        })
-        .0;
+    let per_mixture: Vec<f32> = fg.chunks(p).map(score).collect();
+    let best = crate::first_max(&per_mixture).0;
     bg.iter()
         .zip(&fg[best * p..(best + 1) * p])
         .map(|(g, f)| g - f)

@@ -54,6 +54,28 @@ pub fn size_runs<T>(items: &[T], batch: usize, size: impl Fn(&T) -> [usize; 2]) 
     runs
 }
 
+/// The maps `f(backbone features)` of `images`, one forward pass per run of one size.
+fn maps_by_runs<B: Backend>(
+    images: &[(&[f32], [usize; 2])],
+    backbone: &Vgg16Features<B>,
+    normalization: &Normalization,
+    batch: usize,
+    device: &B::Device,
+    f: impl Fn(Tensor<B, 4>) -> Tensor<B, 4>,
+) -> Vec<Map> {
+    size_runs(images, batch, |i| i.1)
+        .into_iter()
+        .flat_map(|run| {
+            maps_of(f(features_of(
+                backbone,
+                run.iter().copied(),
+                normalization,
+                device,
+            )))
+        })
+        .collect()
+}
+
 /// The raw feature maps `[D × H × W]` of `images`.
 pub fn feature_maps<B: Backend>(
     images: &[(&[f32], [usize; 2])],
@@ -62,17 +84,7 @@ pub fn feature_maps<B: Backend>(
     batch: usize,
     device: &B::Device,
 ) -> Vec<Map> {
-    size_runs(images, batch, |i| i.1)
-        .into_iter()
-        .flat_map(|run| {
-            maps_of(features_of(
-                backbone,
-                run.iter().copied(),
-                normalization,
-                device,
-            ))
-        })
-        .collect()
+    maps_by_runs(images, backbone, normalization, batch, device, |f| f)
 }
 
 /// The cosine maps `[K × H × W]` of `images` against `kernels`.
@@ -84,17 +96,9 @@ pub fn cosine_maps<B: Backend>(
     batch: usize,
     device: &B::Device,
 ) -> Vec<Map> {
-    size_runs(images, batch, |i| i.1)
-        .into_iter()
-        .flat_map(|run| {
-            maps_of(kernels.cosine(features_of(
-                backbone,
-                run.iter().copied(),
-                normalization,
-                device,
-            )))
-        })
-        .collect()
+    maps_by_runs(images, backbone, normalization, batch, device, |f| {
+        kernels.cosine(f)
+    })
 }
 
 #[cfg(test)]

@@ -340,13 +340,7 @@ pub fn bernoulli_for_mixtures(
                 .iter()
                 .map(|a| log_likelihood(&likelihood.values, &a.values, kernels))
                 .collect();
-            scores
-                .iter()
-                .enumerate()
-                .fold((0, f64::NEG_INFINITY), |(bi, bv), (i, &v)| {
-                    if v > bv { (i, v) } else { (bi, bv) }
-                })
-                .0
+            crate::first_max(&scores).0
         })
         .collect();
     let binary: Vec<BinaryMap> = cos

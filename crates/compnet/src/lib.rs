@@ -37,3 +37,27 @@ pub mod vmf;
 pub mod vmfmm;
 
 pub use experiment::{COMPNET, CompNetExperiment};
+
+/// The first index of the largest value and the value (`(0, −∞)` for no values; NaN never
+/// wins): the argmax every score, assignment and prediction here uses.
+pub fn first_max<T: Lowest>(values: &[T]) -> (usize, T) {
+    values.iter().enumerate().fold(
+        (0, T::LOWEST),
+        |(bi, bv), (i, &v)| {
+            if v > bv { (i, v) } else { (bi, bv) }
+        },
+    )
+}
+
+/// The float types [`first_max`] takes, with their `−∞`.
+pub trait Lowest: PartialOrd + Copy {
+    const LOWEST: Self;
+}
+
+impl Lowest for f32 {
+    const LOWEST: Self = f32::NEG_INFINITY;
+}
+
+impl Lowest for f64 {
+    const LOWEST: Self = f64::NEG_INFINITY;
+}

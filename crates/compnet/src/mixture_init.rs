@@ -91,13 +91,7 @@ pub fn em_step(
                 .iter()
                 .map(|alpha| log_likelihood(map, alpha, kernels))
                 .collect();
-            scores
-                .iter()
-                .enumerate()
-                .fold((0, f64::NEG_INFINITY), |(bi, bv), (i, &v)| {
-                    if v > bv { (i, v) } else { (bi, bv) }
-                })
-                .0
+            crate::first_max(&scores).0
         })
         .collect();
     let updated = mixtures

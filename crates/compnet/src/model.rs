@@ -67,6 +67,21 @@ pub struct CompNet<B: Backend> {
     pub loss: LossConfig,
 }
 
+/// Occluder models `[N][K]` (host, as [`crate::init::vmf_occluders`] makes them) as a tensor.
+pub fn occluder_tensor<B: Backend>(rows: &[Vec<f64>], device: &B::Device) -> Tensor<B, 2> {
+    let k = rows.first().map_or(0, Vec::len);
+    Tensor::from_data(
+        burn::tensor::TensorData::new(
+            rows.concat()
+                .iter()
+                .map(|&v| v as f32)
+                .collect::<Vec<f32>>(),
+            [rows.len(), k],
+        ),
+        device,
+    )
+}
+
 impl<B: Backend> CompNet<B> {
     pub fn new(
         backbone: Vgg16Features<B>,

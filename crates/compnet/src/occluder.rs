@@ -73,13 +73,7 @@ pub fn general_models(vectors: &[Vec<f64>], config: &OccluderConfig) -> Vec<Vec<
     let mut sums = vec![vec![0.0; dim]; components];
     let mut counts = vec![0usize; components];
     for (v, p) in vectors.iter().zip(&posteriors) {
-        let best = p
-            .iter()
-            .enumerate()
-            .fold((0, f64::NEG_INFINITY), |(bi, bv), (i, &x)| {
-                if x > bv { (i, x) } else { (bi, bv) }
-            })
-            .0;
+        let best = crate::first_max(p).0;
         counts[best] += 1;
         for (s, x) in sums[best].iter_mut().zip(v) {
             *s += x;

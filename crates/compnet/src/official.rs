@@ -250,28 +250,30 @@ pub struct BackgroundImages {
     pub general: Vec<Image>,
 }
 
+/// CN-vMF's occluder models (§2.5) from background cosine maps, as a `[N, K]` tensor; an error
+/// when no background position activates any kernel (no model can be made).
+pub fn occluder_models_tensor<B: Backend>(
+    maps: &BackgroundMaps,
+    head: &HeadConfig,
+    init: &crate::init::InitConfig,
+    device: &B::Device,
+) -> Result<Tensor<B, 2>> {
+    let rows = crate::init::vmf_occluders(maps, head.kappa, head.threshold, init);
+    if rows.is_empty() {
+        bail!(
+            "no background position activates any vMF kernel (cos > {}): no occluder model can be built",
+            head.threshold
+        );
+    }
+    Ok(crate::model::occluder_tensor(&rows, device))
+}
+
 /// The released `background_images/` layout: `*_white*` and `*_noise*` files are those types,
 /// every other PNG/JPEG is `general`; sorted by name (the released code does not sort: its order
 /// is the file system's). Images are read at their own resolution, as released.
 pub fn background_images_from_folder(dir: &Path) -> Result<BackgroundImages> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .with_context(|| {
-            format!(
-                "{}: not a readable folder of background images",
-                dir.display()
-            )
-        })?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            p.extension()
-                .and_then(|e| e.to_str())
-                .is_some_and(|e| matches!(e.to_ascii_lowercase().as_str(), "png" | "jpg" | "jpeg"))
-        })
-        .collect();
-    files.sort();
-    if files.is_empty() {
-        bail!("{}: no PNG or JPEG background images in it", dir.display());
-    }
+    let files = datasets::image_folder::image_files(dir, "background images:")
+        .map_err(anyhow::Error::msg)?;
     let mut images = BackgroundImages::default();
     for path in files {
         let image = image::open(&path)

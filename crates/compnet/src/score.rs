@@ -118,13 +118,7 @@ pub enum MapMode {
 
 /// The first index of the largest value.
 fn first_argmax(values: &[f32]) -> usize {
-    values
-        .iter()
-        .enumerate()
-        .fold((0, f32::NEG_INFINITY), |(bi, bv), (i, &v)| {
-            if v > bv { (i, v) } else { (bi, bv) }
-        })
-        .0
+    crate::first_max(values).0
 }
 
 /// The occluder map of image `b` for label `y`: `occ[i] = bg(i) − fg[y, m*](i)` (positive: the

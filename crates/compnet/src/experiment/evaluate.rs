@@ -8,7 +8,7 @@
 use std::{collections::BTreeMap, fmt::Write};
 
 use anyhow::{Context, Result};
-use burn::tensor::{Tensor, TensorData, activation::softmax, backend::Backend};
+use burn::tensor::{Tensor, activation::softmax, backend::Backend};
 use core_train::{
     EpochRow, RunDir, RunMeta,
     checkpoint::write_atomically,
@@ -27,9 +27,8 @@ use crate::{
     bernoulli::{BernoulliNet, bernoulli_occluder_map, switch_choice},
     dcnn::VggClassifier,
     features::size_runs,
-    init::vmf_occluders,
     model::CompNet,
-    official::background_maps,
+    official::{background_maps, occluder_models_tensor},
     roc::{RocPoint, auc, average, image_roc, thresholds, tpr_at_fpr},
     score::{MapMode, occluder_map},
 };
@@ -56,12 +55,7 @@ pub struct Scored {
 }
 
 fn argmax(v: &[f32]) -> usize {
-    v.iter()
-        .enumerate()
-        .fold((0, f32::NEG_INFINITY), |(bi, bv), (i, &x)| {
-            if x > bv { (i, x) } else { (bi, bv) }
-        })
-        .0
+    crate::first_max(v).0
 }
 
 /// Scores the images of `items` with every model, loading them a batch at a time (runs of one
@@ -359,34 +353,13 @@ fn evaluation_occluders<B: Backend>(
         config.eval.batch_size,
         device,
     );
-    let occluders = vmf_occluders(
-        &maps,
-        config.head.kappa,
-        config.head.threshold,
-        &config.init_config(),
-    );
-    if occluders.is_empty() {
-        anyhow::bail!("no background position activates any trained vMF kernel: no occluder model");
-    }
-    let k = occluders[0].len();
+    let occluders = occluder_models_tensor(&maps, &config.head, &config.init_config(), device)?;
+    let n = occluders.dims()[0];
     let mut rebuilt = model.clone();
-    rebuilt.occluders = burn::module::Param::from_tensor(Tensor::from_data(
-        TensorData::new(
-            occluders
-                .concat()
-                .iter()
-                .map(|&v| v as f32)
-                .collect::<Vec<f32>>(),
-            [occluders.len(), k],
-        ),
-        device,
-    ));
+    rebuilt.occluders = burn::module::Param::from_tensor(occluders);
     Ok((
         rebuilt,
-        format!(
-            "{} occluder models rebuilt from the trained dictionary (the fixed behaviour)",
-            occluders.len()
-        ),
+        format!("{n} occluder models rebuilt from the trained dictionary (the fixed behaviour)"),
     ))
 }
 

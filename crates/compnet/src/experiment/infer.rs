@@ -6,37 +6,24 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use burn::tensor::{Tensor, TensorData, backend::Backend};
+use burn::tensor::backend::Backend;
 use core_nets::vgg::{VggConfig, VggCut};
 use core_train::{InferOptions, Prediction};
-use datasets::Normalization;
+use datasets::{Normalization, formats::occluded::COMPNET_CLASSES};
 use serde::{Deserialize, Serialize};
 
 use super::evaluate::map_picture;
 use crate::{
     features::features_of,
     head::HeadConfig,
-    init::{InitConfig, vmf_occluders},
+    init::InitConfig,
     model::{CompNet, LossConfig},
-    official::{background_images_from_folder, background_maps, load_best_checkpoint},
+    official::{
+        background_images_from_folder, background_maps, load_best_checkpoint,
+        occluder_models_tensor,
+    },
     score::{MapMode, occluder_map},
 };
-
-/// The released models' training classes (§2.1), label = index.
-pub const PASCAL3D_CLASSES: [&str; 12] = [
-    "aeroplane",
-    "bicycle",
-    "boat",
-    "bottle",
-    "bus",
-    "car",
-    "chair",
-    "diningtable",
-    "motorbike",
-    "sofa",
-    "train",
-    "tvmonitor",
-];
 
 /// A released checkpoint's model: its backbone, head settings and class names (`--model`: the
 /// preset `compnet_vmf_pool5`, or a TOML file of these keys).
@@ -53,7 +40,7 @@ impl Default for ReleasedModel {
         Self {
             vgg: VggConfig::vgg16(VggCut::Pool5),
             head: HeadConfig::default(),
-            classes: PASCAL3D_CLASSES.iter().map(|c| c.to_string()).collect(),
+            classes: COMPNET_CLASSES.iter().map(|c| c.to_string()).collect(),
         }
     }
 }
@@ -100,26 +87,9 @@ pub fn released_compnet<B: Backend>(
         1,
         device,
     );
-    let init = InitConfig::default();
-    let occluders = vmf_occluders(&maps, released.head.kappa, released.head.threshold, &init);
-    if occluders.is_empty() {
-        anyhow::bail!(
-            "{}: no background position activates any vMF kernel: no occluder model",
-            backgrounds.display()
-        );
-    }
-    let k = occluders[0].len();
-    let occluders = Tensor::from_data(
-        TensorData::new(
-            occluders
-                .concat()
-                .iter()
-                .map(|&v| v as f32)
-                .collect::<Vec<f32>>(),
-            [occluders.len(), k],
-        ),
-        device,
-    );
+    let occluders =
+        occluder_models_tensor(&maps, &released.head, &InitConfig::default(), device)
+            .with_context(|| format!("the occluder models from {}", backgrounds.display()))?;
     Ok(CompNet::new(
         backbone,
         head,

@@ -36,10 +36,10 @@ use crate::{
     head::CompositionalHead,
     init::{
         ClassMixtures, Map, bernoulli_for_mixtures, bernoulli_occluder, class_mixtures, dictionary,
-        fill_rows, valid_positions, vmf_occluders,
+        fill_rows, valid_positions,
     },
     model::CompNet,
-    official::{background_maps, load_released_init},
+    official::{background_maps, load_released_init, occluder_models_tensor},
     vmf::VmfKernels,
 };
 
@@ -570,15 +570,10 @@ fn init_stage<B: AutodiffBackend>(
         batch,
         device,
     );
-    let occluders = vmf_occluders(&background, kappa, config.head.threshold, &init_config);
-    if occluders.is_empty() {
-        anyhow::bail!(
-            "no background position activates any vMF kernel: no occluder model can be built"
-        );
-    }
+    let occluders = occluder_models_tensor(&background, &config.head, &init_config, device)?;
     let bernoulli_occ = bernoulli_occluder(&background, bernoulli_threshold);
     let note = InitNote {
-        occluders: occluders.len(),
+        occluders: occluders.dims()[0],
         clusters: mixtures
             .iter()
             .map(|m| m.as_ref().map_or(Vec::new(), |m| m.clusters.clone()))
@@ -610,7 +605,7 @@ fn init_stage<B: AutodiffBackend>(
             tensor(vmf_rows, [rows, k, h, w], device),
             config.head.clone(),
         ),
-        tensor(f32s(&occluders.concat()), [occluders.len(), k], device),
+        occluders,
         config.loss.clone(),
     );
     let bernoulli = BernoulliNet {

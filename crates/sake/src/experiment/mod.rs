@@ -17,7 +17,7 @@ pub mod train;
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use core_train::{
     Card, Experiment, InferOptions, ModelCount, Outcome, Prediction, Preset, RunDir, Session,
@@ -186,7 +186,8 @@ impl Experiment for Sake {
                 )
             }
         };
-        let gallery = image_files(gallery_dir)?;
+        let gallery = datasets::image_folder::image_files(gallery_dir, "--gallery")
+            .map_err(anyhow::Error::msg)?;
         let embed = |files: &[PathBuf], domain: Domain| -> Result<Vec<f32>> {
             let mut features = Vec::new();
             for chunk in files.chunks(32) {
@@ -357,24 +358,6 @@ fn load_student_file<B: Backend>(
         }
     };
     Ok((student, file.to_path_buf()))
-}
-
-/// The PNG/JPEG files of `dir`, sorted.
-fn image_files(dir: &Path) -> Result<Vec<PathBuf>> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .with_context(|| format!("--gallery {}: not a readable folder", dir.display()))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            p.extension()
-                .and_then(|e| e.to_str())
-                .is_some_and(|e| matches!(e.to_ascii_lowercase().as_str(), "png" | "jpg" | "jpeg"))
-        })
-        .collect();
-    files.sort();
-    if files.is_empty() {
-        bail!("--gallery {}: no PNG or JPEG images in it", dir.display());
-    }
-    Ok(files)
 }
 
 #[cfg(test)]
