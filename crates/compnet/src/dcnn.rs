@@ -1,9 +1,10 @@
-//! The plain DCNN of both papers (`compnet.md` §2.2, §4.2): VGG-16 features, global average
-//! pooling and a linear classifier over the training classes. CN-WACV routes an image to its
+//! The plain DCNN of both papers (`compnet.md` §2.2, §4.2): the backbone's features (VGG-16, or a
+//! ResNet), global average pooling and a linear classifier over the training classes. CN-WACV routes an image to its
 //! compositional model when this network is unsure (§2.10); on the embedded data it is also the
 //! backbone the compositional heads sit on (ImageNet pre-training's role), trained first in the
 //! same run. torchvision's VGG-16 has a three-layer fully-connected classifier; the head here is
-//! one linear layer, since only its features are shared with the compositional models.
+//! one linear layer on the pooled features, since only the features are shared with the
+//! compositional models.
 
 use burn::{
     module::Module,
@@ -14,34 +15,46 @@ use burn::{
     },
     train::{ClassificationOutput, InferenceStep, TrainOutput, TrainStep},
 };
-use core_nets::vgg::{Vgg16Features, VggConfig};
+use core_nets::vgg::VggConfig;
 use datasets::ClassificationBatch;
+
+use crate::backbone::{Backbone, BackboneChoice, ResNetBackbone};
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DcnnConfig {
     pub vgg: VggConfig,
+    /// A ResNet instead of VGG ([`crate::backbone`]).
+    pub resnet: Option<ResNetBackbone>,
     pub num_classes: usize,
 }
 
 impl DcnnConfig {
-    pub fn init<B: Backend>(&self, device: &B::Device) -> VggClassifier<B> {
-        VggClassifier {
-            features: self.vgg.init(device),
-            fc: LinearConfig::new(self.vgg.out_channels(), self.num_classes).init(device),
+    pub fn backbone(&self) -> BackboneChoice<'_> {
+        BackboneChoice {
+            vgg: &self.vgg,
+            resnet: self.resnet.as_ref(),
+        }
+    }
+
+    pub fn init<B: Backend>(&self, device: &B::Device) -> Dcnn<B> {
+        let backbone = self.backbone();
+        Dcnn {
+            features: backbone.init(device),
+            fc: LinearConfig::new(backbone.out_channels(), self.num_classes).init(device),
         }
     }
 }
 
-/// VGG-16 features, global average pooling, a linear classifier.
+/// The backbone's features, global average pooling, a linear classifier.
 #[derive(Module, Debug)]
-pub struct VggClassifier<B: Backend> {
-    pub features: Vgg16Features<B>,
+pub struct Dcnn<B: Backend> {
+    pub features: Backbone<B>,
     pub fc: Linear<B>,
 }
 
-impl<B: Backend> VggClassifier<B> {
+impl<B: Backend> Dcnn<B> {
     /// Logits `[B, classes]`.
     pub fn forward(&self, images: Tensor<B, 4>) -> Tensor<B, 2> {
         self.classify(self.features.forward(images))
@@ -67,7 +80,7 @@ impl<B: Backend> VggClassifier<B> {
     }
 }
 
-impl<B: AutodiffBackend> TrainStep for VggClassifier<B> {
+impl<B: AutodiffBackend> TrainStep for Dcnn<B> {
     type Input = ClassificationBatch<B>;
     type Output = ClassificationOutput<B>;
 
@@ -77,7 +90,7 @@ impl<B: AutodiffBackend> TrainStep for VggClassifier<B> {
     }
 }
 
-impl<B: Backend> InferenceStep for VggClassifier<B> {
+impl<B: Backend> InferenceStep for Dcnn<B> {
     type Input = ClassificationBatch<B>;
     type Output = ClassificationOutput<B>;
 

@@ -4,17 +4,16 @@
 //! forward pass.
 
 use burn::tensor::{Tensor, backend::Backend};
-use core_nets::vgg::Vgg16Features;
 use datasets::Normalization;
 
-use crate::{init::Map, vmf::VmfKernels};
+use crate::{backbone::Backbone, init::Map, vmf::VmfKernels};
 
 /// An RGB image in `[0, 1]`, row-major `[H, W, 3]`, with its `[H, W]`.
 pub type Image = (Vec<f32>, [usize; 2]);
 
 /// Backbone features `[B, D, H, W]` of same-size RGB images.
 pub fn features_of<'a, B: Backend>(
-    backbone: &Vgg16Features<B>,
+    backbone: &Backbone<B>,
     images: impl ExactSizeIterator<Item = (&'a [f32], [usize; 2])>,
     normalization: &Normalization,
     device: &B::Device,
@@ -57,7 +56,7 @@ pub fn size_runs<T>(items: &[T], batch: usize, size: impl Fn(&T) -> [usize; 2]) 
 /// The maps `f(backbone features)` of `images`, one forward pass per run of one size.
 fn maps_by_runs<B: Backend>(
     images: &[(&[f32], [usize; 2])],
-    backbone: &Vgg16Features<B>,
+    backbone: &Backbone<B>,
     normalization: &Normalization,
     batch: usize,
     device: &B::Device,
@@ -79,7 +78,7 @@ fn maps_by_runs<B: Backend>(
 /// The raw feature maps `[D × H × W]` of `images`.
 pub fn feature_maps<B: Backend>(
     images: &[(&[f32], [usize; 2])],
-    backbone: &Vgg16Features<B>,
+    backbone: &Backbone<B>,
     normalization: &Normalization,
     batch: usize,
     device: &B::Device,
@@ -90,7 +89,7 @@ pub fn feature_maps<B: Backend>(
 /// The cosine maps `[K × H × W]` of `images` against `kernels`.
 pub fn cosine_maps<B: Backend>(
     images: &[(&[f32], [usize; 2])],
-    backbone: &Vgg16Features<B>,
+    backbone: &Backbone<B>,
     kernels: &VmfKernels<B>,
     normalization: &Normalization,
     batch: usize,

@@ -17,6 +17,7 @@
 //! (§2.10). The backbone, VGG-16 features, is
 //! core-nets' `vgg` module.
 
+pub mod backbone;
 pub mod bernoulli;
 pub mod binary;
 pub mod dcnn;

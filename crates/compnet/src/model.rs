@@ -5,7 +5,7 @@
 //! (`backbone.*` maps to `backbone.convs.*`, `conv1o1.weight` and `mix_model` to `head.*`).
 
 use burn::{
-    module::{Module, Param},
+    module::{AutodiffModule, Module, Param},
     tensor::{
         Int, Tensor,
         activation::log_softmax,
@@ -13,11 +13,11 @@ use burn::{
     },
     train::{ClassificationOutput, InferenceStep, TrainOutput, TrainStep},
 };
-use core_nets::vgg::Vgg16Features;
 use datasets::ClassificationBatch;
 use serde::{Deserialize, Serialize};
 
 use crate::{
+    backbone::Backbone,
     head::{CompositionalHead, HeadOutput},
     loss::{cluster_loss, released_terms},
 };
@@ -58,8 +58,8 @@ impl Default for LossConfig {
 /// The backbone, the head and the occluder models.
 #[derive(Module, Debug)]
 pub struct CompNet<B: Backend> {
-    /// Frozen: never given a gradient.
-    pub backbone: Vgg16Features<B>,
+    /// Frozen: never given a gradient, run outside the autodiff graph.
+    pub backbone: Backbone<B>,
     pub head: CompositionalHead<B>,
     /// The raw occluder models `[N, K]` (§2.5), fixed during training.
     pub occluders: Param<Tensor<B, 2>>,
@@ -84,7 +84,7 @@ pub fn occluder_tensor<B: Backend>(rows: &[Vec<f64>], device: &B::Device) -> Ten
 
 impl<B: Backend> CompNet<B> {
     pub fn new(
-        backbone: Vgg16Features<B>,
+        backbone: Backbone<B>,
         head: CompositionalHead<B>,
         occluders: Tensor<B, 2>,
         loss: LossConfig,
@@ -97,7 +97,8 @@ impl<B: Backend> CompNet<B> {
         }
     }
 
-    /// The backbone's features `[B, D, H, W]`, outside the autodiff graph.
+    /// The backbone's features `[B, D, H, W]` (on an autodiff backend, see [`Self::step`]'s
+    /// frozen pass).
     pub fn features(&self, images: Tensor<B, 4>) -> Tensor<B, 4> {
         self.backbone.forward(images).detach()
     }
@@ -141,12 +142,12 @@ impl<B: Backend> CompNet<B> {
         }
     }
 
-    pub fn forward_classification(
+    /// Scores, loss and classification output of a batch's features.
+    pub fn classify_features(
         &self,
-        images: Tensor<B, 4>,
+        features: Tensor<B, 4>,
         targets: Tensor<B, 1, Int>,
     ) -> ClassificationOutput<B> {
-        let features = self.features(images);
         let output = self.forward_features(features.clone());
         let loss = self.loss(features, &output, targets.clone());
         ClassificationOutput::new(loss, output.ml, targets)
@@ -191,8 +192,12 @@ impl<B: AutodiffBackend> TrainStep for CompNet<B> {
     type Input = ClassificationBatch<B>;
     type Output = ClassificationOutput<B>;
 
+    /// The frozen backbone runs on the inner backend: no graph, and a ResNet's batch norms use
+    /// their running statistics (the released model's backbone is in eval mode).
     fn step(&self, batch: ClassificationBatch<B>) -> TrainOutput<ClassificationOutput<B>> {
-        let item = self.forward_classification(batch.images, batch.targets);
+        let features =
+            Tensor::from_inner(self.backbone.clone().valid().forward(batch.images.inner()));
+        let item = self.classify_features(features, batch.targets);
         TrainOutput::new(self, item.loss.backward(), item)
     }
 }
@@ -202,7 +207,7 @@ impl<B: Backend> InferenceStep for CompNet<B> {
     type Output = ClassificationOutput<B>;
 
     fn step(&self, batch: ClassificationBatch<B>) -> ClassificationOutput<B> {
-        self.forward_classification(batch.images, batch.targets)
+        self.classify_features(self.features(batch.images), batch.targets)
     }
 }
 

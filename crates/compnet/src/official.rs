@@ -297,7 +297,7 @@ pub fn background_images_from_folder(dir: &Path) -> Result<BackgroundImages> {
 /// The cosine maps of background images by type under `backbone` and `kernels`.
 pub fn background_maps<B: Backend>(
     images: &BackgroundImages,
-    backbone: &Vgg16Features<B>,
+    backbone: &crate::backbone::Backbone<B>,
     kernels: &VmfKernels<B>,
     normalization: &datasets::Normalization,
     batch: usize,

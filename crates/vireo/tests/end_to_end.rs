@@ -1607,6 +1607,27 @@ fn compnet_runs_every_stage_leaves_the_occluder_pictures_and_resumes_exactly() {
     assert!(std::path::Path::new(json[0]["picture"].as_str().unwrap()).is_file());
 }
 
+/// The released code's untested option: a ResNet backbone (here a tiny basic-block one cut after
+/// layer3) under both compositional models, batch norms frozen with their running statistics.
+#[test]
+fn compnet_runs_on_a_resnet_backbone() {
+    let out = tempfile::tempdir().unwrap();
+    let mut args = tiny_compnet(out.path(), "1");
+    args.extend([
+        "--set".into(),
+        "backbone.resnet = { net = { block = \"basic\", layers = [1, 1, 1, 1], planes = [8, 16, 32, 64], stem_width = 8 }, cut = \"second\" }".into(),
+    ]);
+    let stdout = String::from_utf8(run_ok(&args).stdout).unwrap();
+    assert!(
+        stdout.contains("ResNet [1, 1, 1, 1]") && stdout.contains("to layer3"),
+        "{stdout}"
+    );
+    let run = single_run(out.path(), "compnet");
+    let e: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(run.join("evaluation.json")).unwrap()).unwrap();
+    assert_eq!(e["levels"].as_array().unwrap().len(), 4, "{e}");
+}
+
 #[test]
 fn compnet_rejects_bad_settings_by_name() {
     for (set, named) in [

@@ -5,12 +5,18 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Result, bail};
-use core_nets::vgg::{VggConfig, VggCut};
+use core_nets::vgg::VggConfig;
 use core_train::{OptimizerKind, TrainConfig};
 use datasets::{Normalization, ShapeWorld, formats::occluded::COMPNET_CLASSES};
 use serde::{Deserialize, Serialize};
 
-use crate::{dcnn::DcnnConfig, head::HeadConfig, init::InitConfig, model::LossConfig};
+use crate::{
+    backbone::{BackboneChoice, ResNetBackbone},
+    dcnn::DcnnConfig,
+    head::HeadConfig,
+    init::InitConfig,
+    model::LossConfig,
+};
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -37,7 +43,11 @@ pub struct CompNetExperiment {
 #[serde(deny_unknown_fields)]
 pub struct BackboneConfig {
     pub vgg: VggConfig,
-    /// torchvision's `vgg16` ImageNet weights (`features.*`; `model.vgg.width_divisor` 1): the
+    /// A core-nets ResNet instead of VGG (the released code's untested option), cut after
+    /// layer4 or layer3.
+    #[serde(default)]
+    pub resnet: Option<ResNetBackbone>,
+    /// torchvision's `vgg16` (or, with `resnet`, ResNet) ImageNet weights (`features.*`; `model.vgg.width_divisor` 1): the
     /// DCNN starts from them, and with `compositional = "imagenet"` the compositional models
     /// use them as they are (the released CN-vMF's backbone, §2.2).
     #[serde(default)]
@@ -256,6 +266,7 @@ impl CompNetExperiment {
     pub fn dcnn(&self) -> DcnnConfig {
         DcnnConfig {
             vgg: self.backbone.vgg.clone(),
+            resnet: self.backbone.resnet.clone(),
             num_classes: self.data.num_classes(),
         }
     }
@@ -274,6 +285,14 @@ impl CompNetExperiment {
         InitConfig {
             seed: self.init.seed.wrapping_add(self.train.seed),
             ..self.init.clone()
+        }
+    }
+
+    /// The backbone network's choice (VGG, or a ResNet).
+    pub fn backbone_choice(&self) -> BackboneChoice<'_> {
+        BackboneChoice {
+            vgg: &self.backbone.vgg,
+            resnet: self.backbone.resnet.as_ref(),
         }
     }
 
@@ -302,6 +321,11 @@ impl CompNetExperiment {
             bail!(
                 "backbone.compositional = \"imagenet\" needs backbone.file (torchvision's vgg16 weights)"
             );
+        }
+        if let Some(r) = &self.backbone.resnet {
+            r.net
+                .validate()
+                .map_err(|e| anyhow::anyhow!("backbone.resnet.net: {e}"))?;
         }
         if self.backbone.vgg.width_divisor == 0 {
             bail!("backbone.vgg.width_divisor = 0: expected 1 (VGG-16) or more");
@@ -379,7 +403,11 @@ impl CompNetExperiment {
                         bail!("{name} = 0: expected at least 1");
                     }
                 }
-                let stride = self.backbone.vgg.cut.stride();
+                let stride = match &self.backbone.resnet {
+                    Some(r) if r.cut == crate::backbone::ResNetCut::Second => 16,
+                    Some(_) => 32,
+                    None => self.backbone.vgg.cut.stride(),
+                };
                 if world.image_size < stride {
                     bail!(
                         "data.world.image_size = {}: the {:?} features have stride {stride}; expected images of at least {stride} pixels",
@@ -408,18 +436,11 @@ impl CompNetExperiment {
     /// "VGG-16 pool4 with widths / 8 (D = 64, frozen), K = 64 vMF kernels, 12 classes × 4
     /// mixtures of 4 × 4: N parameters".
     pub fn model_summary(&self, parameters: usize, [mh, mw]: [usize; 2]) -> String {
-        let cut = match self.backbone.vgg.cut {
-            VggCut::Pool5 => "pool5",
-            VggCut::Pool4 => "pool4",
-        };
+        let backbone = self.backbone_choice();
         format!(
-            "VGG-16 {cut}{} (D = {}, frozen), K = {} vMF kernels, {} classes × {} mixtures of {mh} × {mw}: {} parameters",
-            if self.backbone.vgg.width_divisor > 1 {
-                format!(" with widths / {}", self.backbone.vgg.width_divisor)
-            } else {
-                String::new()
-            },
-            self.backbone.vgg.out_channels(),
+            "{} (D = {}, frozen), K = {} vMF kernels, {} classes × {} mixtures of {mh} × {mw}: {} parameters",
+            backbone.describe(),
+            backbone.out_channels(),
             self.kernels(),
             self.data.num_classes(),
             self.head.mixtures_per_class,

@@ -25,7 +25,7 @@ use super::{
 };
 use crate::{
     bernoulli::{BernoulliNet, bernoulli_occluder_map, switch_choice},
-    dcnn::VggClassifier,
+    dcnn::Dcnn,
     features::size_runs,
     model::CompNet,
     official::{background_maps, occluder_models_tensor},
@@ -84,7 +84,7 @@ pub fn score_items<B: Backend>(
 
 /// The three models an evaluation runs.
 pub struct Models<'a, B: Backend> {
-    pub dcnn: &'a VggClassifier<B>,
+    pub dcnn: &'a Dcnn<B>,
     pub compnet: &'a CompNet<B>,
     pub bernoulli: &'a BernoulliNet<B>,
 }
@@ -366,7 +366,7 @@ fn evaluation_occluders<B: Backend>(
 /// Evaluates every model on the test levels and, with `run`, draws the pictures.
 pub fn evaluate<B: Backend>(
     config: &CompNetExperiment,
-    dcnn: &VggClassifier<B>,
+    dcnn: &Dcnn<B>,
     model: &CompNet<B>,
     bernoulli: &BernoulliNet<B>,
     run: Option<&RunDir>,

@@ -68,6 +68,7 @@ pub fn released_compnet<B: Backend>(
 ) -> Result<CompNet<B>> {
     let (backbone, head, report) =
         load_best_checkpoint::<B>(file, &released.vgg, released.head.clone(), device)?;
+    let backbone = crate::backbone::Backbone::Vgg(backbone);
     let rows = head.mix_model.dims()[0];
     let classes = rows / released.head.mixtures_per_class;
     if classes != released.classes.len() {

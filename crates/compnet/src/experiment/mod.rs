@@ -31,7 +31,7 @@ use datasets::Normalization;
 
 pub use infer::{ReleasedModel, released_model};
 
-use crate::{bernoulli::BernoulliNet, dcnn::VggClassifier, model::CompNet};
+use crate::{bernoulli::BernoulliNet, dcnn::Dcnn, model::CompNet};
 
 /// The CompNet experiment (`vireo train compnet`).
 pub struct CompNetPaper;
@@ -65,7 +65,7 @@ const CARD: Card = Card {
 
 /// A run's three models.
 pub struct RunModels<B: Backend> {
-    pub dcnn: VggClassifier<B>,
+    pub dcnn: Dcnn<B>,
     /// CN-vMF from `file`.
     pub model: CompNet<B>,
     pub bernoulli: BernoulliNet<B>,

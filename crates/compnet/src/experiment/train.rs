@@ -15,7 +15,6 @@ use burn::{
         backend::{AutodiffBackend, Backend},
     },
 };
-use core_nets::vgg::Vgg16Features;
 use core_train::{
     AtomicRecorder, EpochLog, EpochRow, FitOptions, Outcome, RunDir, Session,
     checkpoint::write_atomically,
@@ -29,9 +28,10 @@ use super::{
     evaluate::{evaluate, write_report},
 };
 use crate::{
+    backbone::Backbone,
     bernoulli::{BernoulliNet, BernoulliSettings},
     binary::class_threshold,
-    dcnn::VggClassifier,
+    dcnn::Dcnn,
     features::{cosine_maps, feature_maps},
     head::CompositionalHead,
     init::{
@@ -198,7 +198,7 @@ pub fn dcnn_stage<B: AutodiffBackend>(
     run: &RunDir,
     verbose: bool,
     device: &B::Device,
-) -> Result<(VggClassifier<B>, Option<f64>)> {
+) -> Result<(Dcnn<B>, Option<f64>)> {
     let stage = RunDir {
         path: run.path.join("dcnn"),
     };
@@ -236,7 +236,7 @@ pub fn dcnn_stage<B: AutodiffBackend>(
     let log = EpochLog::default();
     let mut start = config.dcnn().init::<B>(device);
     if let Some(file) = &config.backbone.file {
-        start.features = core_nets::vgg::load_vgg16_features(&config.backbone.vgg, file, device)?.0;
+        start.features = config.backbone_choice().load_pretrained(file, device)?;
     }
     let outcome = core_train::fit_classifier(
         start,
@@ -255,7 +255,7 @@ pub fn dcnn_stage<B: AutodiffBackend>(
         },
     )
     .context("the DCNN's training")?;
-    let model = <VggClassifier<B> as AutodiffModule<B>>::from_inner(outcome.model);
+    let model = <Dcnn<B> as AutodiffModule<B>>::from_inner(outcome.model);
     model
         .clone()
         .save_file(stage.file("model"), &AtomicRecorder)
@@ -283,12 +283,12 @@ fn bernoulli_settings(config: &CompNetExperiment, distance_threshold: f64) -> Be
 /// `backbone.file`'s ImageNet features as they are.
 pub fn compositional_backbone<B: Backend>(
     config: &CompNetExperiment,
-    dcnn: &VggClassifier<B>,
+    dcnn: &Dcnn<B>,
     device: &B::Device,
-) -> Result<Vgg16Features<B>> {
+) -> Result<Backbone<B>> {
     match (config.backbone.compositional, &config.backbone.file) {
         (CompositionalFeatures::Imagenet, Some(file)) => {
-            Ok(core_nets::vgg::load_vgg16_features(&config.backbone.vgg, file, device)?.0)
+            config.backbone_choice().load_pretrained(file, device)
         }
         _ => Ok(dcnn.features.clone()),
     }
@@ -297,13 +297,13 @@ pub fn compositional_backbone<B: Backend>(
 /// The templates the cached initialisation (`note`) loads into.
 fn templates<B: Backend>(
     config: &CompNetExperiment,
-    backbone: Vgg16Features<B>,
+    backbone: Backbone<B>,
     note: &InitNote,
     device: &B::Device,
 ) -> (CompNet<B>, BernoulliNet<B>) {
     let (occluders, [h, w], bernoulli_threshold) =
         (note.occluders, note.mixture_size, note.bernoulli_threshold);
-    let (k, d) = (config.kernels(), config.backbone.vgg.out_channels());
+    let (k, d) = (config.kernels(), config.backbone_choice().out_channels());
     let rows = config.data.num_classes() * config.head.mixtures_per_class;
     let kernels = || Tensor::<B, 2>::ones([k, d], device);
     let model = CompNet::new(
@@ -330,7 +330,7 @@ fn templates<B: Backend>(
 pub fn load_init<B: Backend>(
     config: &CompNetExperiment,
     run: &RunDir,
-    dcnn: &VggClassifier<B>,
+    dcnn: &Dcnn<B>,
     device: &B::Device,
 ) -> Result<(CompNet<B>, BernoulliNet<B>, InitNote)> {
     let dir = run.path.join("init");
@@ -371,7 +371,7 @@ fn f32s(v: &[f64]) -> Vec<f32> {
 fn init_stage<B: AutodiffBackend>(
     config: &CompNetExperiment,
     run: &RunDir,
-    dcnn: &VggClassifier<B>,
+    dcnn: &Dcnn<B>,
     dcnn_top1: Option<f64>,
     verbose: bool,
     device: &B::Device,
@@ -406,7 +406,7 @@ fn init_stage<B: AutodiffBackend>(
         }
     }
     let m = config.head.mixtures_per_class;
-    let (k, d) = (config.kernels(), config.backbone.vgg.out_channels());
+    let (k, d) = (config.kernels(), config.backbone_choice().out_channels());
     // 1. The dictionary: sampled feature vectors clustered by vMF-EM, or the released one.
     let released = match &init_config.file {
         Some(file) => Some(load_released_init(

@@ -714,7 +714,9 @@ fn compnet_model<B: burn::tensor::backend::Backend>(
     use compnet::{head::CompositionalHead, model::CompNet};
     let uniform = Distribution::Uniform(0.0, 1.0);
     CompNet::new(
-        core_nets::vgg::VggConfig::vgg16(core_nets::vgg::VggCut::Pool5).init(device),
+        compnet::backbone::Backbone::Vgg(
+            core_nets::vgg::VggConfig::vgg16(core_nets::vgg::VggCut::Pool5).init(device),
+        ),
         CompositionalHead::new(
             Tensor::random([512, 512], Distribution::Normal(0.0, 1.0), device),
             Tensor::random([48, 512, 7, 7], uniform, device),
