@@ -4,18 +4,21 @@
 //! Neural Networks: A Deep Architecture with Innate Robustness to Partial Occlusion", CVPR 2020
 //! (CN-vMF), with occluder localisation (arXiv 1911.08571). Spec: `compnet.md`.
 //!
-//! Built so far (the CompNet issue is open): the CN-vMF head ([`head`], the module with the
-//! released parameter names) and its math — [`vmf`]: the vMF kernel layer
-//! and activation (§2.3); [`mixture`]: mixture normalisation and `crop_or_pad_as` (§2.4);
-//! [`score`]: the occlusion-robust score in both background modes, the temperature-2 softmax and
-//! the occluder map with the all-pairs default and the official tiling as a switch (§2.6–2.7);
-//! [`loss`]: the released end-to-end loss terms (§2.8); [`roc`]: occluder localisation's ROC with
-//! threshold averaging, TPR at FPR 0.2 and the AUC (§4.3); [`vmfmm`]: vMF mixture clustering, the
-//! dictionary's initialisation (§2.9); [`binary`]: binary encodings, their threshold and the
-//! pairwise image distance the mixtures' clustering uses; [`mixture_init`]: the mixtures' ML/EM initialisation;
-//! [`occluder`]: occluder models from background activations (§2.5); [`bernoulli`]: CN-WACV's Bernoulli score with padded positions excluded and the DCNN switch
-//! (§2.10). The backbone, VGG-16 features, is
-//! core-nets' `vgg` module.
+//! The math, one module per part of the spec: [`vmf`] — the vMF kernel layer and activation
+//! (§2.3); [`mixture`] — mixture normalisation and `crop_or_pad_as` (§2.4); [`score`] — the
+//! occlusion-robust score in both background modes, the temperature-2 softmax and the occluder
+//! map (all pairs by default, the official tiling as a switch; §2.6–2.7); [`loss`] — the released
+//! loss terms (§2.8); [`roc`] — occluder localisation's ROC (§4.3); [`vmfmm`] — vMF mixture
+//! clustering (§2.9); [`binary`], [`spectral`], [`mixture_init`] — binary encodings, image
+//! distances, hierarchical spectral clustering and the mixtures' ML/EM; [`occluder`] — occluder
+//! models from background activations (§2.5); [`bernoulli`] — CN-WACV's Bernoulli score and the
+//! DCNN switch (§2.10).
+//!
+//! The networks: [`backbone`] (VGG-16 from core-nets' `vgg`, or a core-nets ResNet), [`dcnn`]
+//! (the plain classifier), [`head`] (the compositional head with the released parameter names),
+//! [`model`] (CN-vMF with its end-to-end loss). The pipeline: [`init`] (the initialisation
+//! stage), [`features`] (backbone outputs to the host), [`official`] (the released `best.pth`,
+//! initialisation files and background folder), [`experiment`] (`vireo train compnet`).
 
 pub mod backbone;
 pub mod bernoulli;
