@@ -97,8 +97,8 @@ impl<B: Backend> CompNet<B> {
         }
     }
 
-    /// The backbone's features `[B, D, H, W]` (on an autodiff backend, see [`Self::step`]'s
-    /// frozen pass).
+    /// The backbone's features `[B, D, H, W]` (training runs the frozen backbone on the inner
+    /// backend instead, in its train step).
     pub fn features(&self, images: Tensor<B, 4>) -> Tensor<B, 4> {
         self.backbone.forward(images).detach()
     }
