@@ -1867,6 +1867,11 @@ valid_fraction = 0.2
         .count();
     assert_eq!(empty, 10, "{init}");
     assert!(run.join("occluders-L1.png").is_file());
+    let eval = run_ok(&["eval", "compnet", "--run", run.to_str().unwrap()]);
+    assert!(
+        String::from_utf8_lossy(&eval.stdout).contains("mean accuracy over L0–L3"),
+        "{eval:?}"
+    );
     // The released initialisation (converted pickles: K = 8, D = 32, car and bus) instead of
     // the computed one, at pool5.
     let released = out.path().join("released");
