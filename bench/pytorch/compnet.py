@@ -38,8 +38,8 @@ def l1(x):
     return x / x.sum(1, keepdim=True).clamp_min(1e-12)
 
 
-def head(f, w, mix, occl, m, mixture_bg, kappa=30.0, occ=0.6):
-    """Scores [B, C] of features f [B, D, H, W]; also the cosines and the unit features."""
+def terms(f, w, mix, occl, kappa=30.0, occ=0.6):
+    """fg [B, C*M, H*W], bg [B, N, H*W] (§2.6), the cosines and the unit features."""
     b, d, h, wd = f.shape
     norm = f.norm(dim=1, keepdim=True)
     fn = f / torch.where(norm == 0, torch.ones_like(norm), norm)
@@ -50,12 +50,32 @@ def head(f, w, mix, occl, m, mixture_bg, kappa=30.0, occ=0.6):
     beta = l1(occl)
     fg = torch.log((1 - occ) * torch.einsum("rkhw,bkhw->brhw", mm, v) + 1e-10).flatten(2)
     bg = torch.log(occ * torch.einsum("nk,bkhw->bnhw", beta, v) + 1e-10).flatten(2)
+    return fg, bg, cos, fn
+
+
+def head(f, w, mix, occl, m, mixture_bg, kappa=30.0, occ=0.6):
+    """Scores [B, C] of features f [B, D, H, W]; also the cosines and the unit features."""
+    b = f.shape[0]
+    fg, bg, cos, fn = terms(f, w, mix, occl, kappa, occ)
     if mixture_bg:
         per_row = torch.maximum(fg, bg.max(1, keepdim=True).values).sum(2)
     else:
         per_row = torch.maximum(fg[:, :, None], bg[:, None]).sum(3).max(2).values
     scores = per_row.view(b, -1, m).max(2).values
     return scores, cos, fn
+
+
+def occluder_maps(f, w, mix, occl, y, m, kappa=30.0, occ=0.6):
+    """§2.7 mixture-bg occluder maps [B, H*W] for labels y: bg' - fg of the label's best mixture
+    under the per-position best occluder (first on ties)."""
+    fg, bg, _, _ = terms(f, w, mix, occl, kappa, occ)
+    best_bg = bg.max(1).values  # [B, P]
+    maps = []
+    for i in range(f.shape[0]):
+        rows = fg[i, y[i] * m:(y[i] + 1) * m]  # [M, P]
+        idx = torch.maximum(rows, best_bg[i][None]).sum(1).argmax()
+        maps.append(best_bg[i] - rows[idx])
+    return torch.stack(maps)
 
 
 def probabilities(scores, positions):

@@ -1,7 +1,8 @@
 //! The CN-vMF head module against a PyTorch transcription of the spec
 //! (`tests/fixtures/make_head_fixture.py`): scores in both background modes, ml, the
-//! temperature-2 softmax, the released loss and its gradients with respect to the kernels and the
-//! raw mixtures (through normalisation, clamping, cropping and padding).
+//! temperature-2 softmax, the mixture-bg occluder maps, the released loss and its gradients with
+//! respect to the kernels and the raw mixtures (through normalisation, clamping, cropping and
+//! padding).
 
 use std::path::Path;
 
@@ -12,6 +13,7 @@ use burn::{
 use compnet::{
     head::{CompositionalHead, HeadConfig},
     loss::{cluster_loss, released_terms},
+    score::{MapMode, occluder_map},
 };
 
 type A = Autodiff<Flex>;
@@ -56,6 +58,14 @@ fn the_head_and_released_loss_match_pytorch_with_gradients() {
         1e-4,
     );
     let labels: Vec<i64> = reference("y").iter::<f32>().map(|v| v as i64).collect();
+    // The mixture-bg occluder map of each image for its label (§2.7), padded positions included.
+    let maps: Vec<f32> = labels
+        .iter()
+        .enumerate()
+        .flat_map(|(b, &y)| occluder_map(&out.terms, b, y as usize, MapMode::MixtureBg))
+        .collect();
+    TensorData::new(maps, [2, 12])
+        .assert_approx_eq::<f32>(&reference("occ_map"), Tolerance::rel_abs(1e-4, 1e-4));
     let labels = Tensor::<A, 1, Int>::from_data(TensorData::new(labels, [2]), &device);
     let (ce, mixture) = released_terms(out.probabilities, out.ml, labels, 3.0);
     let cluster = cluster_loss(f, head.conv1o1.unit_kernels());
