@@ -8,6 +8,7 @@ use burn::{
     module::{Initializer, Module, Param, RunningState},
     tensor::{Tensor, backend::Backend},
 };
+use core_ops::reference::{channel_affine_normalize, channel_moments};
 use serde::{Deserialize, Serialize};
 
 /// Where the statistics that normalise a training batch come from.
@@ -68,22 +69,19 @@ impl<B: Backend> BatchNorm2d<B> {
         }
     }
 
+    /// Normalised with the batch's statistics (`core_ops`' fused kernel where the backend has one),
+    /// then the running estimates moved towards them.
     fn forward_batch(&self, x: Tensor<B, 4>, momentum: f64) -> Tensor<B, 4> {
         let [n, _, h, w] = x.dims();
         let count = n * h * w;
-        let (mean, var) = channel_moments(x.clone());
-        let unbiased = var
-            .clone()
-            .detach()
-            .mul_scalar(count as f64 / (count.max(2) - 1) as f64);
-        self.running_mean.update(ema(
-            self.running_mean.value_sync(),
-            mean.clone().detach(),
-            momentum,
-        ));
+        let (out, mean, var) =
+            core_ops::batch_norm_train(x, self.weight.val(), self.bias.val(), self.eps);
+        let unbiased = var.mul_scalar(count as f64 / (count.max(2) - 1) as f64);
+        self.running_mean
+            .update(ema(self.running_mean.value_sync(), mean, momentum));
         self.running_var
             .update(ema(self.running_var.value_sync(), unbiased, momentum));
-        self.normalize(x, mean, var)
+        out
     }
 
     /// `bcn.md` §2.2: update the estimates first (variance centred on the *old* mean estimate),
@@ -119,11 +117,7 @@ impl<B: Backend> BatchNorm2d<B> {
         weight: Tensor<B, 1>,
         bias: Tensor<B, 1>,
     ) -> Tensor<B, 4> {
-        let [n, c, _, _] = x.dims();
-        let scale = weight / var.add_scalar(self.eps).sqrt(); // [C]
-        let shift = bias - mean * scale.clone();
-        let per_sample = |v: Tensor<B, 1>| crate::per_sample(v.reshape([1, c, 1, 1]), n); // [N, C, 1, 1]
-        x * per_sample(scale) + per_sample(shift)
+        channel_affine_normalize(x, mean, var, weight, bias, self.eps)
     }
 
     /// The same as [`Self::forward`] on one `[N, C, H, W]` tensor whose channels are spread over
@@ -210,20 +204,6 @@ impl<B: Backend> BatchNorm2d<B> {
             .update(ema(self.running_var.value_sync(), unbiased, momentum));
         out
     }
-}
-
-/// Per-channel mean and biased variance over `(N, H, W)`, each `[C]`.
-///
-/// Reduced over `H·W` first, then over the batch (equal-size parts, so the mean of means is the
-/// mean): every reduction runs along the innermost dimension of a contiguous tensor, where
-/// burn-flex vectorises, instead of transposing the whole batch to `[C, N·H·W]`.
-fn channel_moments<B: Backend>(x: Tensor<B, 4>) -> (Tensor<B, 1>, Tensor<B, 1>) {
-    let [n, c, h, w] = x.dims();
-    let grouped = x.reshape([n, c, h * w]); // [N, C, HW]
-    let mean = grouped.clone().mean_dim(2).mean_dim(0); // [1, C, 1]
-    let centred = grouped - crate::per_sample(mean.clone(), n);
-    let var = centred.square().mean_dim(2).mean_dim(0); // [1, C, 1]
-    (mean.reshape([c]), var.reshape([c]))
 }
 
 /// `(1 - rate) · old + rate · new`, PyTorch's running-statistics update.

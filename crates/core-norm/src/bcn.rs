@@ -5,7 +5,7 @@ use burn::{
     tensor::{Tensor, backend::Backend},
 };
 
-use crate::{BatchNorm2d, BatchStatistics, group_standardize};
+use crate::{BatchNorm2d, BatchStatistics};
 
 /// Stage 1 normalises each channel with batch (or EstBN) statistics and a per-channel affine; stage 2
 /// normalises each sample's channel groups with their own statistics and applies a **per-group**
@@ -41,12 +41,24 @@ impl<B: Backend> BatchChannelNorm<B> {
     }
 
     /// `[N, C, H, W] -> [N, C, H, W]`
+    ///
+    /// Stage 2 is a group norm whose per-channel affine repeats each group's γ and β over the
+    /// group's channels (`core_ops::group_norm`, fused where the backend has a kernel); the
+    /// gradient of a repeated parameter is the sum over its channels, as for `[1, G, 1]`.
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
-        let shape = x.dims();
+        let channels = x.dims()[1];
         let x1 = self.pbn.forward(x);
-        let z = group_standardize(x1, self.groups, self.eps); // [N, G, L]
-        let n = shape[0];
-        let per_sample = |v| crate::per_sample(v, n); // [1, G, 1] -> [N, G, 1]
-        (z * per_sample(self.weight.val()) + per_sample(self.bias.val())).reshape(shape)
+        let per_channel = |v: Tensor<B, 3>| {
+            v.reshape([self.groups, 1])
+                .repeat_dim(1, channels / self.groups)
+                .reshape([channels])
+        };
+        core_ops::group_norm(
+            x1,
+            per_channel(self.weight.val()),
+            per_channel(self.bias.val()),
+            self.groups,
+            self.eps,
+        )
     }
 }

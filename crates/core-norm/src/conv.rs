@@ -4,7 +4,7 @@
 use burn::{
     config::Config,
     module::{Initializer, Module, Param},
-    tensor::{Tensor, backend::Backend, module::conv2d, ops::ConvOptions},
+    tensor::{Tensor, backend::Backend, ops::ConvOptions},
 };
 
 use crate::{ConvKind, WsVariant, standardize_weight};
@@ -93,31 +93,16 @@ impl Conv2dConfig {
     }
 }
 
-/// The identity, whose backward pass hands the optimiser a contiguous gradient.
-///
-/// burn's default weight gradient of a convolution is a `swap_dims` view of a convolution's
-/// output; on burn-flex every later elementwise pass over it (weight decay, momentum) walks the
-/// view with a per-element strided iterator — 27 % of a ResNet-18 training step on the CPU,
-/// measured with `perf` on `cargo xtask bench --case resnet18_bn_train`. Flattening and restoring
-/// the shape costs nothing forward, and backward turns the view into one tiled copy. (The WS path
-/// needs no such step: its first backward operation already produces a fresh tensor.)
-fn contiguous_gradient<B: Backend>(weight: Tensor<B, 4>) -> Tensor<B, 4> {
-    let shape = weight.dims();
-    weight
-        .reshape([shape[0], shape[1] * shape[2] * shape[3]])
-        .reshape(shape)
-}
-
 impl<B: Backend> Conv2d<B> {
     /// The weight the convolution uses: standardized for a WS conv, the raw weight otherwise.
     pub fn effective_weight(&self) -> Tensor<B, 4> {
         match self.ws {
             Some(variant) => standardize_weight(self.weight.val(), variant),
-            None => contiguous_gradient(self.weight.val()),
+            None => self.weight.val(),
         }
     }
 
-    /// `[B, C_in, H, W] -> [B, C_out, H', W']`
+    /// `[B, C_in, H, W] -> [B, C_out, H', W']` (`core_ops`' kernels where the backend has them).
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
         let options = ConvOptions::new(
             [self.stride; 2],
@@ -125,7 +110,7 @@ impl<B: Backend> Conv2d<B> {
             [self.dilation; 2],
             self.groups,
         );
-        conv2d(
+        core_ops::conv2d(
             x,
             self.effective_weight(),
             self.bias.as_ref().map(|b| b.val()),

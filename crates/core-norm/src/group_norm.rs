@@ -6,14 +6,7 @@ use burn::{
     tensor::{Tensor, backend::Backend},
 };
 
-/// `[N, C, H, W] -> [N, G, C/G·H·W]`: each sample's group standardised with its own mean and biased
-/// variance (`bcn.md` §2.1 stage 2).
-pub fn group_standardize<B: Backend>(x: Tensor<B, 4>, groups: usize, eps: f64) -> Tensor<B, 3> {
-    let [n, c, h, w] = x.dims();
-    let grouped = x.reshape([n, groups, c / groups * h * w]);
-    let (var, mean) = grouped.clone().var_mean_bias(2); // [N, G, 1]
-    (grouped - mean) / var.add_scalar(eps).sqrt()
-}
+pub use core_ops::reference::group_standardize;
 
 #[derive(Module, Debug)]
 pub struct GroupNorm2d<B: Backend> {
@@ -33,12 +26,9 @@ impl<B: Backend> GroupNorm2d<B> {
         }
     }
 
-    /// `[N, C, H, W] -> [N, C, H, W]`, the same in training and evaluation.
+    /// `[N, C, H, W] -> [N, C, H, W]`, the same in training and evaluation (`core_ops`' fused
+    /// kernel where the backend has one).
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
-        let shape = x.dims();
-        let [n, c, _, _] = shape;
-        let z = group_standardize(x, self.groups, self.eps).reshape(shape);
-        let per_sample = |v: Tensor<B, 1>| crate::per_sample(v.reshape([1, c, 1, 1]), n); // [N, C, 1, 1]
-        z * per_sample(self.weight.val()) + per_sample(self.bias.val())
+        core_ops::group_norm(x, self.weight.val(), self.bias.val(), self.groups, self.eps)
     }
 }

@@ -15,7 +15,6 @@
 
 mod batch_norm;
 mod bcn;
-mod broadcast;
 mod conv;
 mod group_norm;
 mod kinds;
@@ -23,8 +22,8 @@ mod ws;
 
 pub use batch_norm::{BatchNorm2d, BatchStatistics};
 pub use bcn::BatchChannelNorm;
-pub use broadcast::per_sample;
 pub use conv::{Conv2d, Conv2dConfig};
+pub use core_ops::reference::per_sample;
 pub use group_norm::{GroupNorm2d, group_standardize};
 pub use kinds::{ConvKind, IdentityNorm, KindError, Norm, NormKind};
 pub use ws::{WsVariant, standardize_weight};

@@ -81,11 +81,21 @@ fn matches_pytorch<M: Module<Flex>, A: Module<AD>, const D: usize>(
         .assert_approx_eq::<f32>(&reference("train_logits"), Tolerance::absolute(1e-4));
     let w = Tensor::<AD, D>::from_data(reference("w"), &device);
     let grads = (logits * w).sum().backward();
-    // Gradients of order 1 summed in another order in f32: 1e-4, relative or absolute.
-    x.grad(&grads)
-        .unwrap()
-        .into_data()
-        .assert_approx_eq::<f32>(&reference("grad_x"), Tolerance::rel_abs(1e-4, 1e-4));
+    // Training-mode batch norms on a batch of 2 amplify f32 rounding: on the DLA, PyTorch's own
+    // f32 input gradient is 2.3e-4 from the f64 gradient of the same weights (max |grad| 5.0;
+    // `fixtures/f32_noise.py`), and vireo's is as far on the other side. So the bound is
+    // 1e-4 of the gradient's scale, not of each element.
+    let ours: Vec<f32> = x.grad(&grads).unwrap().into_data().to_vec().unwrap();
+    let theirs: Vec<f32> = reference("grad_x").to_vec().unwrap();
+    let scale = theirs.iter().fold(1.0_f32, |m, v| m.max(v.abs()));
+    let worst = ours
+        .iter()
+        .zip(&theirs)
+        .fold(0.0_f32, |m, (a, b)| m.max((a - b).abs()));
+    assert!(
+        worst <= 1e-4 * scale,
+        "{name}: input gradient {worst:e} from PyTorch's (scale {scale})"
+    );
 }
 
 /// The tiny elastic SE-ResNeXt (make_elastic_checkpoint.py `TinyElastic`).

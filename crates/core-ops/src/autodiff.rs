@@ -1,0 +1,220 @@
+//! The flex kernels under `Autodiff<Flex>`, each registered with its own backward step (burn's
+//! backend-extension pattern: a `Backward` implementation per operation, whose state holds what
+//! the backward needs from the forward).
+//!
+//! The backward computes only the gradients of inputs that require one: the input gradient of a
+//! network's first convolution, for one, is never formed.
+
+use burn::{
+    backend::{
+        Autodiff, Flex,
+        autodiff::{
+            checkpoint::{base::Checkpointer, strategy::NoCheckpointing},
+            grads::Gradients,
+            ops::{Backward, Ops, OpsKind},
+        },
+        flex::FlexTensor,
+    },
+    tensor::{Tensor, TensorPrimitive, ops::ConvOptions},
+};
+
+use crate::{
+    flex::{self, conv, norm, real_dtype},
+    reference,
+};
+
+type Ad = Autodiff<Flex>;
+type AdPrimitive = burn::tensor::ops::FloatTensor<Ad>;
+
+fn primitive<const D: usize>(tensor: Tensor<Ad, D>) -> AdPrimitive {
+    tensor.into_primitive().tensor()
+}
+
+fn tensor<const D: usize>(primitive: AdPrimitive) -> Tensor<Ad, D> {
+    Tensor::from_primitive(TensorPrimitive::Float(primitive))
+}
+
+/// A result of the inner backend, outside the graph.
+fn untracked<const D: usize>(primitive: FlexTensor) -> Tensor<Ad, D> {
+    Tensor::from_inner(flex::tensor(primitive))
+}
+
+#[derive(Debug)]
+struct ConvBackward;
+
+/// What the convolution's backward needs: the input, the weight, the options.
+type ConvState = (FlexTensor, FlexTensor, ConvOptions<2>);
+
+fn conv_grads<const N: usize>(ops: Ops<ConvState, N>, grads: &mut Gradients) {
+    let grad = grads.consume::<Flex>(&ops.node);
+    let (x, weight, options) = ops.state;
+    let wanted = [0, 1, 2].map(|i| ops.parents.get(i).is_some_and(Option::is_some));
+    let out = conv::backward(&x, &weight, &grad, &options, wanted);
+    let computed = [out.x, out.weight, out.bias];
+    for (parent, gradient) in ops.parents.into_iter().zip(computed) {
+        if let (Some(node), Some(gradient)) = (parent, gradient) {
+            grads.register::<Flex>(node.id, gradient);
+        }
+    }
+}
+
+impl Backward<Flex, 2> for ConvBackward {
+    type State = ConvState;
+    fn backward(self, ops: Ops<ConvState, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
+        conv_grads(ops, grads);
+    }
+}
+
+impl Backward<Flex, 3> for ConvBackward {
+    type State = ConvState;
+    fn backward(self, ops: Ops<ConvState, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+        conv_grads(ops, grads);
+    }
+}
+
+/// [`crate::conv2d`] under autodiff.
+pub fn conv2d(
+    x: Tensor<Ad, 4>,
+    weight: Tensor<Ad, 4>,
+    bias: Option<Tensor<Ad, 1>>,
+    options: ConvOptions<2>,
+) -> Tensor<Ad, 4> {
+    let mut dtypes = vec![x.dtype(), weight.dtype()];
+    dtypes.extend(bias.as_ref().map(|b| b.dtype()));
+    if real_dtype(&dtypes).is_none() {
+        return reference::conv2d(x, weight, bias, options);
+    }
+    let (x, weight) = (primitive(x), primitive(weight));
+    let state = (
+        x.primitive.clone(),
+        weight.primitive.clone(),
+        options.clone(),
+    );
+    tensor(match bias.map(primitive) {
+        Some(bias) => {
+            let out = conv::forward(
+                &x.primitive,
+                &weight.primitive,
+                Some(&bias.primitive),
+                &options,
+            );
+            let nodes = [x.node.clone(), weight.node.clone(), bias.node.clone()];
+            match <ConvBackward as Backward<Flex, 3>>::prepare::<NoCheckpointing>(
+                ConvBackward,
+                nodes,
+            )
+            .compute_bound()
+            .stateful()
+            {
+                OpsKind::Tracked(prep) => prep.finish(state, out),
+                OpsKind::UnTracked(prep) => prep.finish(out),
+            }
+        }
+        None => {
+            let out = conv::forward(&x.primitive, &weight.primitive, None, &options);
+            let nodes = [x.node.clone(), weight.node.clone()];
+            match <ConvBackward as Backward<Flex, 2>>::prepare::<NoCheckpointing>(
+                ConvBackward,
+                nodes,
+            )
+            .compute_bound()
+            .stateful()
+            {
+                OpsKind::Tracked(prep) => prep.finish(state, out),
+                OpsKind::UnTracked(prep) => prep.finish(out),
+            }
+        }
+    })
+}
+
+/// Which normalisation a [`NormBackward`] differentiates.
+#[derive(Clone, Debug)]
+enum NormKind {
+    Group { groups: usize },
+    Batch,
+}
+
+#[derive(Debug)]
+struct NormBackward;
+
+/// The input, the weight, the saved mean and `1/sqrt(var + eps)`, and which norm it was.
+type NormState = (FlexTensor, FlexTensor, FlexTensor, FlexTensor, NormKind);
+
+impl Backward<Flex, 3> for NormBackward {
+    type State = NormState;
+    fn backward(self, ops: Ops<NormState, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let grad = grads.consume::<Flex>(&ops.node);
+        let (x, weight, mean, rstd, kind) = ops.state;
+        let out = match kind {
+            NormKind::Group { groups } => {
+                norm::group_norm_backward(&x, &weight, &mean, &rstd, &grad, groups)
+            }
+            NormKind::Batch => norm::batch_norm_backward(&x, &weight, &mean, &rstd, &grad),
+        };
+        for (parent, gradient) in ops.parents.into_iter().zip([out.x, out.weight, out.bias]) {
+            if let Some(node) = parent {
+                grads.register::<Flex>(node.id, gradient);
+            }
+        }
+    }
+}
+
+/// Registers a normalisation's output with [`NormBackward`].
+fn record_norm(
+    [x, weight, bias]: &[AdPrimitive; 3],
+    output: FlexTensor,
+    state: impl FnOnce() -> NormState,
+) -> AdPrimitive {
+    let nodes = [x.node.clone(), weight.node.clone(), bias.node.clone()];
+    match NormBackward
+        .prepare::<NoCheckpointing>(nodes)
+        .compute_bound()
+        .stateful()
+    {
+        OpsKind::Tracked(prep) => prep.finish(state(), output),
+        OpsKind::UnTracked(prep) => prep.finish(output),
+    }
+}
+
+/// [`crate::group_norm`] under autodiff.
+pub fn group_norm(
+    x: Tensor<Ad, 4>,
+    weight: Tensor<Ad, 1>,
+    bias: Tensor<Ad, 1>,
+    groups: usize,
+    eps: f64,
+) -> Tensor<Ad, 4> {
+    if real_dtype(&[x.dtype(), weight.dtype(), bias.dtype()]).is_none() {
+        return reference::group_norm(x, weight, bias, groups, eps);
+    }
+    let inputs = [primitive(x), primitive(weight), primitive(bias)];
+    let [xp, wp, bp] = [0, 1, 2].map(|i| &inputs[i].primitive);
+    let forward = norm::group_norm_forward(xp, wp, bp, groups, eps);
+    let state = || {
+        let (x, w) = (xp.clone(), wp.clone());
+        (x, w, forward.mean, forward.rstd, NormKind::Group { groups })
+    };
+    tensor(record_norm(&inputs, forward.output, state))
+}
+
+/// [`crate::batch_norm_train`] under autodiff.
+pub fn batch_norm_train(
+    x: Tensor<Ad, 4>,
+    weight: Tensor<Ad, 1>,
+    bias: Tensor<Ad, 1>,
+    eps: f64,
+) -> (Tensor<Ad, 4>, Tensor<Ad, 1>, Tensor<Ad, 1>) {
+    if real_dtype(&[x.dtype(), weight.dtype(), bias.dtype()]).is_none() {
+        return reference::batch_norm_train(x, weight, bias, eps);
+    }
+    let inputs = [primitive(x), primitive(weight), primitive(bias)];
+    let [xp, wp, bp] = [0, 1, 2].map(|i| &inputs[i].primitive);
+    let forward = norm::batch_norm_forward(xp, wp, bp, eps);
+    let (mean, var) = (forward.mean.clone(), forward.var);
+    let state = || {
+        let (x, w) = (xp.clone(), wp.clone());
+        (x, w, forward.mean, forward.rstd, NormKind::Batch)
+    };
+    let output = tensor(record_norm(&inputs, forward.output, state));
+    (output, untracked(mean), untracked(var))
+}

@@ -1,0 +1,110 @@
+//! vireo's own kernels for the operations every model spends its time in: 2-D convolution, group
+//! normalisation and training-mode batch normalisation, each forward and backward.
+//!
+//! burn 0.21 composes GroupNorm and BatchNorm from ~25 elementwise and reduction passes each way,
+//! and burn-flex's convolution backward is a serial col2im and a strided weight-gradient
+//! convolution (docs/benchmarks.md; the kernels issue). This crate replaces both:
+//!
+//! * on **burn-flex** (f32 and f64) with raw-slice kernels ([`flex`]): normalisation in a few
+//!   passes over memory (statistics, one normalise+affine pass; backward from Σdy and Σdy·x), and
+//!   convolution as im2col + `gemm` writing straight into the output, input gradient as
+//!   `Wᵀ·dY` + col2im per image in parallel, weight gradient accumulated across the batch into one
+//!   contiguous buffer;
+//! * under **`Autodiff<Flex>`** with their own backward steps ([`autodiff`]), so a training step
+//!   runs the fused backward instead of burn's composed one;
+//! * on **every other backend** (wgpu, CUDA, other dtypes) with the composed definition from
+//!   ordinary burn ops ([`reference`]), which is also what the fused kernels are tested against.
+//!
+//! How a call finds its kernel: the entry points are generic over `B: Backend` like every module
+//! in vireo, and pick their implementation by the backend's type (a `TypeId` comparison resolved
+//! per instantiation; [`dispatch`]). burn's own backend-extension pattern (a trait extending
+//! `Backend`) would have made every module of eight crates generic over that trait instead; this
+//! way a model calls `core_ops::conv2d` and gains the kernels on every backend that has them.
+//!
+//! Numerics follow PyTorch: biased variance inside the root (`1/sqrt(var + eps)`), statistics
+//! from two passes (mean, then the centred sum of squares) in the tensor's own precision.
+
+pub mod autodiff;
+pub mod dispatch;
+pub mod flex;
+pub mod reference;
+
+use burn::tensor::{Tensor, backend::Backend, ops::ConvOptions};
+
+use dispatch::{Kernels, cast, kernels};
+
+/// `conv2d(x, weight, bias)` as `burn::tensor::module::conv2d`: `x [N, C_in, H, W]`, `weight
+/// [C_out, C_in/groups, kH, kW]`, `bias [C_out]` → `[N, C_out, H', W']`.
+pub fn conv2d<B: Backend>(
+    x: Tensor<B, 4>,
+    weight: Tensor<B, 4>,
+    bias: Option<Tensor<B, 1>>,
+    options: ConvOptions<2>,
+) -> Tensor<B, 4> {
+    match kernels::<B>() {
+        Kernels::Flex => cast(flex::conv2d(cast(x), cast(weight), bias.map(cast), options)),
+        Kernels::AutodiffFlex => cast(autodiff::conv2d(
+            cast(x),
+            cast(weight),
+            bias.map(cast),
+            options,
+        )),
+        Kernels::Composed => reference::conv2d(x, weight, bias, options),
+    }
+}
+
+/// Group normalisation with a per-channel affine, PyTorch's `nn.GroupNorm`: `x [N, C, H, W]`,
+/// `weight`, `bias [C]`; each sample's `groups` channel groups standardised with their own mean
+/// and biased variance.
+pub fn group_norm<B: Backend>(
+    x: Tensor<B, 4>,
+    weight: Tensor<B, 1>,
+    bias: Tensor<B, 1>,
+    groups: usize,
+    eps: f64,
+) -> Tensor<B, 4> {
+    match kernels::<B>() {
+        Kernels::Flex => cast(flex::group_norm(
+            cast(x),
+            cast(weight),
+            cast(bias),
+            groups,
+            eps,
+        )),
+        Kernels::AutodiffFlex => cast(autodiff::group_norm(
+            cast(x),
+            cast(weight),
+            cast(bias),
+            groups,
+            eps,
+        )),
+        Kernels::Composed => reference::group_norm(x, weight, bias, groups, eps),
+    }
+}
+
+/// Training-mode batch normalisation: `x [N, C, H, W]` normalised per channel with the batch's
+/// mean and biased variance over `(N, H, W)`, then `weight`, `bias [C]`. Returns the output and
+/// the batch's `(mean, biased variance)`, each `[C]` and outside the autodiff graph (for the
+/// running estimates).
+pub fn batch_norm_train<B: Backend>(
+    x: Tensor<B, 4>,
+    weight: Tensor<B, 1>,
+    bias: Tensor<B, 1>,
+    eps: f64,
+) -> (Tensor<B, 4>, Tensor<B, 1>, Tensor<B, 1>) {
+    match kernels::<B>() {
+        Kernels::Flex => cast(flex::batch_norm_train(
+            cast(x),
+            cast(weight),
+            cast(bias),
+            eps,
+        )),
+        Kernels::AutodiffFlex => cast(autodiff::batch_norm_train(
+            cast(x),
+            cast(weight),
+            cast(bias),
+            eps,
+        )),
+        Kernels::Composed => reference::batch_norm_train(x, weight, bias, eps),
+    }
+}

@@ -1,0 +1,93 @@
+//! The operations composed from ordinary burn ops: what every backend without a kernel of its own
+//! runs, and the definition the kernels are tested against.
+
+use burn::tensor::{Tensor, backend::Backend, module, ops::ConvOptions};
+
+/// `[1, ...] -> [n, ...]`: the operand repeated once per sample, contiguous.
+///
+/// burn-flex, the CPU backend, vectorises a broadcast operand only when its broadcast dimensions
+/// are the innermost ones and the rest walk its storage contiguously ("one scalar per row"). A
+/// `[1, C, 1, 1]` operand against `[N, C, H, W]` has a stride-0 batch dimension outside the
+/// channels and falls to a per-element strided iterator, about ten times slower (measured by
+/// `cargo xtask bench --case gn32`, see docs/benchmarks.md). Tiling the small operand over the
+/// batch first costs `N·C` copies and turns every such product into the fast pattern; on the GPU
+/// backends it is one tiny extra kernel.
+pub fn per_sample<B: Backend, const D: usize>(operand: Tensor<B, D>, n: usize) -> Tensor<B, D> {
+    operand.repeat_dim(0, n)
+}
+
+/// burn's convolution.
+pub fn conv2d<B: Backend>(
+    x: Tensor<B, 4>,
+    weight: Tensor<B, 4>,
+    bias: Option<Tensor<B, 1>>,
+    options: ConvOptions<2>,
+) -> Tensor<B, 4> {
+    module::conv2d(x, weight, bias, options)
+}
+
+/// `[N, C, H, W] -> [N, G, C/G·H·W]`: each sample's group standardised with its own mean and biased
+/// variance (`bcn.md` §2.1 stage 2).
+pub fn group_standardize<B: Backend>(x: Tensor<B, 4>, groups: usize, eps: f64) -> Tensor<B, 3> {
+    let [n, c, h, w] = x.dims();
+    let grouped = x.reshape([n, groups, c / groups * h * w]);
+    let (var, mean) = grouped.clone().var_mean_bias(2); // [N, G, 1]
+    (grouped - mean) / var.add_scalar(eps).sqrt()
+}
+
+/// [`crate::group_norm`] composed: [`group_standardize`], then the per-channel affine.
+pub fn group_norm<B: Backend>(
+    x: Tensor<B, 4>,
+    weight: Tensor<B, 1>,
+    bias: Tensor<B, 1>,
+    groups: usize,
+    eps: f64,
+) -> Tensor<B, 4> {
+    let shape = x.dims();
+    let [n, c, _, _] = shape;
+    let z = group_standardize(x, groups, eps).reshape(shape);
+    let per_sample = |v: Tensor<B, 1>| per_sample(v.reshape([1, c, 1, 1]), n); // [N, C, 1, 1]
+    z * per_sample(weight) + per_sample(bias)
+}
+
+/// Per-channel mean and biased variance over `(N, H, W)`, each `[C]`.
+///
+/// Reduced over `H·W` first, then over the batch (equal-size parts, so the mean of means is the
+/// mean): every reduction runs along the innermost dimension of a contiguous tensor, where
+/// burn-flex vectorises, instead of transposing the whole batch to `[C, N·H·W]`.
+pub fn channel_moments<B: Backend>(x: Tensor<B, 4>) -> (Tensor<B, 1>, Tensor<B, 1>) {
+    let [n, c, h, w] = x.dims();
+    let grouped = x.reshape([n, c, h * w]); // [N, C, HW]
+    let mean = grouped.clone().mean_dim(2).mean_dim(0); // [1, C, 1]
+    let centred = grouped - per_sample(mean.clone(), n);
+    let var = centred.square().mean_dim(2).mean_dim(0); // [1, C, 1]
+    (mean.reshape([c]), var.reshape([c]))
+}
+
+/// `γ (x - mean) / sqrt(var + eps) + β` with per-channel `mean`, `var`, `weight`, `bias` `[C]`.
+pub fn channel_affine_normalize<B: Backend>(
+    x: Tensor<B, 4>,
+    mean: Tensor<B, 1>,
+    var: Tensor<B, 1>,
+    weight: Tensor<B, 1>,
+    bias: Tensor<B, 1>,
+    eps: f64,
+) -> Tensor<B, 4> {
+    let [n, c, _, _] = x.dims();
+    let scale = weight / var.add_scalar(eps).sqrt(); // [C]
+    let shift = bias - mean * scale.clone();
+    let per_sample = |v: Tensor<B, 1>| per_sample(v.reshape([1, c, 1, 1]), n); // [N, C, 1, 1]
+    x * per_sample(scale) + per_sample(shift)
+}
+
+/// [`crate::batch_norm_train`] composed: [`channel_moments`], then [`channel_affine_normalize`].
+pub fn batch_norm_train<B: Backend>(
+    x: Tensor<B, 4>,
+    weight: Tensor<B, 1>,
+    bias: Tensor<B, 1>,
+    eps: f64,
+) -> (Tensor<B, 4>, Tensor<B, 1>, Tensor<B, 1>) {
+    let (mean, var) = channel_moments(x.clone());
+    let out = channel_affine_normalize(x, mean.clone(), var.clone(), weight, bias, eps);
+    (out, mean.detach(), var.detach())
+}

@@ -1,0 +1,276 @@
+//! The kernels against the composition of burn ops they replace ([`core_ops::reference`]), values
+//! and gradients, on `Autodiff<Flex>`: the same backend runs both sides.
+
+#![allow(dead_code)]
+
+use burn::{
+    backend::{Autodiff, Flex, flex::FlexDevice},
+    tensor::{DType, Tensor, TensorData, ops::ConvOptions},
+};
+
+pub type Ad = Autodiff<Flex>;
+
+/// Fixed pseudo-random values in `[-scale, scale)` (xorshift; independent of burn's generator).
+pub fn fixed<const D: usize>(
+    shape: [usize; D],
+    seed: u64,
+    scale: f64,
+    dtype: DType,
+) -> Tensor<Ad, D> {
+    let n: usize = shape.iter().product();
+    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let values: Vec<f64> = (0..n)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            ((state >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0) * scale
+        })
+        .collect();
+    Tensor::from_data(
+        TensorData::new(values, shape).convert_dtype(dtype),
+        &FlexDevice,
+    )
+}
+
+pub fn values<const D: usize>(t: Tensor<Ad, D>) -> Vec<f64> {
+    t.into_data().convert::<f64>().iter::<f64>().collect()
+}
+
+/// Asserts `max |a − b| ≤ tol·(1 + max |b|)`: sums of thousands of products (a weight gradient)
+/// round in proportion to the tensor's scale, not to each element's.
+pub fn assert_close(what: &str, a: &[f64], b: &[f64], tol: f64) {
+    assert_eq!(a.len(), b.len(), "{what}: lengths");
+    let scale = 1.0 + b.iter().fold(0.0_f64, |m, v| m.max(v.abs()));
+    let worst = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs() / scale)
+        .fold(0.0, f64::max);
+    assert!(
+        worst <= tol,
+        "{what}: worst relative difference {worst:e} > {tol:e}"
+    );
+}
+
+/// Output and the gradients of `Σ out · r` (fixed `r`) with respect to each of `inputs`, for
+/// one implementation `op` of an operation.
+pub fn run<const D: usize>(
+    inputs: &[Tensor<Ad, 4>],
+    params: &[Tensor<Ad, 1>],
+    op: impl Fn(Vec<Tensor<Ad, 4>>, Vec<Tensor<Ad, 1>>) -> Tensor<Ad, D>,
+    dtype: DType,
+) -> Vec<Vec<f64>> {
+    let inputs: Vec<_> = inputs.iter().map(|t| t.clone().require_grad()).collect();
+    let params: Vec<_> = params.iter().map(|t| t.clone().require_grad()).collect();
+    let out = op(inputs.clone(), params.clone());
+    let r = fixed(out.dims(), 99, 1.0, dtype);
+    let grads = (out.clone() * r).sum().backward();
+    let mut all = vec![values(out)];
+    all.extend(
+        inputs
+            .iter()
+            .map(|t| values(Tensor::from_inner(t.grad(&grads).expect("input gradient")))),
+    );
+    all.extend(params.iter().map(|t| {
+        values(Tensor::from_inner(
+            t.grad(&grads).expect("parameter gradient"),
+        ))
+    }));
+    all
+}
+
+/// The convolutions checked: (x shape, weight shape, stride, padding, dilation, groups, bias).
+pub type ConvCase = ([usize; 4], [usize; 4], usize, usize, usize, usize, bool);
+
+pub fn conv_cases() -> Vec<ConvCase> {
+    vec![
+        ([2, 3, 7, 6], [4, 3, 3, 3], 1, 1, 1, 1, true), // 3×3 same, bias
+        ([3, 4, 9, 8], [6, 4, 3, 3], 2, 1, 1, 1, false), // stride 2
+        ([2, 4, 8, 8], [4, 4, 3, 3], 1, 2, 2, 1, false), // dilation 2 (DeepLab)
+        ([2, 4, 6, 6], [6, 2, 3, 3], 1, 1, 1, 2, true), // grouped (ResNeXt)
+        ([2, 4, 5, 5], [4, 1, 3, 3], 1, 1, 1, 4, false), // depthwise
+        ([3, 5, 4, 6], [7, 5, 1, 1], 1, 0, 1, 1, true), // pointwise
+        ([2, 6, 7, 7], [4, 6, 1, 1], 2, 0, 1, 1, false), // strided 1×1 (downsample)
+        ([1, 3, 11, 10], [5, 3, 7, 7], 2, 3, 1, 1, false), // stem, one image
+        ([1, 2, 3, 3], [2, 2, 3, 3], 1, 0, 1, 1, true), // output 1×1, one image
+        ([2, 2, 2, 2], [3, 2, 3, 3], 1, 8, 8, 1, false), // dilation 8 on 2×2: taps all padding
+        ([1, 2, 5, 3], [2, 2, 3, 3], 2, 3, 3, 1, true), // dilation 3, stride 2, padding 3
+        ([1, 128, 100, 100], [4, 128, 3, 3], 1, 1, 1, 1, false), // unfolded in 3 bands
+        ([2, 128, 75, 75], [4, 128, 3, 3], 2, 1, 1, 1, true), // 2 bands, stride 2
+    ]
+}
+
+pub fn conv_options(
+    stride: usize,
+    padding: usize,
+    dilation: usize,
+    groups: usize,
+) -> ConvOptions<2> {
+    ConvOptions::new([stride; 2], [padding; 2], [dilation; 2], groups)
+}
+
+pub fn check_conv(dtype: DType, tol: f64) {
+    for (i, (xs, ws, stride, padding, dilation, groups, bias)) in
+        conv_cases().into_iter().enumerate()
+    {
+        let x = fixed(xs, 1 + i as u64, 1.0, dtype);
+        let w = fixed(ws, 100 + i as u64, 0.5, dtype);
+        let b = fixed([ws[0]], 200 + i as u64, 0.5, dtype);
+        let params = if bias { vec![b] } else { vec![] };
+        let options = conv_options(stride, padding, dilation, groups);
+        let ours = run(
+            &[x.clone(), w.clone()],
+            &params,
+            |t, p| {
+                core_ops::conv2d(
+                    t[0].clone(),
+                    t[1].clone(),
+                    p.first().cloned(),
+                    options.clone(),
+                )
+            },
+            dtype,
+        );
+        let burn = run(
+            &[x, w],
+            &params,
+            |t, p| {
+                core_ops::reference::conv2d(
+                    t[0].clone(),
+                    t[1].clone(),
+                    p.first().cloned(),
+                    options.clone(),
+                )
+            },
+            dtype,
+        );
+        for (k, (a, b)) in ours.iter().zip(&burn).enumerate() {
+            let what = ["output", "dx", "dw", "dbias"][k];
+            assert_close(&format!("conv case {i} {what}"), a, b, tol);
+        }
+    }
+}
+
+pub fn check_group_norm(dtype: DType, tol: f64) {
+    for (i, (shape, groups)) in [
+        ([2, 6, 5, 4], 3),
+        ([3, 8, 3, 3], 8),
+        ([2, 4, 7, 1], 1),
+        ([1, 32, 4, 4], 32),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let x = fixed(shape, 10 + i as u64, 2.0, dtype).add_scalar(0.7);
+        let w = fixed([shape[1]], 20 + i as u64, 1.0, dtype);
+        let b = fixed([shape[1]], 30 + i as u64, 1.0, dtype);
+        let ours = run(
+            std::slice::from_ref(&x),
+            &[w.clone(), b.clone()],
+            |t, p| core_ops::group_norm(t[0].clone(), p[0].clone(), p[1].clone(), groups, 1e-5),
+            dtype,
+        );
+        let composed = run(
+            &[x],
+            &[w, b],
+            |t, p| {
+                core_ops::reference::group_norm(
+                    t[0].clone(),
+                    p[0].clone(),
+                    p[1].clone(),
+                    groups,
+                    1e-5,
+                )
+            },
+            dtype,
+        );
+        for (k, (a, b)) in ours.iter().zip(&composed).enumerate() {
+            let what = ["output", "dx", "dweight", "dbias"][k];
+            assert_close(&format!("group norm case {i} {what}"), a, b, tol);
+        }
+    }
+}
+
+pub fn check_batch_norm(dtype: DType, tol: f64) {
+    for (i, shape) in [[4, 3, 5, 4], [2, 5, 1, 7], [8, 2, 2, 2]]
+        .into_iter()
+        .enumerate()
+    {
+        let x = fixed(shape, 40 + i as u64, 2.0, dtype).add_scalar(-0.4);
+        let w = fixed([shape[1]], 50 + i as u64, 1.0, dtype);
+        let b = fixed([shape[1]], 60 + i as u64, 1.0, dtype);
+        let ours = run(
+            std::slice::from_ref(&x),
+            &[w.clone(), b.clone()],
+            |t, p| core_ops::batch_norm_train(t[0].clone(), p[0].clone(), p[1].clone(), 1e-5).0,
+            dtype,
+        );
+        let composed = run(
+            std::slice::from_ref(&x),
+            &[w.clone(), b.clone()],
+            |t, p| {
+                core_ops::reference::batch_norm_train(
+                    t[0].clone(),
+                    p[0].clone(),
+                    p[1].clone(),
+                    1e-5,
+                )
+                .0
+            },
+            dtype,
+        );
+        for (k, (a, b)) in ours.iter().zip(&composed).enumerate() {
+            let what = ["output", "dx", "dweight", "dbias"][k];
+            assert_close(&format!("batch norm case {i} {what}"), a, b, tol);
+        }
+        let (_, mean, var) = core_ops::batch_norm_train(x.clone(), w.clone(), b.clone(), 1e-5);
+        let (_, mean_ref, var_ref) = core_ops::reference::batch_norm_train(x, w, b, 1e-5);
+        assert_close("batch mean", &values(mean), &values(mean_ref), tol);
+        assert_close("batch variance", &values(var), &values(var_ref), tol);
+    }
+}
+
+/// The inference path (`Flex` without autodiff) gives the autodiff path's values.
+pub fn check_inner(dtype: DType, tol: f64) {
+    let x = fixed([3, 4, 6, 6], 7, 1.0, dtype);
+    let w = fixed([8, 4, 3, 3], 8, 0.5, dtype);
+    let options = conv_options(1, 1, 1, 1);
+    let inner = core_ops::conv2d(x.clone().inner(), w.clone().inner(), None, options.clone());
+    let outer = core_ops::conv2d(x.clone(), w, None, options);
+    assert_close(
+        "conv on flex",
+        &values(Tensor::<Ad, 4>::from_inner(inner)),
+        &values(outer),
+        tol,
+    );
+    let g = fixed([4], 9, 1.0, dtype);
+    let inner = core_ops::group_norm(
+        x.clone().inner(),
+        g.clone().inner(),
+        g.clone().inner(),
+        2,
+        1e-5,
+    );
+    let outer = core_ops::group_norm(x.clone(), g.clone(), g.clone(), 2, 1e-5);
+    assert_close(
+        "group norm on flex",
+        &values(Tensor::<Ad, 4>::from_inner(inner)),
+        &values(outer),
+        tol,
+    );
+    let inner = core_ops::batch_norm_train(
+        x.clone().inner(),
+        g.clone().inner(),
+        g.clone().inner(),
+        1e-5,
+    )
+    .0;
+    let outer = core_ops::batch_norm_train(x, g.clone(), g, 1e-5).0;
+    assert_close(
+        "batch norm on flex",
+        &values(Tensor::<Ad, 4>::from_inner(inner)),
+        &values(outer),
+        tol,
+    );
+}
