@@ -19,12 +19,35 @@ use burn::{backend::flex::FlexTensor, tensor::ops::ConvOptions};
 use gemm::Parallelism;
 use rayon::prelude::*;
 
-use std::mem::MaybeUninit;
-
-use super::{Real, contiguous, dims, elements, from_vec, norm::sum, with_real, written};
+use super::{Real, contiguous, dims, elements, from_vec, norm::sum, with_real};
 
 /// The most elements an unfolded band holds (16 MiB of f32).
 pub const COL_BUDGET: usize = 1 << 22;
+
+/// Columns a unit of work aims for: images smaller than this are unfolded several at a time, so
+/// that a late stage's 4×4 or 1×1 maps make one wide matrix product instead of many thin ones.
+pub const TARGET_COLUMNS: usize = 512;
+
+/// A piece of a convolution: `images` consecutive images from `first_image` (whole), or the
+/// output rows `rows` of one image.
+#[derive(Clone, Copy, Debug)]
+struct Unit {
+    first_image: usize,
+    images: usize,
+    rows: (usize, usize),
+}
+
+impl Unit {
+    /// Output pixels of one image in the unit.
+    fn band(&self, g: &Geometry) -> usize {
+        (self.rows.1 - self.rows.0) * g.out_width
+    }
+
+    /// Columns of the unit's `col`.
+    fn columns(&self, g: &Geometry) -> usize {
+        self.images * self.band(g)
+    }
+}
 
 /// Sizes of one convolution.
 #[derive(Clone, Copy, Debug)]
@@ -116,19 +139,50 @@ impl Geometry {
         (COL_BUDGET / (self.taps() * self.out_width).max(1)).clamp(1, self.out_height.max(1))
     }
 
-    fn bands(&self) -> impl Iterator<Item = (usize, usize)> + use<> {
-        let (rows, height) = (self.band_rows(), self.out_height);
-        (0..height)
-            .step_by(rows)
-            .map(move |first| (first, (first + rows).min(height)))
+    /// Images unfolded side by side in one `col`: enough for [`TARGET_COLUMNS`] columns when an
+    /// image has fewer pixels (a 32² network's late stages have 16, 4, 1), within
+    /// [`COL_BUDGET`]; one image otherwise.
+    fn images_per_unit(&self) -> usize {
+        let pixels = self.pixels().max(1);
+        if pixels >= TARGET_COLUMNS {
+            return 1;
+        }
+        let by_budget = COL_BUDGET / (self.taps() * pixels).max(1);
+        TARGET_COLUMNS
+            .div_ceil(pixels)
+            .min(by_budget)
+            .min(self.batch)
+            .max(1)
     }
 
-    fn col_len(&self) -> usize {
-        if self.pointwise() {
-            0
-        } else {
-            self.taps() * self.band_rows() * self.out_width
+    /// The pieces of work, in batch order: runs of whole images, or bands of one image.
+    fn units(&self) -> Vec<Unit> {
+        let per = self.images_per_unit();
+        if per > 1 {
+            return (0..self.batch)
+                .step_by(per)
+                .map(|first| Unit {
+                    first_image: first,
+                    images: per.min(self.batch - first),
+                    rows: (0, self.out_height),
+                })
+                .collect();
         }
+        let rows = self.band_rows();
+        (0..self.batch)
+            .flat_map(|image| {
+                (0..self.out_height).step_by(rows).map(move |first| Unit {
+                    first_image: image,
+                    images: 1,
+                    rows: (first, (first + rows).min(self.out_height)),
+                })
+            })
+            .collect()
+    }
+
+    /// Whether a unit reads its image in place as its `col` (a single image of a pointwise conv).
+    fn in_place(&self, unit: &Unit) -> bool {
+        self.pointwise() && unit.images == 1
     }
 
     /// Output columns `[lo, hi)` whose input column `ow·stride + offset` lies inside the image.
@@ -148,11 +202,15 @@ impl Geometry {
     }
 
     /// Calls `visit(at, run)` for every (tap row, output row in the band): `at` indexes that
-    /// row's first element in `col [K, band]`; `run` is where it reads the input, `None` when
-    /// the input row lies in the padding.
-    fn walk_taps(&self, (first, last): (usize, usize), mut visit: impl FnMut(usize, Option<Run>)) {
+    /// row's first element in a `col` of row stride `stride` whose image starts at column
+    /// `column`; `run` is where it reads the input, `None` when the input row lies in the padding.
+    fn walk_taps(
+        &self,
+        (first, last): (usize, usize),
+        (stride, column): (usize, usize),
+        mut visit: impl FnMut(usize, Option<Run>),
+    ) {
         let [kh, kw] = self.kernel;
-        let band = (last - first) * self.out_width;
         for channel in 0..self.group_in() {
             for ki in 0..kh {
                 for kj in 0..kw {
@@ -160,7 +218,7 @@ impl Geometry {
                     let offset = (kj * self.dilation[1]) as isize - self.padding[1] as isize;
                     let columns = self.valid_columns(offset);
                     for oh in first..last {
-                        let at = row * band + (oh - first) * self.out_width;
+                        let at = row * stride + column + (oh - first) * self.out_width;
                         let ih = (oh * self.stride[0] + ki * self.dilation[0]) as isize
                             - self.padding[0] as isize;
                         // A row in the padding, or one whose columns all fall in it (large
@@ -194,10 +252,17 @@ struct Run {
     start: usize,
 }
 
-/// Unfolds the band `rows` of one image's channel group `x [C/g, H, W]` into `col [K, band]`.
-fn im2col<T: Real>(geometry: &Geometry, x: &[T], rows: (usize, usize), col: &mut [T]) {
+/// Unfolds the band `rows` of one image's channel group `x [C/g, H, W]` into the columns from
+/// `layout.1` of `col [K, layout.0]`.
+fn im2col<T: Real>(
+    geometry: &Geometry,
+    x: &[T],
+    rows: (usize, usize),
+    layout: (usize, usize),
+    col: &mut [T],
+) {
     let (stride, width) = (geometry.stride[1], geometry.out_width);
-    geometry.walk_taps(rows, |at, run| {
+    geometry.walk_taps(rows, layout, |at, run| {
         let out = &mut col[at..at + width];
         let Some(Run {
             columns: (lo, hi),
@@ -219,10 +284,17 @@ fn im2col<T: Real>(geometry: &Geometry, x: &[T], rows: (usize, usize), col: &mut
     });
 }
 
-/// Adds the band `dcol [K, band]` back onto one image's channel-group gradient `dx [C/g, H, W]`.
-fn col2im<T: Real>(geometry: &Geometry, dcol: &[T], rows: (usize, usize), dx: &mut [T]) {
+/// Adds the columns from `layout.1` of `dcol [K, layout.0]` (the band `rows` of one image) back
+/// onto the image's channel-group gradient `dx [C/g, H, W]`.
+fn col2im<T: Real>(
+    geometry: &Geometry,
+    dcol: &[T],
+    rows: (usize, usize),
+    layout: (usize, usize),
+    dx: &mut [T],
+) {
     let stride = geometry.stride[1];
-    geometry.walk_taps(rows, |at, run| {
+    geometry.walk_taps(rows, layout, |at, run| {
         let Some(Run {
             columns: (lo, hi),
             start,
@@ -295,18 +367,32 @@ unsafe fn matmul<T: Real>(
     }
 }
 
-/// Images in parallel (gemm serial in each), or — with fewer images than threads — one image at
-/// a time with gemm using the threads.
-fn images_in_parallel(batch: usize) -> bool {
-    batch >= rayon::current_num_threads()
+/// Runs `work(part, units, threads)` over the units split into consecutive parts: one part per
+/// thread with gemm serial inside when there are enough units, else a single part with gemm
+/// using the threads. Returns the parts' results in order.
+fn schedule<R: Send>(
+    units: &[Unit],
+    work: impl Fn(usize, &[Unit], Parallelism) -> R + Sync,
+) -> Vec<R> {
+    let threads = rayon::current_num_threads();
+    if units.len() < threads || threads == 1 {
+        return vec![work(0, units, Parallelism::Rayon(0))];
+    }
+    let per_part = units.len().div_ceil(threads);
+    units
+        .par_chunks(per_part)
+        .enumerate()
+        .map(|(part, run)| work(part, run, Parallelism::None))
+        .collect()
 }
 
-fn gemm_threads(images_parallel: bool) -> Parallelism {
-    if images_parallel {
-        Parallelism::None
-    } else {
-        Parallelism::Rayon(0)
-    }
+/// Splits a scratch buffer into pieces of the given lengths.
+fn split<'a, T, const N: usize>(mut buffer: &'a mut [T], lengths: [usize; N]) -> [&'a mut [T]; N] {
+    lengths.map(|len| {
+        let (piece, rest) = std::mem::take(&mut buffer).split_at_mut(len);
+        buffer = rest;
+        piece
+    })
 }
 
 /// `x [N, C_in, H, W]`, `weight [C_out, C_in/g, kH, kW]`, `bias [C_out]` → `[N, C_out, H', W']`.
@@ -332,8 +418,8 @@ pub fn forward(
 }
 
 fn forward_slices<T: Real>(g: &Geometry, x: &[T], w: &[T], bias: Option<&[T]>) -> Vec<T> {
-    let (pixels, taps) = (g.pixels(), g.taps());
-    let (image_in, image_out) = (g.in_channels * g.plane(), g.out_channels * pixels);
+    let (pixels, taps, plane) = (g.pixels(), g.taps(), g.plane());
+    let (image_in, image_out) = (g.in_channels * plane, g.out_channels * pixels);
     let len = g.batch * image_out;
     if len == 0 || image_in == 0 || taps == 0 {
         let mut out = vec![T::ZERO; len];
@@ -344,61 +430,101 @@ fn forward_slices<T: Real>(g: &Geometry, x: &[T], w: &[T], bias: Option<&[T]>) -
         }
         return out;
     }
-    let one_image = |col: &mut Vec<T>, xn: &[T], yn: &mut [MaybeUninit<T>], threads| {
-        if let Some(b) = bias {
-            for (row, &v) in yn.chunks_mut(pixels).zip(b) {
-                row.fill(MaybeUninit::new(v));
-            }
-        }
-        for group in 0..g.groups {
-            let xg = &xn[group * g.group_in() * g.plane()..][..g.group_in() * g.plane()];
-            let wg = &w[group * g.group_out() * taps..];
-            for (first, last) in g.bands() {
-                let band = (last - first) * g.out_width;
-                let rhs = if g.pointwise() {
-                    (xg.as_ptr(), pixels, 1)
-                } else {
-                    im2col(g, xg, (first, last), col);
-                    (col.as_ptr(), band, 1)
-                };
-                let dst = yn[group * g.group_out() * pixels + first * g.out_width..]
-                    .as_mut_ptr()
-                    .cast::<T>();
-                // SAFETY: rows of `yn` (stride `pixels`) × the band's columns, `wg` [C_out/g, K],
-                // `rhs` [K, band] — all inside their slices; gemm reads `dst` only when the
-                // bias was written into it.
-                unsafe {
-                    matmul(
-                        [g.group_out(), band, taps],
-                        (dst, pixels, 1),
-                        bias.is_some(),
-                        (wg.as_ptr(), taps, 1),
-                        rhs,
-                        threads,
-                    )
-                }
-            }
-        }
-    };
-    // SAFETY: the groups' gemms write every output element of every image (the bands cover
-    // the rows, the groups the channels).
-    unsafe {
-        written(len, |out| {
-            if images_in_parallel(g.batch) {
-                out.par_chunks_mut(image_out)
-                    .zip(x.par_chunks(image_in))
-                    .for_each_init(
-                        || vec![T::ZERO; g.col_len()],
-                        |col, (yn, xn)| one_image(col, xn, yn, gemm_threads(true)),
-                    );
-            } else {
-                let mut col = vec![T::ZERO; g.col_len()];
-                for (yn, xn) in out.chunks_mut(image_out).zip(x.chunks(image_in)) {
-                    one_image(&mut col, xn, yn, gemm_threads(false));
+    let units = g.units();
+    let widest = units.iter().map(|u| u.columns(g)).max().unwrap_or(0);
+    let mut out: Vec<T> = Vec::with_capacity(len);
+    let out_ptr = Shared(out.as_mut_ptr());
+    let work = |_: usize, run: &[Unit], threads: Parallelism| {
+        let lengths = [taps * widest, g.group_out() * widest];
+        T::with_scratch(lengths.iter().sum(), |scratch| {
+            let [col, staged] = split(scratch, lengths);
+            for unit in run {
+                let (band, columns) = (unit.band(g), unit.columns(g));
+                for group in 0..g.groups {
+                    let in_offset = group * g.group_in() * plane;
+                    let rhs = if g.in_place(unit) {
+                        (
+                            x[unit.first_image * image_in + in_offset..].as_ptr(),
+                            plane,
+                            1,
+                        )
+                    } else {
+                        for i in 0..unit.images {
+                            let xg = &x[(unit.first_image + i) * image_in + in_offset..];
+                            im2col(g, xg, unit.rows, (columns, i * band), col);
+                        }
+                        (col.as_ptr(), columns, 1)
+                    };
+                    let lhs = (w[group * g.group_out() * taps..].as_ptr(), taps, 1);
+                    let out_offset = group * g.group_out() * pixels;
+                    if unit.images == 1 {
+                        // In place: rows of the image's output (stride `pixels`), the band's columns.
+                        let at =
+                            unit.first_image * image_out + out_offset + unit.rows.0 * g.out_width;
+                        // SAFETY: this unit's band of the output, written by this task alone.
+                        let dst = unsafe { out_ptr.get().add(at) };
+                        if let Some(b) = bias {
+                            for o in 0..g.group_out() {
+                                let row = unsafe {
+                                    std::slice::from_raw_parts_mut(dst.add(o * pixels), band)
+                                };
+                                row.fill(b[group * g.group_out() + o]);
+                            }
+                        }
+                        // SAFETY: operands inside their buffers; gemm reads `dst` only to add the bias.
+                        unsafe {
+                            matmul(
+                                [g.group_out(), band, taps],
+                                (dst, pixels, 1),
+                                bias.is_some(),
+                                lhs,
+                                rhs,
+                                threads,
+                            )
+                        }
+                    } else {
+                        let staged = &mut staged[..g.group_out() * columns];
+                        // SAFETY: `staged` is [C_out/g, columns], this task's own.
+                        unsafe {
+                            matmul(
+                                [g.group_out(), columns, taps],
+                                (staged.as_mut_ptr(), columns, 1),
+                                false,
+                                lhs,
+                                rhs,
+                                threads,
+                            )
+                        }
+                        for i in 0..unit.images {
+                            for o in 0..g.group_out() {
+                                let at =
+                                    (unit.first_image + i) * image_out + out_offset + o * pixels;
+                                // SAFETY: this unit's images, written by this task alone.
+                                let row = unsafe {
+                                    std::slice::from_raw_parts_mut(out_ptr.get().add(at), pixels)
+                                };
+                                let from = &staged[o * columns + i * pixels..][..pixels];
+                                match bias {
+                                    Some(b) => {
+                                        let v = b[group * g.group_out() + o];
+                                        for (d, &s) in row.iter_mut().zip(from) {
+                                            *d = s + v;
+                                        }
+                                    }
+                                    None => row.copy_from_slice(from),
+                                }
+                            }
+                        }
+                    }
                 }
             }
         })
-    }
+    };
+    schedule(&units, work);
+    // SAFETY: the units cover every image and output row, the groups every channel: each output
+    // element was written once above.
+    unsafe { out.set_len(len) };
+    out
 }
 
 /// The gradients a convolution's backward asked for.
@@ -447,14 +573,6 @@ fn bias_grad<T: Real>(g: &Geometry, dy: &[T]) -> Vec<T> {
     total
 }
 
-/// Per-thread buffers of the backward pass: the unfolded input, its gradient, the thread's
-/// share of the weight gradient.
-struct Scratch<T> {
-    col: Vec<T>,
-    dcol: Vec<T>,
-    dw: Vec<T>,
-}
-
 #[allow(clippy::type_complexity)]
 fn backward_slices<T: Real>(
     g: &Geometry,
@@ -468,118 +586,135 @@ fn backward_slices<T: Real>(
     let (image_in, image_out) = (g.in_channels * plane, g.out_channels * pixels);
     let mut dx = want_x.then(|| vec![T::ZERO; g.batch * image_in]);
     let dw_len = g.out_channels * taps;
-    if g.batch == 0 || image_out == 0 || image_in == 0 || !(want_x || want_weight) {
+    if g.batch == 0 || image_out == 0 || image_in == 0 || taps == 0 || !(want_x || want_weight) {
         return (dx, want_weight.then(|| vec![T::ZERO; dw_len]));
     }
+    let units = g.units();
+    let widest = units.iter().map(|u| u.columns(g)).max().unwrap_or(0);
     let dx_ptr = Shared(dx.as_mut().map_or(std::ptr::null_mut(), |v| v.as_mut_ptr()));
-    let scratch = || Scratch {
-        col: vec![T::ZERO; if want_weight { g.col_len() } else { 0 }],
-        dcol: vec![T::ZERO; if want_x { g.col_len() } else { 0 }],
-        dw: vec![T::ZERO; if want_weight { dw_len } else { 0 }],
-    };
-    let one_image = |s: &mut Scratch<T>, image: usize, threads: Parallelism| {
-        let xn = &x[image * image_in..][..image_in];
-        let dyn_ = &dy[image * image_out..][..image_out];
-        for group in 0..g.groups {
-            let in_offset = group * g.group_in() * plane;
-            let xg = &xn[in_offset..][..g.group_in() * plane];
-            let wg = &w[group * g.group_out() * taps..][..g.group_out() * taps];
-            let dyg = &dyn_[group * g.group_out() * pixels..];
-            for (first, last) in g.bands() {
-                let band = (last - first) * g.out_width;
-                let dy_band = dyg[first * g.out_width..].as_ptr();
-                if want_weight {
-                    // dW_g [C_out/g, K] += dY_g [C_out/g, band] · colᵀ [band, K]
-                    let col_t = if g.pointwise() {
-                        (xg.as_ptr(), 1, plane)
+    // Each part returns its share of the weight gradient; its first unit overwrites the share
+    // (every element: all groups, all of [C_out/g, K]), later ones add to it.
+    let work = |_: usize, run: &[Unit], threads: Parallelism| {
+        let mut share: Vec<T> = Vec::with_capacity(if want_weight { dw_len } else { 0 });
+        let lengths = [
+            taps * widest,
+            if want_x { taps * widest } else { 0 },
+            g.group_out() * widest,
+        ];
+        T::with_scratch(lengths.iter().sum(), |scratch| {
+            let [col, dcol, staged] = split(scratch, lengths);
+            for (k, unit) in run.iter().enumerate() {
+                let (band, columns) = (unit.band(g), unit.columns(g));
+                for group in 0..g.groups {
+                    let in_offset = group * g.group_in() * plane;
+                    let out_offset = group * g.group_out() * pixels;
+                    // dY of the unit and group as a [C_out/g, columns] matrix.
+                    let dy_matrix = if unit.images == 1 {
+                        let at =
+                            unit.first_image * image_out + out_offset + unit.rows.0 * g.out_width;
+                        (dy[at..].as_ptr(), pixels, 1)
                     } else {
-                        im2col(g, xg, (first, last), &mut s.col);
-                        (s.col.as_ptr(), 1, band)
+                        for o in 0..g.group_out() {
+                            for i in 0..unit.images {
+                                let at =
+                                    (unit.first_image + i) * image_out + out_offset + o * pixels;
+                                staged[o * columns + i * pixels..][..pixels]
+                                    .copy_from_slice(&dy[at..at + pixels]);
+                            }
+                        }
+                        (staged.as_ptr(), columns, 1)
                     };
-                    let dst = s.dw[group * g.group_out() * taps..].as_mut_ptr();
-                    // SAFETY: operands inside their slices; `dst` is this thread's own buffer.
-                    unsafe {
-                        matmul(
-                            [g.group_out(), taps, band],
-                            (dst, taps, 1),
-                            true,
-                            (dy_band, pixels, 1),
-                            col_t,
-                            threads,
-                        )
-                    }
-                }
-                if want_x {
-                    // SAFETY: image `image`'s slab of dx, written by this task alone.
-                    let dxg = unsafe {
-                        std::slice::from_raw_parts_mut(
-                            dx_ptr.get().add(image * image_in + in_offset),
-                            g.group_in() * plane,
-                        )
-                    };
-                    let w_t = (wg.as_ptr(), 1, taps); // Wᵀ [K, C_out/g]
-                    if g.pointwise() {
-                        let dst = dxg[first * g.out_width..].as_mut_ptr();
-                        // SAFETY: rows of dxg (stride `plane`) × the band's columns.
+                    if want_weight {
+                        // dW_g [C_out/g, K] (+)= dY [C_out/g, columns] · colᵀ [columns, K]
+                        let col_t = if g.in_place(unit) {
+                            (
+                                x[unit.first_image * image_in + in_offset..].as_ptr(),
+                                1,
+                                plane,
+                            )
+                        } else {
+                            for i in 0..unit.images {
+                                let xg = &x[(unit.first_image + i) * image_in + in_offset..];
+                                im2col(g, xg, unit.rows, (columns, i * band), col);
+                            }
+                            (col.as_ptr(), 1, columns)
+                        };
+                        let dst = share
+                            .as_mut_ptr()
+                            .wrapping_add(group * g.group_out() * taps);
+                        // SAFETY: `share` has capacity for [C_out, K]; its first unit writes
+                        // every element before any is read.
                         unsafe {
                             matmul(
-                                [taps, band, g.group_out()],
-                                (dst, plane, 1),
-                                false,
-                                w_t,
-                                (dy_band, pixels, 1),
+                                [g.group_out(), taps, columns],
+                                (dst, taps, 1),
+                                k > 0,
+                                dy_matrix,
+                                col_t,
                                 threads,
                             )
                         }
-                    } else {
-                        // SAFETY: dcol [K, band] is this thread's buffer.
-                        unsafe {
-                            matmul(
-                                [taps, band, g.group_out()],
-                                (s.dcol.as_mut_ptr(), band, 1),
-                                false,
-                                w_t,
-                                (dy_band, pixels, 1),
-                                threads,
-                            )
+                    }
+                    if want_x {
+                        let w_t = (w[group * g.group_out() * taps..].as_ptr(), 1, taps); // Wᵀ [K, C_out/g]
+                        if g.in_place(unit) {
+                            let at = unit.first_image * image_in + in_offset;
+                            // SAFETY: this image's slab of dx, written by this task alone.
+                            let dst = unsafe { dx_ptr.get().add(at) };
+                            unsafe {
+                                matmul(
+                                    [taps, band, g.group_out()],
+                                    (dst, plane, 1),
+                                    false,
+                                    w_t,
+                                    dy_matrix,
+                                    threads,
+                                )
+                            }
+                        } else {
+                            // SAFETY: dcol [K, columns] is this task's own.
+                            unsafe {
+                                matmul(
+                                    [taps, columns, g.group_out()],
+                                    (dcol.as_mut_ptr(), columns, 1),
+                                    false,
+                                    w_t,
+                                    dy_matrix,
+                                    threads,
+                                )
+                            }
+                            for i in 0..unit.images {
+                                let at = (unit.first_image + i) * image_in + in_offset;
+                                // SAFETY: this unit's images' slabs of dx, written by this task alone.
+                                let dxg = unsafe {
+                                    std::slice::from_raw_parts_mut(
+                                        dx_ptr.get().add(at),
+                                        g.group_in() * plane,
+                                    )
+                                };
+                                col2im(g, dcol, unit.rows, (columns, i * band), dxg);
+                            }
                         }
-                        col2im(g, &s.dcol, (first, last), dxg);
                     }
                 }
             }
+        });
+        if want_weight && !run.is_empty() {
+            // SAFETY: the first unit wrote all `dw_len` elements.
+            unsafe { share.set_len(dw_len) };
         }
+        share
     };
-    let dw = if images_in_parallel(g.batch) {
-        // A fixed split of the batch (one run of consecutive images per thread) and the shares
-        // summed in order: the weight gradient is the same from run to run, which an exact
-        // `--resume` needs (rayon's adaptive `fold` would vary the summation order).
-        let parts = rayon::current_num_threads().min(g.batch);
-        let per_part = g.batch.div_ceil(parts);
-        let shares: Vec<Vec<T>> = (0..parts)
-            .into_par_iter()
-            .map(|part| {
-                let mut s = scratch();
-                for image in part * per_part..((part + 1) * per_part).min(g.batch) {
-                    one_image(&mut s, image, gemm_threads(true));
-                }
-                s.dw
-            })
-            .collect();
-        want_weight.then(|| {
-            let mut total = vec![T::ZERO; dw_len];
-            for share in shares {
-                for (t, v) in total.iter_mut().zip(share) {
-                    *t += v;
-                }
+    let shares = schedule(&units, work);
+    let dw = want_weight.then(|| {
+        let mut shares = shares.into_iter();
+        let mut total = shares.next().expect("one part at least");
+        for share in shares {
+            for (t, v) in total.iter_mut().zip(share) {
+                *t += v;
             }
-            total
-        })
-    } else {
-        let mut s = scratch();
-        for image in 0..g.batch {
-            one_image(&mut s, image, gemm_threads(false));
         }
-        want_weight.then_some(s.dw)
-    };
+        total
+    });
     (dx, dw)
 }

@@ -39,15 +39,42 @@ pub trait Real:
     const ZERO: Self;
     const ONE: Self;
     fn of(value: f64) -> Self;
+    /// Runs `work` on this thread's scratch buffer of `len` elements (contents unspecified):
+    /// kept between calls, so an operation's working memory is not fresh pages every time.
+    fn with_scratch<R>(len: usize, work: impl FnOnce(&mut [Self]) -> R) -> R;
     fn count(value: usize) -> Self {
         Self::of(value as f64)
     }
     fn sqrt(self) -> Self;
 }
 
+/// The scratch buffer of [`Real::with_scratch`]: taken out of its slot while in use (a nested
+/// call on the same thread gets a fresh buffer instead of a conflicting borrow).
+fn with_scratch_in<T: Real, R>(
+    slot: &'static std::thread::LocalKey<std::cell::Cell<Vec<T>>>,
+    len: usize,
+    work: impl FnOnce(&mut [T]) -> R,
+) -> R {
+    let mut buffer = slot.take();
+    if buffer.len() < len {
+        buffer.resize(len, T::ZERO);
+    }
+    let result = work(&mut buffer[..len]);
+    slot.set(buffer);
+    result
+}
+
+thread_local! {
+    static SCRATCH_F32: std::cell::Cell<Vec<f32>> = const { std::cell::Cell::new(Vec::new()) };
+    static SCRATCH_F64: std::cell::Cell<Vec<f64>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
 impl Real for f32 {
     const ZERO: Self = 0.0;
     const ONE: Self = 1.0;
+    fn with_scratch<R>(len: usize, work: impl FnOnce(&mut [Self]) -> R) -> R {
+        with_scratch_in(&SCRATCH_F32, len, work)
+    }
     fn of(value: f64) -> Self {
         value as f32
     }
@@ -59,6 +86,9 @@ impl Real for f32 {
 impl Real for f64 {
     const ZERO: Self = 0.0;
     const ONE: Self = 1.0;
+    fn with_scratch<R>(len: usize, work: impl FnOnce(&mut [Self]) -> R) -> R {
+        with_scratch_in(&SCRATCH_F64, len, work)
+    }
     fn of(value: f64) -> Self {
         value
     }
