@@ -387,7 +387,7 @@ fn schedule<R: Send>(
 }
 
 /// Splits a scratch buffer into pieces of the given lengths.
-fn split<'a, T, const N: usize>(mut buffer: &'a mut [T], lengths: [usize; N]) -> [&'a mut [T]; N] {
+fn split<T, const N: usize>(mut buffer: &mut [T], lengths: [usize; N]) -> [&mut [T]; N] {
     lengths.map(|len| {
         let (piece, rest) = std::mem::take(&mut buffer).split_at_mut(len);
         buffer = rest;
