@@ -133,7 +133,9 @@ impl Geometry {
 
     /// Output rows per band: as many as fit [`COL_BUDGET`], at least one.
     fn band_rows(&self) -> usize {
-        if self.pointwise() {
+        // A pointwise conv reads its image in place; a small image is unfolded whole through
+        // its tap map.
+        if self.pointwise() || self.pixels() < TARGET_COLUMNS {
             return self.out_height.max(1);
         }
         (COL_BUDGET / (self.taps() * self.out_width).max(1)).clamp(1, self.out_height.max(1))
@@ -178,6 +180,37 @@ impl Geometry {
                 })
             })
             .collect()
+    }
+
+    /// For images of fewer than [`TARGET_COLUMNS`] pixels, where a row of a tap is a handful of
+    /// elements: the offset in a channel plane that each (tap, output pixel) reads, `-1` in the
+    /// padding — `[kH·kW, H'·W']`, shared by every channel and image of the call.
+    fn tap_map(&self) -> Option<Vec<i32>> {
+        if self.pixels() >= TARGET_COLUMNS {
+            return None;
+        }
+        let [kh, kw] = self.kernel;
+        let mut map = Vec::with_capacity(kh * kw * self.pixels());
+        for ki in 0..kh {
+            for kj in 0..kw {
+                for oh in 0..self.out_height {
+                    let ih = (oh * self.stride[0] + ki * self.dilation[0]) as isize
+                        - self.padding[0] as isize;
+                    for ow in 0..self.out_width {
+                        let iw = (ow * self.stride[1] + kj * self.dilation[1]) as isize
+                            - self.padding[1] as isize;
+                        let inside = (0..self.height as isize).contains(&ih)
+                            && (0..self.width as isize).contains(&iw);
+                        map.push(if inside {
+                            (ih * self.width as isize + iw) as i32
+                        } else {
+                            -1
+                        });
+                    }
+                }
+            }
+        }
+        Some(map)
     }
 
     /// Whether a unit reads its image in place as its `col` (a single image of a pointwise conv).
@@ -253,8 +286,34 @@ struct Run {
 }
 
 /// Unfolds the band `rows` of one image's channel group `x [C/g, H, W]` into the columns from
-/// `layout.1` of `col [K, layout.0]`.
+/// `layout.1` of `col [K, layout.0]`: through the [`Geometry::tap_map`] of a small image (whole),
+/// a row of a tap at a time otherwise.
 fn im2col<T: Real>(
+    geometry: &Geometry,
+    map: Option<&[i32]>,
+    x: &[T],
+    rows: (usize, usize),
+    layout: (usize, usize),
+    col: &mut [T],
+) {
+    let Some(map) = map else {
+        return im2col_rows(geometry, x, rows, layout, col);
+    };
+    debug_assert_eq!(rows, (0, geometry.out_height), "a tap map unfolds whole images");
+    let (pixels, plane) = (geometry.pixels(), geometry.plane());
+    let (stride, column) = layout;
+    for (channel, xc) in x.chunks(plane).take(geometry.group_in()).enumerate() {
+        for (tap, offsets) in map.chunks_exact(pixels).enumerate() {
+            let row = (channel * map.len() / pixels + tap) * stride + column;
+            for (d, &m) in col[row..row + pixels].iter_mut().zip(offsets) {
+                *d = if m >= 0 { xc[m as usize] } else { T::ZERO };
+            }
+        }
+    }
+}
+
+/// [`im2col`] a row of a tap at a time: contiguous runs copied, the padding filled.
+fn im2col_rows<T: Real>(
     geometry: &Geometry,
     x: &[T],
     rows: (usize, usize),
@@ -285,8 +344,35 @@ fn im2col<T: Real>(
 }
 
 /// Adds the columns from `layout.1` of `dcol [K, layout.0]` (the band `rows` of one image) back
-/// onto the image's channel-group gradient `dx [C/g, H, W]`.
+/// onto the image's channel-group gradient `dx [C/g, H, W]` (the reverse of [`im2col`]).
 fn col2im<T: Real>(
+    geometry: &Geometry,
+    map: Option<&[i32]>,
+    dcol: &[T],
+    rows: (usize, usize),
+    layout: (usize, usize),
+    dx: &mut [T],
+) {
+    let Some(map) = map else {
+        return col2im_rows(geometry, dcol, rows, layout, dx);
+    };
+    debug_assert_eq!(rows, (0, geometry.out_height), "a tap map folds whole images");
+    let (pixels, plane) = (geometry.pixels(), geometry.plane());
+    let (stride, column) = layout;
+    for (channel, dxc) in dx.chunks_mut(plane).take(geometry.group_in()).enumerate() {
+        for (tap, offsets) in map.chunks_exact(pixels).enumerate() {
+            let row = (channel * map.len() / pixels + tap) * stride + column;
+            for (&g, &m) in dcol[row..row + pixels].iter().zip(offsets) {
+                if m >= 0 {
+                    dxc[m as usize] += g;
+                }
+            }
+        }
+    }
+}
+
+/// [`col2im`] a row of a tap at a time.
+fn col2im_rows<T: Real>(
     geometry: &Geometry,
     dcol: &[T],
     rows: (usize, usize),
@@ -432,6 +518,7 @@ fn forward_slices<T: Real>(g: &Geometry, x: &[T], w: &[T], bias: Option<&[T]>) -
     }
     let units = g.units();
     let widest = units.iter().map(|u| u.columns(g)).max().unwrap_or(0);
+    let map = g.tap_map();
     let mut out: Vec<T> = Vec::with_capacity(len);
     let out_ptr = Shared(out.as_mut_ptr());
     let work = |_: usize, run: &[Unit], threads: Parallelism| {
@@ -451,7 +538,7 @@ fn forward_slices<T: Real>(g: &Geometry, x: &[T], w: &[T], bias: Option<&[T]>) -
                     } else {
                         for i in 0..unit.images {
                             let xg = &x[(unit.first_image + i) * image_in + in_offset..];
-                            im2col(g, xg, unit.rows, (columns, i * band), col);
+                            im2col(g, map.as_deref(), xg, unit.rows, (columns, i * band), col);
                         }
                         (col.as_ptr(), columns, 1)
                     };
@@ -591,6 +678,7 @@ fn backward_slices<T: Real>(
     }
     let units = g.units();
     let widest = units.iter().map(|u| u.columns(g)).max().unwrap_or(0);
+    let map = g.tap_map();
     let dx_ptr = Shared(dx.as_mut().map_or(std::ptr::null_mut(), |v| v.as_mut_ptr()));
     // Each part returns its share of the weight gradient; its first unit overwrites the share
     // (every element: all groups, all of [C_out/g, K]), later ones add to it.
@@ -635,7 +723,7 @@ fn backward_slices<T: Real>(
                         } else {
                             for i in 0..unit.images {
                                 let xg = &x[(unit.first_image + i) * image_in + in_offset..];
-                                im2col(g, xg, unit.rows, (columns, i * band), col);
+                                im2col(g, map.as_deref(), xg, unit.rows, (columns, i * band), col);
                             }
                             (col.as_ptr(), 1, columns)
                         };
@@ -692,7 +780,14 @@ fn backward_slices<T: Real>(
                                         g.group_in() * plane,
                                     )
                                 };
-                                col2im(g, dcol, unit.rows, (columns, i * band), dxg);
+                                col2im(
+                                    g,
+                                    map.as_deref(),
+                                    dcol,
+                                    unit.rows,
+                                    (columns, i * band),
+                                    dxg,
+                                );
                             }
                         }
                     }
