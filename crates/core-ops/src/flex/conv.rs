@@ -299,7 +299,11 @@ fn im2col<T: Real>(
     let Some(map) = map else {
         return im2col_rows(geometry, x, rows, layout, col);
     };
-    debug_assert_eq!(rows, (0, geometry.out_height), "a tap map unfolds whole images");
+    debug_assert_eq!(
+        rows,
+        (0, geometry.out_height),
+        "a tap map unfolds whole images"
+    );
     let (pixels, plane) = (geometry.pixels(), geometry.plane());
     let (stride, column) = layout;
     for (channel, xc) in x.chunks(plane).take(geometry.group_in()).enumerate() {
@@ -356,7 +360,11 @@ fn col2im<T: Real>(
     let Some(map) = map else {
         return col2im_rows(geometry, dcol, rows, layout, dx);
     };
-    debug_assert_eq!(rows, (0, geometry.out_height), "a tap map folds whole images");
+    debug_assert_eq!(
+        rows,
+        (0, geometry.out_height),
+        "a tap map folds whole images"
+    );
     let (pixels, plane) = (geometry.pixels(), geometry.plane());
     let (stride, column) = layout;
     for (channel, dxc) in dx.chunks_mut(plane).take(geometry.group_in()).enumerate() {
