@@ -8,7 +8,6 @@ use burn::{
     module::{Initializer, Module, Param, RunningState},
     tensor::{Tensor, backend::Backend},
 };
-use core_ops::reference::{channel_affine_normalize, channel_moments};
 use serde::{Deserialize, Serialize};
 
 /// Where the statistics that normalise a training batch come from.
@@ -117,7 +116,7 @@ impl<B: Backend> BatchNorm2d<B> {
         weight: Tensor<B, 1>,
         bias: Tensor<B, 1>,
     ) -> Tensor<B, 4> {
-        channel_affine_normalize(x, mean, var, weight, bias, self.eps)
+        core_ops::batch_norm_fixed(x, mean, var, weight, bias, self.eps)
     }
 
     /// The same as [`Self::forward`] on one `[N, C, H, W]` tensor whose channels are spread over
@@ -183,18 +182,12 @@ impl<B: Backend> BatchNorm2d<B> {
             .map(|(x, idx)| {
                 let [n, _, h, w] = x.dims();
                 assert_eq!(n * h * w, count, "every part must hold the same samples");
-                let (mean, var) = channel_moments(x.clone());
-                let add = burn::tensor::IndexingUpdateOp::Add;
-                full_mean =
-                    full_mean
-                        .clone()
-                        .select_assign(0, idx.clone(), mean.clone().detach(), add);
-                full_var =
-                    full_var
-                        .clone()
-                        .select_assign(0, idx.clone(), var.clone().detach(), add);
                 let (wt, b) = affine(idx);
-                self.normalize_with(x, mean, var, wt, b)
+                let (out, mean, var) = core_ops::batch_norm_train(x, wt, b, self.eps);
+                let add = burn::tensor::IndexingUpdateOp::Add;
+                full_mean = full_mean.clone().select_assign(0, idx.clone(), mean, add);
+                full_var = full_var.clone().select_assign(0, idx.clone(), var, add);
+                out
             })
             .collect();
         let unbiased = full_var.mul_scalar(count as f64 / (count.max(2) - 1) as f64);

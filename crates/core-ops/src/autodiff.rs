@@ -130,8 +130,12 @@ pub fn conv2d(
 /// Which normalisation a [`NormBackward`] differentiates.
 #[derive(Clone, Debug)]
 enum NormKind {
-    Group { groups: usize },
+    Group {
+        groups: usize,
+    },
     Batch,
+    /// Batch normalisation with constant statistics.
+    Fixed,
 }
 
 #[derive(Debug)]
@@ -150,6 +154,7 @@ impl Backward<Flex, 3> for NormBackward {
                 norm::group_norm_backward(&x, &weight, &mean, &rstd, &grad, groups)
             }
             NormKind::Batch => norm::batch_norm_backward(&x, &weight, &mean, &rstd, &grad),
+            NormKind::Fixed => norm::batch_norm_fixed_backward(&x, &weight, &mean, &rstd, &grad),
         };
         for (parent, gradient) in ops.parents.into_iter().zip([out.x, out.weight, out.bias]) {
             if let Some(node) = parent {
@@ -217,4 +222,29 @@ pub fn batch_norm_train(
     };
     let output = tensor(record_norm(&inputs, forward.output, state));
     (output, untracked(mean), untracked(var))
+}
+
+/// [`crate::batch_norm_fixed`] under autodiff. Statistics that require a gradient (none of
+/// vireo's layers passes such) take the composed path, which differentiates them.
+pub fn batch_norm_fixed(
+    x: Tensor<Ad, 4>,
+    [mean, var, weight, bias]: [Tensor<Ad, 1>; 4],
+    eps: f64,
+) -> Tensor<Ad, 4> {
+    let dtypes = [
+        x.dtype(),
+        mean.dtype(),
+        var.dtype(),
+        weight.dtype(),
+        bias.dtype(),
+    ];
+    if real_dtype(&dtypes).is_none() || mean.is_require_grad() || var.is_require_grad() {
+        return reference::channel_affine_normalize(x, mean, var, weight, bias, eps);
+    }
+    let (mean, var) = (flex::primitive(mean.inner()), flex::primitive(var.inner()));
+    let inputs = [primitive(x), primitive(weight), primitive(bias)];
+    let [xp, wp, bp] = [0, 1, 2].map(|i| &inputs[i].primitive);
+    let (output, rstd) = norm::batch_norm_fixed_forward(xp, &mean, &var, wp, bp, eps);
+    let state = || (xp.clone(), wp.clone(), mean, rstd, NormKind::Fixed);
+    tensor(record_norm(&inputs, output, state))
 }

@@ -1,5 +1,6 @@
 //! vireo's own kernels for the operations every model spends its time in: 2-D convolution, group
-//! normalisation and training-mode batch normalisation, each forward and backward.
+//! normalisation and batch normalisation (with batch statistics, or with given ones), each
+//! forward and backward.
 //!
 //! burn 0.21 composes GroupNorm and BatchNorm from ~25 elementwise and reduction passes each way,
 //! and burn-flex's convolution backward is a serial col2im and a strided weight-gradient
@@ -106,5 +107,31 @@ pub fn batch_norm_train<B: Backend>(
             eps,
         )),
         Kernels::Composed => reference::batch_norm_train(x, weight, bias, eps),
+    }
+}
+
+/// Batch normalisation with given statistics (evaluation, EstBN): `γ (x − mean) / sqrt(var +
+/// eps) + β` per channel, `mean`, `var`, `weight`, `bias` each `[C]`. The statistics are
+/// constants: no gradient flows into them.
+pub fn batch_norm_fixed<B: Backend>(
+    x: Tensor<B, 4>,
+    mean: Tensor<B, 1>,
+    var: Tensor<B, 1>,
+    weight: Tensor<B, 1>,
+    bias: Tensor<B, 1>,
+    eps: f64,
+) -> Tensor<B, 4> {
+    match kernels::<B>() {
+        Kernels::Flex => cast(flex::batch_norm_fixed(
+            cast(x),
+            cast([mean, var, weight, bias]),
+            eps,
+        )),
+        Kernels::AutodiffFlex => cast(autodiff::batch_norm_fixed(
+            cast(x),
+            cast([mean, var, weight, bias]),
+            eps,
+        )),
+        Kernels::Composed => reference::channel_affine_normalize(x, mean, var, weight, bias, eps),
     }
 }

@@ -20,6 +20,11 @@ fn batch_norm_matches_composition() {
 }
 
 #[test]
+fn fixed_statistics_batch_norm_matches_composition() {
+    common::check_batch_norm_fixed(DType::F32, 2e-5);
+}
+
+#[test]
 fn inference_path_matches_autodiff_path() {
     common::check_inner(DType::F32, 0.0);
 }

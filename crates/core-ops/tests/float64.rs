@@ -38,6 +38,12 @@ fn batch_norm_matches_composition() {
 }
 
 #[test]
+fn fixed_statistics_batch_norm_matches_composition() {
+    f64_default();
+    common::check_batch_norm_fixed(DType::F64, 1e-8);
+}
+
+#[test]
 fn inference_path_matches_autodiff_path() {
     f64_default();
     common::check_inner(DType::F64, 0.0);

@@ -228,3 +228,23 @@ pub fn batch_norm_train(
         tensor(forward.var),
     )
 }
+
+/// [`crate::batch_norm_fixed`] on flex.
+pub fn batch_norm_fixed(
+    x: Tensor<Flex, 4>,
+    [mean, var, weight, bias]: [Tensor<Flex, 1>; 4],
+    eps: f64,
+) -> Tensor<Flex, 4> {
+    let dtypes = [
+        x.dtype(),
+        mean.dtype(),
+        var.dtype(),
+        weight.dtype(),
+        bias.dtype(),
+    ];
+    if real_dtype(&dtypes).is_none() {
+        return reference::channel_affine_normalize(x, mean, var, weight, bias, eps);
+    }
+    let [mean, var, weight, bias] = [mean, var, weight, bias].map(primitive);
+    tensor(norm::batch_norm_fixed_forward(&primitive(x), &mean, &var, &weight, &bias, eps).0)
+}

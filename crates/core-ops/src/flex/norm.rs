@@ -418,3 +418,90 @@ fn batch_norm_backward_slices<T: Real>(
     let dgamma = s2.iter().zip(rstd).map(|(&s, &r)| s * r).collect();
     (dx, dgamma, s1)
 }
+
+/// Batch normalisation with given per-channel statistics `mean`, `var [C]` (evaluation, EstBN):
+/// the output and `1/sqrt(var + eps)`.
+pub fn batch_norm_fixed_forward(
+    x: &FlexTensor,
+    mean: &FlexTensor,
+    var: &FlexTensor,
+    weight: &FlexTensor,
+    bias: &FlexTensor,
+    eps: f64,
+) -> (FlexTensor, FlexTensor) {
+    let [n, c, h, w] = dims::<4>(x);
+    let [x, mean, var] = [x, mean, var].map(contiguous);
+    let (weight, bias) = (contiguous(weight), contiguous(bias));
+    with_real!(x.dtype(), T => {
+        let (x, mean, var) = (elements::<T>(&x), elements::<T>(&mean), elements::<T>(&var));
+        let (gamma, beta) = (elements::<T>(&weight), elements::<T>(&bias));
+        let rstd: Vec<T> = var.iter().map(|&v| T::ONE / (v + T::of(eps)).sqrt()).collect();
+        let hw = h * w;
+        let y = if x.is_empty() {
+            Vec::new()
+        } else {
+            // SAFETY: the planes cover `y`, each written whole.
+            unsafe {
+                written(x.len(), |y| {
+                    y.par_chunks_mut(hw)
+                        .zip(x.par_chunks(hw))
+                        .enumerate()
+                        .for_each(|(plane, (ys, xs))| {
+                            let ch = plane % c;
+                            let a = gamma[ch] * rstd[ch];
+                            affine(ys, xs, a, beta[ch] - mean[ch] * a);
+                        })
+                })
+            }
+        };
+        (from_vec(y, &[n, c, h, w]), from_vec(rstd, &[c]))
+    })
+}
+
+/// The gradients of [`batch_norm_fixed_forward`] (the statistics are constants).
+pub fn batch_norm_fixed_backward(
+    x: &FlexTensor,
+    weight: &FlexTensor,
+    mean: &FlexTensor,
+    rstd: &FlexTensor,
+    grad: &FlexTensor,
+) -> NormGrads {
+    let [n, c, h, w] = dims::<4>(x);
+    let (x, weight, grad) = (contiguous(x), contiguous(weight), contiguous(grad));
+    let (mean, rstd) = (contiguous(mean), contiguous(rstd));
+    with_real!(x.dtype(), T => {
+        let (x, dy, gamma) = (elements::<T>(&x), elements::<T>(&grad), elements::<T>(&weight));
+        let (mean, rstd) = (elements::<T>(&mean), elements::<T>(&rstd));
+        let hw = h * w;
+        let (dx, s1, s2) = if x.is_empty() {
+            (Vec::new(), vec![T::ZERO; c], vec![T::ZERO; c])
+        } else {
+            let planes: Vec<(T, T)> = x
+                .par_chunks(hw)
+                .zip(dy.par_chunks(hw))
+                .enumerate()
+                .map(|(plane, (xs, dys))| (sum(dys), centred_dot(dys, xs, mean[plane % c])))
+                .collect();
+            let (s1, s2): (Vec<T>, Vec<T>) = planes.into_iter().unzip();
+            // SAFETY: the planes cover `dx`, each written whole.
+            let dx = unsafe {
+                written(x.len(), |dx| {
+                    dx.par_chunks_mut(hw)
+                        .zip(dy.par_chunks(hw))
+                        .enumerate()
+                        .for_each(|(plane, (dxs, dys))| {
+                            let ch = plane % c;
+                            affine(dxs, dys, gamma[ch] * rstd[ch], T::ZERO);
+                        })
+                })
+            };
+            (dx, over_batch(&s1, c), over_batch(&s2, c))
+        };
+        let dgamma: Vec<T> = s2.iter().zip(rstd).map(|(&s, &r)| s * r).collect();
+        NormGrads {
+            x: from_vec(dx, &[n, c, h, w]),
+            weight: from_vec(dgamma, &[c]),
+            bias: from_vec(s1, &[c]),
+        }
+    })
+}

@@ -231,6 +231,55 @@ pub fn check_batch_norm(dtype: DType, tol: f64) {
     }
 }
 
+/// Batch norm with given (constant) statistics, as evaluation and EstBN use it.
+pub fn check_batch_norm_fixed(dtype: DType, tol: f64) {
+    for (i, shape) in [[4, 3, 5, 4], [2, 5, 1, 7]].into_iter().enumerate() {
+        let x = fixed(shape, 70 + i as u64, 2.0, dtype);
+        let [mean, var, w, b] =
+            [71, 72, 73, 74].map(|s| fixed([shape[1]], s + i as u64, 1.0, dtype));
+        let var = var.abs().add_scalar(0.1);
+        let ours = run(
+            std::slice::from_ref(&x),
+            &[w.clone(), b.clone()],
+            |t, p| {
+                core_ops::batch_norm_fixed(
+                    t[0].clone(),
+                    mean.clone(),
+                    var.clone(),
+                    p[0].clone(),
+                    p[1].clone(),
+                    1e-5,
+                )
+            },
+            dtype,
+        );
+        let composed = run(
+            &[x],
+            &[w, b],
+            |t, p| {
+                core_ops::reference::channel_affine_normalize(
+                    t[0].clone(),
+                    mean.clone(),
+                    var.clone(),
+                    p[0].clone(),
+                    p[1].clone(),
+                    1e-5,
+                )
+            },
+            dtype,
+        );
+        for (k, (a, b)) in ours.iter().zip(&composed).enumerate() {
+            let what = ["output", "dx", "dweight", "dbias"][k];
+            assert_close(
+                &format!("fixed-statistics batch norm case {i} {what}"),
+                a,
+                b,
+                tol,
+            );
+        }
+    }
+}
+
 /// The inference path (`Flex` without autodiff) gives the autodiff path's values.
 pub fn check_inner(dtype: DType, tol: f64) {
     let x = fixed([3, 4, 6, 6], 7, 1.0, dtype);
