@@ -19,7 +19,11 @@ use burn::{
 };
 
 use crate::{
-    flex::{self, conv, norm, real_dtype},
+    flex::{
+        self, conv,
+        norm::{self, Norm},
+        real_dtype,
+    },
     reference,
 };
 
@@ -127,35 +131,18 @@ pub fn conv2d(
     })
 }
 
-/// Which normalisation a [`NormBackward`] differentiates.
-#[derive(Clone, Debug)]
-enum NormKind {
-    Group {
-        groups: usize,
-    },
-    Batch,
-    /// Batch normalisation with constant statistics.
-    Fixed,
-}
-
 #[derive(Debug)]
 struct NormBackward;
 
 /// The input, the weight, the saved mean and `1/sqrt(var + eps)`, and which norm it was.
-type NormState = (FlexTensor, FlexTensor, FlexTensor, FlexTensor, NormKind);
+type NormState = (FlexTensor, FlexTensor, FlexTensor, FlexTensor, Norm);
 
 impl Backward<Flex, 3> for NormBackward {
     type State = NormState;
     fn backward(self, ops: Ops<NormState, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
         let grad = grads.consume::<Flex>(&ops.node);
-        let (x, weight, mean, rstd, kind) = ops.state;
-        let out = match kind {
-            NormKind::Group { groups } => {
-                norm::group_norm_backward(&x, &weight, &mean, &rstd, &grad, groups)
-            }
-            NormKind::Batch => norm::batch_norm_backward(&x, &weight, &mean, &rstd, &grad),
-            NormKind::Fixed => norm::batch_norm_fixed_backward(&x, &weight, &mean, &rstd, &grad),
-        };
+        let (x, weight, mean, rstd, which) = ops.state;
+        let out = norm::backward(which, &x, &weight, &mean, &rstd, &grad);
         for (parent, gradient) in ops.parents.into_iter().zip([out.x, out.weight, out.bias]) {
             if let Some(node) = parent {
                 grads.register::<Flex>(node.id, gradient);
@@ -197,7 +184,7 @@ pub fn group_norm(
     let forward = norm::group_norm_forward(xp, wp, bp, groups, eps);
     let state = || {
         let (x, w) = (xp.clone(), wp.clone());
-        (x, w, forward.mean, forward.rstd, NormKind::Group { groups })
+        (x, w, forward.mean, forward.rstd, Norm::Group { groups })
     };
     tensor(record_norm(&inputs, forward.output, state))
 }
@@ -218,7 +205,7 @@ pub fn batch_norm_train(
     let (mean, var) = (forward.mean.clone(), forward.var);
     let state = || {
         let (x, w) = (xp.clone(), wp.clone());
-        (x, w, forward.mean, forward.rstd, NormKind::Batch)
+        (x, w, forward.mean, forward.rstd, Norm::Batch)
     };
     let output = tensor(record_norm(&inputs, forward.output, state));
     (output, untracked(mean), untracked(var))
@@ -245,6 +232,6 @@ pub fn batch_norm_fixed(
     let inputs = [primitive(x), primitive(weight), primitive(bias)];
     let [xp, wp, bp] = [0, 1, 2].map(|i| &inputs[i].primitive);
     let (output, rstd) = norm::batch_norm_fixed_forward(xp, &mean, &var, wp, bp, eps);
-    let state = || (xp.clone(), wp.clone(), mean, rstd, NormKind::Fixed);
+    let state = || (xp.clone(), wp.clone(), mean, rstd, Norm::Fixed);
     tensor(record_norm(&inputs, output, state))
 }

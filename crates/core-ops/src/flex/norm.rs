@@ -165,31 +165,6 @@ fn group_norm_slices<T: Real>(
     (y, mean, rstd)
 }
 
-/// The gradients of [`group_norm_forward`] given the output gradient `grad [N, C, H, W]`.
-pub fn group_norm_backward(
-    x: &FlexTensor,
-    weight: &FlexTensor,
-    mean: &FlexTensor,
-    rstd: &FlexTensor,
-    grad: &FlexTensor,
-    groups: usize,
-) -> NormGrads {
-    let [n, c, h, w] = dims::<4>(x);
-    let (x, weight, grad) = (contiguous(x), contiguous(weight), contiguous(grad));
-    let (mean, rstd) = (contiguous(mean), contiguous(rstd));
-    with_real!(x.dtype(), T => {
-        let (dx, dgamma, dbeta) = group_norm_backward_slices::<T>(
-            elements(&x), elements(&grad), elements(&weight), elements(&mean), elements(&rstd),
-            [n, c, h * w], groups,
-        );
-        NormGrads {
-            x: from_vec(dx, &[n, c, h, w]),
-            weight: from_vec(dgamma, &[c]),
-            bias: from_vec(dbeta, &[c]),
-        }
-    })
-}
-
 fn group_norm_backward_slices<T: Real>(
     x: &[T],
     dy: &[T],
@@ -351,30 +326,6 @@ fn batch_norm_slices<T: Real>(
     (y, mean, var, rstd)
 }
 
-/// The gradients of [`batch_norm_forward`] given the output gradient `grad [N, C, H, W]`.
-pub fn batch_norm_backward(
-    x: &FlexTensor,
-    weight: &FlexTensor,
-    mean: &FlexTensor,
-    rstd: &FlexTensor,
-    grad: &FlexTensor,
-) -> NormGrads {
-    let [n, c, h, w] = dims::<4>(x);
-    let (x, weight, grad) = (contiguous(x), contiguous(weight), contiguous(grad));
-    let (mean, rstd) = (contiguous(mean), contiguous(rstd));
-    with_real!(x.dtype(), T => {
-        let (dx, dgamma, dbeta) = batch_norm_backward_slices::<T>(
-            elements(&x), elements(&grad), elements(&weight), elements(&mean), elements(&rstd),
-            [n, c, h * w],
-        );
-        NormGrads {
-            x: from_vec(dx, &[n, c, h, w]),
-            weight: from_vec(dgamma, &[c]),
-            bias: from_vec(dbeta, &[c]),
-        }
-    })
-}
-
 fn batch_norm_backward_slices<T: Real>(
     x: &[T],
     dy: &[T],
@@ -387,14 +338,7 @@ fn batch_norm_backward_slices<T: Real>(
         return (Vec::new(), vec![T::ZERO; c], vec![T::ZERO; c]);
     }
     let count = T::count(n * hw);
-    let planes: Vec<(T, T)> = x
-        .par_chunks(hw)
-        .zip(dy.par_chunks(hw))
-        .enumerate()
-        .map(|(plane, (xs, dys))| (sum(dys), centred_dot(dys, xs, mean[plane % c])))
-        .collect();
-    let (s1, s2): (Vec<T>, Vec<T>) = planes.into_iter().unzip();
-    let (s1, s2) = (over_batch(&s1, c), over_batch(&s2, c));
+    let (s1, s2) = channel_sums(x, dy, mean, [c, hw]);
     // dx = a·dy + b·x + d per channel.
     let coefficients: Vec<(T, T, T)> = (0..c)
         .map(|ch| {
@@ -458,8 +402,62 @@ pub fn batch_norm_fixed_forward(
     })
 }
 
-/// The gradients of [`batch_norm_fixed_forward`] (the statistics are constants).
-pub fn batch_norm_fixed_backward(
+/// Per channel, over the batch: `Σdy` and `Σdy·(x − mean)`.
+fn channel_sums<T: Real>(x: &[T], dy: &[T], mean: &[T], [c, hw]: [usize; 2]) -> (Vec<T>, Vec<T>) {
+    let planes: Vec<(T, T)> = x
+        .par_chunks(hw)
+        .zip(dy.par_chunks(hw))
+        .enumerate()
+        .map(|(plane, (xs, dys))| (sum(dys), centred_dot(dys, xs, mean[plane % c])))
+        .collect();
+    let (s1, s2): (Vec<T>, Vec<T>) = planes.into_iter().unzip();
+    (over_batch(&s1, c), over_batch(&s2, c))
+}
+
+/// With constant statistics: `dx = γ·rstd·dy`, `dγ = Σdy·(x − mean)·rstd`, `dβ = Σdy`.
+fn batch_norm_fixed_backward_slices<T: Real>(
+    x: &[T],
+    dy: &[T],
+    gamma: &[T],
+    mean: &[T],
+    rstd: &[T],
+    [_, c, hw]: [usize; 3],
+) -> (Vec<T>, Vec<T>, Vec<T>) {
+    if x.is_empty() {
+        return (Vec::new(), vec![T::ZERO; c], vec![T::ZERO; c]);
+    }
+    let (s1, s2) = channel_sums(x, dy, mean, [c, hw]);
+    // SAFETY: the planes cover `dx`, each written whole.
+    let dx = unsafe {
+        written(x.len(), |dx| {
+            dx.par_chunks_mut(hw)
+                .zip(dy.par_chunks(hw))
+                .enumerate()
+                .for_each(|(plane, (dxs, dys))| {
+                    let ch = plane % c;
+                    affine(dxs, dys, gamma[ch] * rstd[ch], T::ZERO);
+                })
+        })
+    };
+    let dgamma = s2.iter().zip(rstd).map(|(&s, &r)| s * r).collect();
+    (dx, dgamma, s1)
+}
+
+/// Which normalisation [`backward`] differentiates.
+#[derive(Clone, Copy, Debug)]
+pub enum Norm {
+    /// [`group_norm_forward`]; `mean`, `rstd` per (sample, group).
+    Group { groups: usize },
+    /// [`batch_norm_forward`]: batch statistics, differentiated through.
+    Batch,
+    /// [`batch_norm_fixed_forward`]: constant statistics.
+    Fixed,
+}
+
+/// The gradients of a normalisation's input, weight and bias given the output gradient
+/// `grad [N, C, H, W]` and what its forward saved (`mean`, `rstd`).
+pub fn backward(
+    norm: Norm,
     x: &FlexTensor,
     weight: &FlexTensor,
     mean: &FlexTensor,
@@ -467,41 +465,22 @@ pub fn batch_norm_fixed_backward(
     grad: &FlexTensor,
 ) -> NormGrads {
     let [n, c, h, w] = dims::<4>(x);
-    let (x, weight, grad) = (contiguous(x), contiguous(weight), contiguous(grad));
-    let (mean, rstd) = (contiguous(mean), contiguous(rstd));
+    let [x, weight, mean, rstd, grad] = [x, weight, mean, rstd, grad].map(contiguous);
     with_real!(x.dtype(), T => {
-        let (x, dy, gamma) = (elements::<T>(&x), elements::<T>(&grad), elements::<T>(&weight));
+        let (xs, dy, gamma) = (elements::<T>(&x), elements::<T>(&grad), elements::<T>(&weight));
         let (mean, rstd) = (elements::<T>(&mean), elements::<T>(&rstd));
-        let hw = h * w;
-        let (dx, s1, s2) = if x.is_empty() {
-            (Vec::new(), vec![T::ZERO; c], vec![T::ZERO; c])
-        } else {
-            let planes: Vec<(T, T)> = x
-                .par_chunks(hw)
-                .zip(dy.par_chunks(hw))
-                .enumerate()
-                .map(|(plane, (xs, dys))| (sum(dys), centred_dot(dys, xs, mean[plane % c])))
-                .collect();
-            let (s1, s2): (Vec<T>, Vec<T>) = planes.into_iter().unzip();
-            // SAFETY: the planes cover `dx`, each written whole.
-            let dx = unsafe {
-                written(x.len(), |dx| {
-                    dx.par_chunks_mut(hw)
-                        .zip(dy.par_chunks(hw))
-                        .enumerate()
-                        .for_each(|(plane, (dxs, dys))| {
-                            let ch = plane % c;
-                            affine(dxs, dys, gamma[ch] * rstd[ch], T::ZERO);
-                        })
-                })
-            };
-            (dx, over_batch(&s1, c), over_batch(&s2, c))
+        let sizes = [n, c, h * w];
+        let (dx, dgamma, dbeta) = match norm {
+            Norm::Group { groups } => {
+                group_norm_backward_slices(xs, dy, gamma, mean, rstd, sizes, groups)
+            }
+            Norm::Batch => batch_norm_backward_slices(xs, dy, gamma, mean, rstd, sizes),
+            Norm::Fixed => batch_norm_fixed_backward_slices(xs, dy, gamma, mean, rstd, sizes),
         };
-        let dgamma: Vec<T> = s2.iter().zip(rstd).map(|(&s, &r)| s * r).collect();
         NormGrads {
             x: from_vec(dx, &[n, c, h, w]),
             weight: from_vec(dgamma, &[c]),
-            bias: from_vec(s1, &[c]),
+            bias: from_vec(dbeta, &[c]),
         }
     })
 }
