@@ -7,13 +7,17 @@
 //!   accumulated onto);
 //! * input gradient `dcol = W_gᵀ · dY_g`, folded back onto the input (col2im, adding contiguous
 //!   runs), per image in parallel;
-//! * weight gradient `dW_g += dY_g · colᵀ`, accumulated across the images of a thread into one
+//! * weight gradient `dW_g += dY_g · colᵀ`, accumulated across a thread's units into one
 //!   contiguous `[C_out, K]` buffer, the threads' buffers summed at the end.
 //!
-//! A 1×1 convolution with stride 1 and no padding needs no `col`: the image is its own `[C, P]`
-//! matrix. Large images are unfolded a band of output rows at a time so that `col` stays under
-//! [`COL_BUDGET`] elements. With fewer images than threads, images run one after another and
-//! `gemm` uses the threads instead.
+//! The work is split into units: a band of output rows of one large image (so that `col` stays
+//! under [`COL_BUDGET`] elements), or several whole small images side by side in one `col` of
+//! about [`TARGET_COLUMNS`] columns (unfolded through a tap map computed once per call; their
+//! output and output gradient staged as one `[C_out/g, columns]` matrix). A 1×1 convolution with
+//! stride 1 and no padding reads a single image in place as its own `[C, P]` matrix. Units run one
+//! consecutive run per thread with `gemm` serial inside; with fewer units than threads they run
+//! one after another and `gemm` uses the threads. The per-thread weight-gradient shares are summed
+//! in order, so a result never depends on scheduling.
 
 use burn::{backend::flex::FlexTensor, tensor::ops::ConvOptions};
 use gemm::Parallelism;
