@@ -12,13 +12,7 @@
 
 use burn::{
     module::{Initializer, Module},
-    tensor::{
-        Tensor,
-        activation::relu,
-        backend::Backend,
-        module::interpolate,
-        ops::{InterpolateMode, InterpolateOptions},
-    },
+    tensor::{Tensor, activation::relu, backend::Backend},
 };
 use core_nets::{ResNet, ResNetConfig};
 use core_norm::{Conv2d, ConvKind, NormKind};
@@ -369,17 +363,14 @@ impl<B: Backend> PanopticDeepLab<B> {
     }
 }
 
-/// Bilinear resize with aligned corners (DeepLab2 resizes every feature and output this way).
+/// Bilinear resize with aligned corners (DeepLab2 resizes every feature and output this way;
+/// differentiable on every backend through `core_ops::interpolate_bilinear`).
 pub fn resize<B: Backend>(x: Tensor<B, 4>, size: [usize; 2]) -> Tensor<B, 4> {
     let [_, _, h, w] = x.dims();
     if [h, w] == size {
         return x;
     }
-    interpolate(
-        x,
-        size,
-        InterpolateOptions::new(InterpolateMode::Bilinear).with_align_corners(true),
-    )
+    core_ops::interpolate_bilinear(x, size, true)
 }
 
 /// Resizes `(dy, dx)` offsets and rescales them to the new pixel grid:

@@ -10,13 +10,7 @@
 
 use burn::{
     module::Module,
-    tensor::{
-        Tensor,
-        activation::relu,
-        backend::Backend,
-        module::interpolate,
-        ops::{InterpolateMode, InterpolateOptions},
-    },
+    tensor::{Tensor, activation::relu, backend::Backend},
 };
 use core_norm::{Conv2d, ConvKind, Norm, NormKind};
 use serde::{Deserialize, Serialize};
@@ -217,11 +211,8 @@ impl<B: Backend> DeepLab<B> {
     }
 }
 
-/// Bilinear resize with `align_corners = True` (DeepLabv3's output upsampling).
+/// Bilinear resize with `align_corners = True` (DeepLabv3's output upsampling; differentiable on
+/// every backend through `core_ops::interpolate_bilinear`).
 pub fn upsample_aligned<B: Backend>(x: Tensor<B, 4>, size: [usize; 2]) -> Tensor<B, 4> {
-    interpolate(
-        x,
-        size,
-        InterpolateOptions::new(InterpolateMode::Bilinear).with_align_corners(true),
-    )
+    core_ops::interpolate_bilinear(x, size, true)
 }

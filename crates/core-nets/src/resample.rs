@@ -2,12 +2,7 @@
 //! right/bottom and 2×2 average pooling; up by bilinear ×2 with half-pixel centres
 //! (`align_corners = false`) and a top-left crop back to the full-resolution size.
 
-use burn::tensor::{
-    Tensor,
-    backend::Backend,
-    module::{avg_pool2d, interpolate},
-    ops::{InterpolateMode, InterpolateOptions, PadMode},
-};
+use burn::tensor::{Tensor, backend::Backend, module::avg_pool2d, ops::PadMode};
 
 /// `[N, C, H, W] -> [N, C, ⌈H/2⌉, ⌈W/2⌉]`: an odd side is first extended by repeating its last
 /// row/column, then 2×2 blocks are averaged.
@@ -25,11 +20,8 @@ pub fn elastic_down<B: Backend>(x: Tensor<B, 4>) -> Tensor<B, 4> {
 /// then the top-left `H × W` (`H ≤ 2h`, `W ≤ 2w`).
 pub fn elastic_up<B: Backend>(x: Tensor<B, 4>, [height, width]: [usize; 2]) -> Tensor<B, 4> {
     let [n, c, h, w] = x.dims();
-    let up = interpolate(
-        x,
-        [2 * h, 2 * w],
-        InterpolateOptions::new(InterpolateMode::Bilinear).with_align_corners(false),
-    );
+    // Differentiable on every backend (burn 0.21's GPU backends lack a bilinear backward).
+    let up = core_ops::interpolate_bilinear(x, [2 * h, 2 * w], false);
     if [2 * h, 2 * w] == [height, width] {
         up
     } else {

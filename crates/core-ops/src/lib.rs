@@ -135,3 +135,20 @@ pub fn batch_norm_fixed<B: Backend>(
         Kernels::Composed => reference::channel_affine_normalize(x, mean, var, weight, bias, eps),
     }
 }
+
+/// Bilinear resize of `x [N, C, H, W]` to `size`, PyTorch's `F.interpolate(mode="bilinear",
+/// align_corners=…)`: burn's interpolation on the CPU backend; elsewhere the composition
+/// [`reference::interpolate_bilinear`], because burn 0.21's CubeCL backends (wgpu, CUDA) panic
+/// in the backward of a bilinear interpolation.
+pub fn interpolate_bilinear<B: Backend>(
+    x: Tensor<B, 4>,
+    size: [usize; 2],
+    align_corners: bool,
+) -> Tensor<B, 4> {
+    match kernels::<B>() {
+        Kernels::Flex | Kernels::AutodiffFlex => {
+            reference::interpolate_bilinear_burn(x, size, align_corners)
+        }
+        Kernels::Composed => reference::interpolate_bilinear(x, size, align_corners),
+    }
+}

@@ -1,7 +1,12 @@
 //! The operations composed from ordinary burn ops: what every backend without a kernel of its own
 //! runs, and the definition the kernels are tested against.
 
-use burn::tensor::{Tensor, backend::Backend, module, ops::ConvOptions};
+use burn::tensor::{
+    Int, Tensor, TensorData,
+    backend::Backend,
+    module,
+    ops::{ConvOptions, InterpolateMode, InterpolateOptions},
+};
 
 /// `[1, ...] -> [n, ...]`: the operand repeated once per sample, contiguous.
 ///
@@ -90,4 +95,73 @@ pub fn batch_norm_train<B: Backend>(
     let (mean, var) = channel_moments(x.clone());
     let out = channel_affine_normalize(x, mean.clone(), var.clone(), weight, bias, eps);
     (out, mean.detach(), var.detach())
+}
+
+/// burn's bilinear resize of `x [N, C, H, W]` to `size` (PyTorch's `F.interpolate(mode="bilinear")`).
+pub fn interpolate_bilinear_burn<B: Backend>(
+    x: Tensor<B, 4>,
+    size: [usize; 2],
+    align_corners: bool,
+) -> Tensor<B, 4> {
+    let options =
+        InterpolateOptions::new(InterpolateMode::Bilinear).with_align_corners(align_corners);
+    module::interpolate(x, size, options)
+}
+
+/// For one axis resized from `input` to `output` samples: each output sample's two source
+/// indices and the weight of the second, as PyTorch's bilinear interpolation computes them
+/// (`align_corners`: the end samples coincide; otherwise half-pixel centres, clamped at 0).
+pub fn bilinear_taps(
+    input: usize,
+    output: usize,
+    align_corners: bool,
+) -> (Vec<i64>, Vec<i64>, Vec<f64>) {
+    let last = input.saturating_sub(1);
+    let mut taps = (
+        Vec::with_capacity(output),
+        Vec::with_capacity(output),
+        Vec::with_capacity(output),
+    );
+    for o in 0..output {
+        let source = if align_corners {
+            if output > 1 {
+                o as f64 * last as f64 / (output - 1) as f64
+            } else {
+                0.0
+            }
+        } else {
+            ((o as f64 + 0.5) * input as f64 / output as f64 - 0.5).max(0.0)
+        };
+        let first = (source.floor() as usize).min(last);
+        taps.0.push(first as i64);
+        taps.1.push((first + 1).min(last) as i64);
+        taps.2.push(source - first as f64);
+    }
+    taps
+}
+
+/// The bilinear resize composed from `select`, products and sums, so that it has a backward on
+/// every backend (burn 0.21's CubeCL backends have no bilinear interpolation backward).
+pub fn interpolate_bilinear<B: Backend>(
+    x: Tensor<B, 4>,
+    [height, width]: [usize; 2],
+    align_corners: bool,
+) -> Tensor<B, 4> {
+    let [_, _, h, w] = x.dims();
+    let along = |x: Tensor<B, 4>, dim: usize, input: usize, output: usize| {
+        let (first, second, weight) = bilinear_taps(input, output, align_corners);
+        let device = x.device();
+        let index =
+            |v: Vec<i64>| Tensor::<B, 1, Int>::from_data(TensorData::new(v, [output]), &device);
+        let mut shape = [1, 1, 1, 1];
+        shape[dim] = output;
+        let weight = Tensor::<B, 1>::from_data(TensorData::new(weight, [output]), &device)
+            .cast(x.dtype())
+            .reshape(shape);
+        let a = x.clone().select(dim, index(first));
+        let b = x.select(dim, index(second));
+        a.clone() + (b - a) * weight
+    };
+    let rows = along(x, 2, h, height);
+    along(rows, 3, w, width)
 }

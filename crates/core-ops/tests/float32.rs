@@ -25,6 +25,11 @@ fn fixed_statistics_batch_norm_matches_composition() {
 }
 
 #[test]
+fn composed_bilinear_resize_matches_burn() {
+    common::check_interpolate(DType::F32, 1e-5);
+}
+
+#[test]
 fn inference_path_matches_autodiff_path() {
     common::check_inner(DType::F32, 0.0);
 }

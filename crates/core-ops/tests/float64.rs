@@ -44,6 +44,12 @@ fn fixed_statistics_batch_norm_matches_composition() {
 }
 
 #[test]
+fn composed_bilinear_resize_matches_burn() {
+    f64_default();
+    common::check_interpolate(DType::F64, 1e-12);
+}
+
+#[test]
 fn inference_path_matches_autodiff_path() {
     f64_default();
     common::check_inner(DType::F64, 0.0);

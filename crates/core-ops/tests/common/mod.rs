@@ -280,6 +280,40 @@ pub fn check_batch_norm_fixed(dtype: DType, tol: f64) {
     }
 }
 
+/// The composed bilinear resize (what the GPU backends run) against burn's interpolation.
+pub fn check_interpolate(dtype: DType, tol: f64) {
+    let cases = [
+        ([2, 3, 5, 4], [10, 8], false), // ELASTIC's ×2
+        ([2, 3, 5, 4], [9, 7], true),   // DeepLab's aligned resize, odd target
+        ([1, 2, 7, 6], [3, 4], true),   // down
+        ([1, 2, 7, 6], [4, 3], false),  // down, half-pixel
+        ([1, 2, 4, 4], [1, 5], true),   // a single output row
+    ];
+    for (i, (shape, size, align)) in cases.into_iter().enumerate() {
+        let x = fixed(shape, 80 + i as u64, 1.0, dtype);
+        let ours = run(
+            std::slice::from_ref(&x),
+            &[],
+            |t, _| core_ops::reference::interpolate_bilinear(t[0].clone(), size, align),
+            dtype,
+        );
+        let burn = run(
+            &[x],
+            &[],
+            |t, _| core_ops::reference::interpolate_bilinear_burn(t[0].clone(), size, align),
+            dtype,
+        );
+        for (k, (a, b)) in ours.iter().zip(&burn).enumerate() {
+            assert_close(
+                &format!("bilinear case {i} {}", ["output", "dx"][k]),
+                a,
+                b,
+                tol,
+            );
+        }
+    }
+}
+
 /// The inference path (`Flex` without autodiff) gives the autodiff path's values.
 pub fn check_inner(dtype: DType, tol: f64) {
     let x = fixed([3, 4, 6, 6], 7, 1.0, dtype);
