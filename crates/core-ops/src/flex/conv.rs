@@ -465,22 +465,18 @@ unsafe fn matmul<T: Real>(
     }
 }
 
-/// Runs `work(part, units, threads)` over the units split into consecutive parts: one part per
+/// Runs `work(units, threads)` over the units split into consecutive parts: one part per
 /// thread with gemm serial inside when there are enough units, else a single part with gemm
 /// using the threads. Returns the parts' results in order.
-fn schedule<R: Send>(
-    units: &[Unit],
-    work: impl Fn(usize, &[Unit], Parallelism) -> R + Sync,
-) -> Vec<R> {
+fn schedule<R: Send>(units: &[Unit], work: impl Fn(&[Unit], Parallelism) -> R + Sync) -> Vec<R> {
     let threads = rayon::current_num_threads();
     if units.len() < threads || threads == 1 {
-        return vec![work(0, units, Parallelism::Rayon(0))];
+        return vec![work(units, Parallelism::Rayon(0))];
     }
     let per_part = units.len().div_ceil(threads);
     units
         .par_chunks(per_part)
-        .enumerate()
-        .map(|(part, run)| work(part, run, Parallelism::None))
+        .map(|run| work(run, Parallelism::None))
         .collect()
 }
 
@@ -533,7 +529,7 @@ fn forward_slices<T: Real>(g: &Geometry, x: &[T], w: &[T], bias: Option<&[T]>) -
     let map = g.tap_map();
     let mut out: Vec<T> = Vec::with_capacity(len);
     let out_ptr = Shared(out.as_mut_ptr());
-    let work = |_: usize, run: &[Unit], threads: Parallelism| {
+    let work = |run: &[Unit], threads: Parallelism| {
         let lengths = [taps * widest, g.group_out() * widest];
         T::with_scratch(lengths.iter().sum(), |scratch| {
             let [col, staged] = split(scratch, lengths);
@@ -694,7 +690,7 @@ fn backward_slices<T: Real>(
     let dx_ptr = Shared(dx.as_mut().map_or(std::ptr::null_mut(), |v| v.as_mut_ptr()));
     // Each part returns its share of the weight gradient; its first unit overwrites the share
     // (every element: all groups, all of [C_out/g, K]), later ones add to it.
-    let work = |_: usize, run: &[Unit], threads: Parallelism| {
+    let work = |run: &[Unit], threads: Parallelism| {
         let mut share: Vec<T> = Vec::with_capacity(if want_weight { dw_len } else { 0 });
         let lengths = [
             taps * widest,

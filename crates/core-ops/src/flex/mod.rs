@@ -123,8 +123,8 @@ pub fn real_dtype(dtypes: &[DType]) -> Option<DType> {
         .then_some(first)
 }
 
-/// The tensor's elements in row-major order, as a slice of its storage (a copy only when the
-/// tensor is a strided view).
+/// The tensor laid out contiguously from offset 0 (a handle clone when it already is; a copy of
+/// a strided view), ready for [`elements`].
 pub(crate) fn contiguous(tensor: &FlexTensor) -> FlexTensor {
     tensor.to_contiguous()
 }

@@ -233,6 +233,25 @@ fn group_norm_backward_slices<T: Real>(
     (dx, dgamma, dbeta)
 }
 
+/// `γ·rstd·(x − mean) + β` per channel of `x [N, C, hw]` (as `a·x + b`), one pass;
+/// `[γ, β, mean, rstd]` each `[C]`.
+fn channel_normalize<T: Real>(x: &[T], [gamma, beta, mean, rstd]: [&[T]; 4], hw: usize) -> Vec<T> {
+    let c = gamma.len();
+    // SAFETY: the planes cover `y`, each written whole.
+    unsafe {
+        written(x.len(), |y| {
+            y.par_chunks_mut(hw)
+                .zip(x.par_chunks(hw))
+                .enumerate()
+                .for_each(|(plane, (ys, xs))| {
+                    let ch = plane % c;
+                    let a = gamma[ch] * rstd[ch];
+                    affine(ys, xs, a, beta[ch] - mean[ch] * a);
+                })
+        })
+    }
+}
+
 /// What the batch-norm forward hands its backward and the running estimates.
 pub struct BatchNormForward {
     /// `[N, C, H, W]`
@@ -310,19 +329,7 @@ fn batch_norm_slices<T: Real>(
         .map(|s| s / count)
         .collect();
     let rstd: Vec<T> = var.iter().map(|&v| T::ONE / (v + eps).sqrt()).collect();
-    // SAFETY: the planes cover `y`, each written whole.
-    let y = unsafe {
-        written(x.len(), |y| {
-            y.par_chunks_mut(hw)
-                .zip(x.par_chunks(hw))
-                .enumerate()
-                .for_each(|(plane, (ys, xs))| {
-                    let ch = plane % c;
-                    let a = gamma[ch] * rstd[ch];
-                    affine(ys, xs, a, beta[ch] - mean[ch] * a);
-                })
-        })
-    };
+    let y = channel_normalize(x, [gamma, beta, &mean, &rstd], hw);
     (y, mean, var, rstd)
 }
 
@@ -380,23 +387,10 @@ pub fn batch_norm_fixed_forward(
         let (x, mean, var) = (elements::<T>(&x), elements::<T>(&mean), elements::<T>(&var));
         let (gamma, beta) = (elements::<T>(&weight), elements::<T>(&bias));
         let rstd: Vec<T> = var.iter().map(|&v| T::ONE / (v + T::of(eps)).sqrt()).collect();
-        let hw = h * w;
         let y = if x.is_empty() {
             Vec::new()
         } else {
-            // SAFETY: the planes cover `y`, each written whole.
-            unsafe {
-                written(x.len(), |y| {
-                    y.par_chunks_mut(hw)
-                        .zip(x.par_chunks(hw))
-                        .enumerate()
-                        .for_each(|(plane, (ys, xs))| {
-                            let ch = plane % c;
-                            let a = gamma[ch] * rstd[ch];
-                            affine(ys, xs, a, beta[ch] - mean[ch] * a);
-                        })
-                })
-            }
+            channel_normalize(x, [gamma, beta, mean, &rstd], h * w)
         };
         (from_vec(y, &[n, c, h, w]), from_vec(rstd, &[c]))
     })
