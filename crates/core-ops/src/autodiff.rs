@@ -19,10 +19,11 @@ use burn::{
 };
 
 use crate::{
+    Standardization,
     flex::{
         self, conv,
         norm::{self, Norm},
-        real_dtype,
+        real_dtype, standardize,
     },
     reference,
 };
@@ -234,4 +235,42 @@ pub fn batch_norm_fixed(
     let (output, rstd) = norm::batch_norm_fixed_forward(xp, &mean, &var, wp, bp, eps);
     let state = || (xp.clone(), wp.clone(), mean, rstd, Norm::Fixed);
     tensor(record_norm(&inputs, output, state))
+}
+
+#[derive(Debug)]
+struct StandardizeBackward;
+
+/// The weight, the forward's per-row statistics, the variant.
+type StandardizeState = (FlexTensor, FlexTensor, Standardization);
+
+impl Backward<Flex, 1> for StandardizeBackward {
+    type State = StandardizeState;
+    fn backward(self, ops: Ops<StandardizeState, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let grad = grads.consume::<Flex>(&ops.node);
+        let (weight, stats, ws) = ops.state;
+        if let [Some(node)] = ops.parents {
+            grads.register::<Flex>(node.id, standardize::backward(&weight, &stats, &grad, ws));
+        }
+    }
+}
+
+/// [`crate::standardize_weight`] under autodiff.
+pub fn standardize_weight(weight: Tensor<Ad, 4>, ws: Standardization) -> Tensor<Ad, 4> {
+    if real_dtype(&[weight.dtype()]).is_none() {
+        return reference::standardize_weight(weight, ws);
+    }
+    let weight = primitive(weight);
+    let forward = standardize::forward(&weight.primitive, ws);
+    tensor(
+        match StandardizeBackward
+            .prepare::<NoCheckpointing>([weight.node.clone()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => {
+                prep.finish((weight.primitive, forward.stats, ws), forward.output)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(forward.output),
+        },
+    )
 }

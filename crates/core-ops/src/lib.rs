@@ -1,6 +1,6 @@
 //! vireo's own kernels for the operations every model spends its time in: 2-D convolution, group
 //! normalisation and batch normalisation (with batch statistics, or with given ones), each
-//! forward and backward.
+//! forward and backward; and the weight standardisation of WS convolutions.
 //!
 //! burn 0.21 composes GroupNorm and BatchNorm from ~25 elementwise and reduction passes each way,
 //! and burn-flex's convolution backward is a serial col2im and a strided weight-gradient
@@ -150,5 +150,42 @@ pub fn interpolate_bilinear<B: Backend>(
             reference::interpolate_bilinear_burn(x, size, align_corners)
         }
         Kernels::Composed => reference::interpolate_bilinear(x, size, align_corners),
+    }
+}
+
+/// How weight standardisation measures a kernel's spread: the WS formulas in circulation differ
+/// in the variance estimator and in where `eps` enters (`ws.md` §2.2; core-norm's `WsVariant`
+/// names them).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Standardization {
+    /// Variance with divisor `fan_in − 1` (else `fan_in`).
+    pub unbiased: bool,
+    pub eps: f64,
+    /// `σ = sqrt(var + eps)` (else `sqrt(var) + eps`).
+    pub eps_inside_root: bool,
+}
+
+/// Below this variance a kernel counts as constant: with `eps` outside the root its standard
+/// deviation is taken as `sqrt(VAR_FLOOR)`, so that the backward pass of `sqrt` stays finite
+/// (`ws.md` §2.1, pitfall 10). The forward value of such a channel is unchanged: its centred
+/// weights are (numerically) zero.
+pub const VAR_FLOOR: f64 = 1e-30;
+
+/// Weight standardisation (`ws.md` §2.1): `weight [O, C_in/groups, kH, kW]` with each output
+/// channel's kernel centred and divided by its standard deviation, as `ws` defines it.
+/// Differentiable in `weight`.
+///
+/// # Panics
+/// With the unbiased variance and a fan-in of 1 (the variance would divide by zero).
+pub fn standardize_weight<B: Backend>(weight: Tensor<B, 4>, ws: Standardization) -> Tensor<B, 4> {
+    let shape = weight.dims();
+    assert!(
+        shape[1] * shape[2] * shape[3] > 1 || !ws.unbiased,
+        "weight standardization needs a fan-in above 1 for the unbiased variance (got kernel {shape:?})"
+    );
+    match kernels::<B>() {
+        Kernels::Flex => cast(flex::standardize_weight(cast(weight), ws)),
+        Kernels::AutodiffFlex => cast(autodiff::standardize_weight(cast(weight), ws)),
+        Kernels::Composed => reference::standardize_weight(weight, ws),
     }
 }

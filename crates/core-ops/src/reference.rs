@@ -6,6 +6,7 @@ use burn::tensor::{
     backend::Backend,
     module,
     ops::{ConvOptions, InterpolateMode, InterpolateOptions},
+    s,
 };
 
 /// `[1, ...] -> [n, ...]`: the operand repeated once per sample, contiguous.
@@ -21,14 +22,58 @@ pub fn per_sample<B: Backend, const D: usize>(operand: Tensor<B, D>, n: usize) -
     operand.repeat_dim(0, n)
 }
 
-/// burn's convolution.
+/// burn's convolution; a strided pointwise one as the stride-1 convolution of every `stride`-th
+/// pixel ([`strided_pointwise`]).
 pub fn conv2d<B: Backend>(
     x: Tensor<B, 4>,
     weight: Tensor<B, 4>,
     bias: Option<Tensor<B, 1>>,
     options: ConvOptions<2>,
 ) -> Tensor<B, 4> {
+    let [_, _, kh, kw] = weight.dims();
+    if [kh, kw] == [1, 1] && options.stride != [1, 1] && options.padding == [0, 0] {
+        let stride_one = ConvOptions::new([1, 1], [0, 0], [1, 1], options.groups);
+        return module::conv2d(
+            strided_pointwise(x, options.stride),
+            weight,
+            bias,
+            stride_one,
+        );
+    }
     module::conv2d(x, weight, bias, options)
+}
+
+/// The pixels a pointwise convolution of `stride` reads: `x[:, :, ::s₀, ::s₁]`.
+///
+/// burn-cubecl 0.21 (wgpu, CUDA) computes a convolution's input gradient with a transposed
+/// convolution, and its direct transposed-convolution kernel, which autotune picks when it
+/// measures fastest, returns zeros whenever `kernel·dilation < stride`: its window of input rows
+/// (`kernel·dilation − stride + 1` long) is empty. A ResNet's downsampling shortcut (1×1, stride
+/// 2) then passed no gradient back, depending on autotune's timing. A stepped slice and a stride-1
+/// convolution compute the same output, and their backward (a stepped `slice_assign` and a
+/// stride-1 transposed convolution) is right on every backend.
+pub fn strided_pointwise<B: Backend>(x: Tensor<B, 4>, [sh, sw]: [usize; 2]) -> Tensor<B, 4> {
+    x.slice(s![.., .., ..;sh as isize, ..;sw as isize])
+}
+
+/// [`crate::standardize_weight`] composed: per output channel over `(C_in/groups, kH, kW)`,
+/// `(w − mean) / σ` with `σ` as `ws` defines it.
+pub fn standardize_weight<B: Backend>(
+    weight: Tensor<B, 4>,
+    ws: crate::Standardization,
+) -> Tensor<B, 4> {
+    let shape = weight.dims();
+    let [out_channels, fan_in] = [shape[0], shape[1] * shape[2] * shape[3]];
+    let w = weight.reshape([out_channels, fan_in]);
+    let centred = w.clone() - w.mean_dim(1); // [O, n]
+    let divisor = if ws.unbiased { fan_in - 1 } else { fan_in } as f64;
+    let var = centred.clone().square().sum_dim(1).div_scalar(divisor); // [O, 1]
+    let sigma = if ws.eps_inside_root {
+        var.add_scalar(ws.eps).sqrt()
+    } else {
+        var.clamp_min(crate::VAR_FLOOR).sqrt().add_scalar(ws.eps)
+    };
+    (centred / sigma).reshape(shape)
 }
 
 /// `[N, C, H, W] -> [N, G, C/G·H·W]`: each sample's group standardised with its own mean and biased

@@ -25,6 +25,11 @@ fn fixed_statistics_batch_norm_matches_composition() {
 }
 
 #[test]
+fn weight_standardization_matches_composition() {
+    common::check_standardize(DType::F32, 2e-5);
+}
+
+#[test]
 fn composed_bilinear_resize_matches_burn() {
     common::check_interpolate(DType::F32, 1e-5);
 }

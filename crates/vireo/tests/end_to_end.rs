@@ -652,28 +652,6 @@ fn infer_axial_draws_a_panoptic_overlay_per_image() {
     assert!(image::open(&picture).is_ok());
 }
 
-fn tiny_co2(out: &std::path::Path, epochs: &str) -> Vec<String> {
-    train_args(
-        "co2",
-        out,
-        &[
-            format!("train.epochs={epochs}"),
-            "data.train_size=64".into(),
-            "data.valid_size=32".into(),
-            "data.world.image_size=16".into(),
-            "data.augmentation={moco_v2={size=16}}".into(),
-            "train.batch_size=16".into(),
-            "train.num_workers=1".into(),
-            "model.queue=64".into(),
-            "knn.k=10".into(),
-            "lincls.epochs=1".into(),
-            "lincls.batch_size=16".into(),
-            "semi.epochs=1".into(),
-            "semi.batch_size=8".into(),
-        ],
-    )
-}
-
 #[test]
 fn co2_runs_leave_knn_linear_eval_pictures_and_resume_exactly() {
     let out = tempfile::tempdir().unwrap();
@@ -809,24 +787,6 @@ fn co2_evaluates_an_official_moco_checkpoint_linearly() {
         err.contains("moco_v2_encoder") && err.contains("shape"),
         "{err}"
     );
-}
-
-fn tiny_elastic(out: &std::path::Path, epochs: &str) -> Vec<String> {
-    train_args(
-        "elastic",
-        out,
-        &[
-            format!("train.epochs={epochs}"),
-            "data.train_size=48".into(),
-            "data.valid_size=16".into(),
-            "data.world.image_size=32".into(),
-            "train.batch_size=16".into(),
-            "train.num_workers=1".into(),
-            "model.planes=[8, 8, 16, 16]".into(),
-            "model.stem_width=8".into(),
-            "model.groups=4".into(),
-        ],
-    )
 }
 
 #[test]
@@ -1299,30 +1259,6 @@ fn gallery_and_sketch(
     (gallery, sketch)
 }
 
-fn tiny_sake(out: &std::path::Path, epochs: &str, extra: &[&str]) -> Vec<String> {
-    let mut sets: Vec<String> = [
-        format!("train.epochs={epochs}"),
-        "train.checkpoints_kept=3".into(),
-        "train.num_workers=1".into(),
-        "data.world.image_size=24".into(),
-        "data.train_sketches=26".into(),
-        "data.train_photos=52".into(),
-        "data.valid_sketches=9".into(),
-        "data.query_sketches=12".into(),
-        "data.gallery_photos=18".into(),
-        "teacher.pretrain.train_size=32".into(),
-        "teacher.pretrain.valid_size=16".into(),
-        "teacher.pretrain.train.epochs=1".into(),
-        "teacher.pretrain.train.batch_size=16".into(),
-        "teacher.pretrain.train.num_workers=1".into(),
-        "eval.batch_size=16".into(),
-        "eval.sheet_queries=2".into(),
-    ]
-    .into();
-    sets.extend(extra.iter().map(|s| s.to_string()));
-    train_args("sake", out, &sets)
-}
-
 #[test]
 fn sake_runs_both_stages_leave_retrieval_pictures_and_resume_exactly() {
     let out = tempfile::tempdir().unwrap();
@@ -1486,32 +1422,6 @@ fn sake_ranks_a_gallery_with_a_released_layout_checkpoint() {
         &teacher,
     ]);
     assert!(err.contains("Cadene") && err.contains("shape"), "{err}");
-}
-
-fn tiny_compnet(out: &std::path::Path, epochs: &str) -> Vec<String> {
-    let sets: Vec<String> = [
-        format!("train.epochs={epochs}"),
-        "train.batch_size=8".into(),
-        "train.checkpoints_kept=3".into(),
-        "train.num_workers=1".into(),
-        "backbone.vgg.width_divisor=16".into(),
-        "backbone.pretrain.epochs=1".into(),
-        "backbone.pretrain.batch_size=16".into(),
-        "backbone.pretrain.num_workers=1".into(),
-        "init.dictionary.components=8".into(),
-        "init.dictionary_images_per_class=10".into(),
-        "data.world.image_size=32".into(),
-        "data.world.num_classes=4".into(),
-        "data.train_size=40".into(),
-        "data.valid_size=8".into(),
-        "data.heldout_size=4".into(),
-        "data.test_size=8".into(),
-        "data.backgrounds=2".into(),
-        "eval.batch_size=16".into(),
-        "eval.pictures_per_level=1".into(),
-    ]
-    .into();
-    train_args("compnet", out, &sets)
 }
 
 #[test]

@@ -467,17 +467,43 @@ unsafe fn matmul<T: Real>(
 
 /// Runs `work(units, threads)` over the units split into consecutive parts: one part per
 /// thread with gemm serial inside when there are enough units, else a single part with gemm
-/// using the threads. Returns the parts' results in order.
-fn schedule<R: Send>(units: &[Unit], work: impl Fn(&[Unit], Parallelism) -> R + Sync) -> Vec<R> {
+/// using the threads. Returns the parts' results in order. The split depends only on the units
+/// and the thread count, so a sum over the parts is the same from run to run.
+///
+/// With `whole_images`, the bands of one image stay in one part: the input gradient's col2im
+/// adds into the rows a band's kernel window reaches, which overlap the next band's.
+fn schedule<R: Send>(
+    units: &[Unit],
+    whole_images: bool,
+    work: impl Fn(&[Unit], Parallelism) -> R + Sync,
+) -> Vec<R> {
     let threads = rayon::current_num_threads();
-    if units.len() < threads || threads == 1 {
+    let parts = parts(units, threads, whole_images);
+    if units.len() < threads || parts.len() == 1 {
         return vec![work(units, Parallelism::Rayon(0))];
     }
-    let per_part = units.len().div_ceil(threads);
-    units
-        .par_chunks(per_part)
+    parts
+        .into_par_iter()
         .map(|run| work(run, Parallelism::None))
         .collect()
+}
+
+/// `units` cut into at most `threads` consecutive runs of about equal length, cut only between
+/// images when `whole_images`.
+fn parts(units: &[Unit], threads: usize, whole_images: bool) -> Vec<&[Unit]> {
+    let per_part = units.len().div_ceil(threads.max(1)).max(1);
+    let mut parts = Vec::with_capacity(threads);
+    let mut start = 0;
+    for end in 1..=units.len() {
+        let cut_allowed = end == units.len()
+            || !whole_images
+            || units[end].first_image != units[end - 1].first_image;
+        if cut_allowed && (end - start >= per_part || end == units.len()) {
+            parts.push(&units[start..end]);
+            start = end;
+        }
+    }
+    parts
 }
 
 /// Splits a scratch buffer into pieces of the given lengths.
@@ -615,7 +641,7 @@ fn forward_slices<T: Real>(g: &Geometry, x: &[T], w: &[T], bias: Option<&[T]>) -
             }
         })
     };
-    schedule(&units, work);
+    schedule(&units, false, work);
     // SAFETY: the units cover every image and output row, the groups every channel: each output
     // element was written once above.
     unsafe { out.set_len(len) };
@@ -781,7 +807,8 @@ fn backward_slices<T: Real>(
                             }
                             for i in 0..unit.images {
                                 let at = (unit.first_image + i) * image_in + in_offset;
-                                // SAFETY: this unit's images' slabs of dx, written by this task alone.
+                                // SAFETY: this unit's images' slabs of dx, written by this task
+                                // alone (`schedule` keeps an image's bands in one part).
                                 let dxg = unsafe {
                                     std::slice::from_raw_parts_mut(
                                         dx_ptr.get().add(at),
@@ -808,7 +835,7 @@ fn backward_slices<T: Real>(
         }
         share
     };
-    let shares = schedule(&units, work);
+    let shares = schedule(&units, want_x, work);
     let dw = want_weight.then(|| {
         let mut shares = shares.into_iter();
         let mut total = shares.next().expect("one part at least");
@@ -820,4 +847,44 @@ fn backward_slices<T: Real>(
         total
     });
     (dx, dw)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bands(images: usize, per_image: usize) -> Vec<Unit> {
+        (0..images)
+            .flat_map(|image| {
+                (0..per_image).map(move |b| Unit {
+                    first_image: image,
+                    images: 1,
+                    rows: (b, b + 1),
+                })
+            })
+            .collect()
+    }
+
+    #[test]
+    fn an_images_bands_stay_in_one_part_when_asked() {
+        for (images, per_image, threads) in [(1, 3, 2), (2, 3, 2), (3, 5, 4), (8, 2, 3), (1, 7, 16)]
+        {
+            let units = bands(images, per_image);
+            let whole = parts(&units, threads, true);
+            assert!(whole.len() <= threads.min(images));
+            assert_eq!(whole.iter().map(|p| p.len()).sum::<usize>(), units.len());
+            for pair in whole.windows(2) {
+                let (last, next) = (pair[0].last().unwrap(), pair[1][0]);
+                assert_ne!(
+                    last.first_image, next.first_image,
+                    "{images}×{per_image} on {threads}"
+                );
+            }
+            let split = parts(&units, threads, false);
+            assert_eq!(
+                split.len(),
+                units.len().div_ceil(units.len().div_ceil(threads))
+            );
+        }
+    }
 }

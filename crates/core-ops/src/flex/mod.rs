@@ -7,6 +7,7 @@
 
 pub mod conv;
 pub mod norm;
+pub mod standardize;
 
 use std::{
     mem::MaybeUninit,
@@ -247,4 +248,12 @@ pub fn batch_norm_fixed(
     }
     let [mean, var, weight, bias] = [mean, var, weight, bias].map(primitive);
     tensor(norm::batch_norm_fixed_forward(&primitive(x), &mean, &var, &weight, &bias, eps).0)
+}
+
+/// [`crate::standardize_weight`] on flex.
+pub fn standardize_weight(weight: Tensor<Flex, 4>, ws: crate::Standardization) -> Tensor<Flex, 4> {
+    if real_dtype(&[weight.dtype()]).is_none() {
+        return reference::standardize_weight(weight, ws);
+    }
+    tensor(standardize::forward(&primitive(weight), ws).output)
 }

@@ -280,6 +280,58 @@ pub fn check_batch_norm_fixed(dtype: DType, tol: f64) {
     }
 }
 
+/// Weight standardisation, every variant's estimator and eps (`ws.md` §2.2), against its
+/// composition; one kernel row constant (zero variance: the `VAR_FLOOR` branch).
+pub fn check_standardize(dtype: DType, tol: f64) {
+    use core_ops::Standardization;
+    let variants = [
+        (true, 1e-5, false),  // official PyTorch
+        (false, 1e-5, false), // official TF
+        (true, 1e-5, true),   // BCN repo, mmcv
+        (false, 1e-6, true),  // timm
+        (false, 1e-10, true), // BiT
+    ];
+    let shapes = [[4, 3, 3, 3], [6, 2, 3, 3], [5, 7, 1, 1], [3, 16, 3, 3]];
+    for (v, (unbiased, eps, eps_inside_root)) in variants.into_iter().enumerate() {
+        let ws = Standardization {
+            unbiased,
+            eps,
+            eps_inside_root,
+        };
+        for (i, shape) in shapes.into_iter().enumerate() {
+            let w = fixed(shape, 300 + i as u64, 0.2, dtype).add_scalar(0.05);
+            // Output channel 1 constant: an exact 0.25 everywhere, so its variance is exactly 0.
+            let row_shape = [1, shape[1], shape[2], shape[3]];
+            let row = vec![0.25; row_shape.iter().product()];
+            let row = Tensor::from_data(
+                TensorData::new(row, row_shape).convert_dtype(dtype),
+                &FlexDevice,
+            );
+            let w = w.slice_assign([1..2, 0..shape[1], 0..shape[2], 0..shape[3]], row);
+            let ours = run(
+                std::slice::from_ref(&w),
+                &[],
+                |t, _| core_ops::standardize_weight(t[0].clone(), ws),
+                dtype,
+            );
+            let composed = run(
+                &[w],
+                &[],
+                |t, _| core_ops::reference::standardize_weight(t[0].clone(), ws),
+                dtype,
+            );
+            for (k, (a, b)) in ours.iter().zip(&composed).enumerate() {
+                assert!(
+                    a.iter().all(|x| x.is_finite()),
+                    "variant {v} case {i}: not finite"
+                );
+                let what = ["output", "dweight"][k];
+                assert_close(&format!("WS variant {v} case {i} {what}"), a, b, tol);
+            }
+        }
+    }
+}
+
 /// The composed bilinear resize (what the GPU backends run) against burn's interpolation.
 pub fn check_interpolate(dtype: DType, tol: f64) {
     let cases = [

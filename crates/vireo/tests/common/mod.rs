@@ -83,12 +83,20 @@ pub fn csv_epochs(run: &Path) -> Vec<usize> {
 /// Turns a finished 3-epoch run into one killed after epoch 2: drops epoch 3's checkpoint and
 /// metrics row; returns the uninterrupted `metrics.csv`.
 pub fn forget_epoch_3(run: &Path) -> String {
+    forget_epochs_after(run, 2, 3)
+}
+
+/// Turns a finished run of `last` epochs into one killed after epoch `kept`: drops the later
+/// checkpoints and metrics rows; returns the uninterrupted `metrics.csv`.
+pub fn forget_epochs_after(run: &Path, kept: usize, last: usize) -> String {
     let uninterrupted = fs::read_to_string(run.join("metrics.csv")).unwrap();
-    for part in ["model", "optim", "scheduler"] {
-        fs::remove_file(run.join(format!("checkpoint/{part}-3.mpk"))).unwrap();
+    for epoch in kept + 1..=last {
+        for part in ["model", "optim", "scheduler"] {
+            fs::remove_file(run.join(format!("checkpoint/{part}-{epoch}.mpk"))).unwrap();
+        }
     }
-    let first_two: Vec<&str> = uninterrupted.lines().take(3).collect();
-    fs::write(run.join("metrics.csv"), first_two.join("\n") + "\n").unwrap();
+    let rows: Vec<&str> = uninterrupted.lines().take(kept + 1).collect();
+    fs::write(run.join("metrics.csv"), rows.join("\n") + "\n").unwrap();
     uninterrupted
 }
 
@@ -138,6 +146,96 @@ pub fn tiny_axial(out: &Path, epochs: &str) -> Vec<String> {
             "model.encoder.axial.span=9".into(),
         ],
     )
+}
+
+pub fn tiny_co2(out: &Path, epochs: &str) -> Vec<String> {
+    train_args(
+        "co2",
+        out,
+        &[
+            format!("train.epochs={epochs}"),
+            "data.train_size=64".into(),
+            "data.valid_size=32".into(),
+            "data.world.image_size=16".into(),
+            "data.augmentation={moco_v2={size=16}}".into(),
+            "train.batch_size=16".into(),
+            "train.num_workers=1".into(),
+            "model.queue=64".into(),
+            "knn.k=10".into(),
+            "lincls.epochs=1".into(),
+            "lincls.batch_size=16".into(),
+            "semi.epochs=1".into(),
+            "semi.batch_size=8".into(),
+        ],
+    )
+}
+
+pub fn tiny_elastic(out: &Path, epochs: &str) -> Vec<String> {
+    train_args(
+        "elastic",
+        out,
+        &[
+            format!("train.epochs={epochs}"),
+            "data.train_size=48".into(),
+            "data.valid_size=16".into(),
+            "data.world.image_size=32".into(),
+            "train.batch_size=16".into(),
+            "train.num_workers=1".into(),
+            "model.planes=[8, 8, 16, 16]".into(),
+            "model.stem_width=8".into(),
+            "model.groups=4".into(),
+        ],
+    )
+}
+
+pub fn tiny_sake(out: &Path, epochs: &str, extra: &[&str]) -> Vec<String> {
+    let mut sets: Vec<String> = [
+        format!("train.epochs={epochs}"),
+        "train.checkpoints_kept=3".into(),
+        "train.num_workers=1".into(),
+        "data.world.image_size=24".into(),
+        "data.train_sketches=26".into(),
+        "data.train_photos=52".into(),
+        "data.valid_sketches=9".into(),
+        "data.query_sketches=12".into(),
+        "data.gallery_photos=18".into(),
+        "teacher.pretrain.train_size=32".into(),
+        "teacher.pretrain.valid_size=16".into(),
+        "teacher.pretrain.train.epochs=1".into(),
+        "teacher.pretrain.train.batch_size=16".into(),
+        "teacher.pretrain.train.num_workers=1".into(),
+        "eval.batch_size=16".into(),
+        "eval.sheet_queries=2".into(),
+    ]
+    .into();
+    sets.extend(extra.iter().map(|s| s.to_string()));
+    train_args("sake", out, &sets)
+}
+
+pub fn tiny_compnet(out: &Path, epochs: &str) -> Vec<String> {
+    let sets: Vec<String> = [
+        format!("train.epochs={epochs}"),
+        "train.batch_size=8".into(),
+        "train.checkpoints_kept=3".into(),
+        "train.num_workers=1".into(),
+        "backbone.vgg.width_divisor=16".into(),
+        "backbone.pretrain.epochs=1".into(),
+        "backbone.pretrain.batch_size=16".into(),
+        "backbone.pretrain.num_workers=1".into(),
+        "init.dictionary.components=8".into(),
+        "init.dictionary_images_per_class=10".into(),
+        "data.world.image_size=32".into(),
+        "data.world.num_classes=4".into(),
+        "data.train_size=40".into(),
+        "data.valid_size=8".into(),
+        "data.heldout_size=4".into(),
+        "data.test_size=8".into(),
+        "data.backgrounds=2".into(),
+        "eval.batch_size=16".into(),
+        "eval.pictures_per_level=1".into(),
+    ]
+    .into();
+    train_args("compnet", out, &sets)
 }
 
 /// A two-image Cityscapes panoptic tree (cityscapesScripts' trainId layout): road (train id 0)

@@ -1,0 +1,164 @@
+//! Every operation on wgpu (burn's composition, under fusion and autotune) against the CPU
+//! kernels: the same inputs, values and every gradient. Built with `--features test-wgpu`, e.g.
+//! on Mesa's software Vulkan (docs/backends.md):
+//! `XDG_RUNTIME_DIR=/tmp/xdg cargo test --release -p core-ops --features test-wgpu --test backends`.
+#![cfg(feature = "test-wgpu")]
+
+mod common;
+
+use burn::{
+    backend::{Autodiff, Wgpu, wgpu::WgpuDevice},
+    tensor::{DType, Tensor, backend::AutodiffBackend},
+};
+use common::{Ad, assert_close, conv_cases, conv_options, fixed};
+
+type Gpu = Autodiff<Wgpu>;
+
+/// f32 on two backends: sums in another order, so a little above the same-backend bound.
+const TOL: f64 = 1e-4;
+
+fn moved<B: AutodiffBackend, const D: usize>(
+    t: &Tensor<Ad, D>,
+    device: &B::Device,
+) -> Tensor<B, D> {
+    Tensor::from_data(t.to_data(), device).require_grad()
+}
+
+fn values<B: AutodiffBackend, const D: usize>(t: Tensor<B, D>) -> Vec<f64> {
+    t.into_data().convert::<f64>().iter::<f64>().collect()
+}
+
+/// Output and the gradients of `Σ out·r` for `inputs` and `params`, computed on `B`.
+fn on<B: AutodiffBackend, const D: usize>(
+    device: &B::Device,
+    inputs: &[Tensor<Ad, 4>],
+    params: &[Tensor<Ad, 1>],
+    op: &impl Fn(Vec<Tensor<B, 4>>, Vec<Tensor<B, 1>>) -> Tensor<B, D>,
+) -> Vec<Vec<f64>> {
+    let inputs: Vec<Tensor<B, 4>> = inputs.iter().map(|t| moved(t, device)).collect();
+    let params: Vec<Tensor<B, 1>> = params.iter().map(|t| moved(t, device)).collect();
+    let out = op(inputs.clone(), params.clone());
+    let r: Tensor<B, D> =
+        Tensor::from_data(fixed(out.dims(), 99, 1.0, DType::F32).to_data(), device);
+    let grads = (out.clone() * r).sum().backward();
+    let mut all = vec![values(out)];
+    all.extend(
+        inputs
+            .iter()
+            .map(|t| values(Tensor::<B, 4>::from_inner(t.grad(&grads).unwrap()))),
+    );
+    all.extend(
+        params
+            .iter()
+            .map(|t| values(Tensor::<B, 1>::from_inner(t.grad(&grads).unwrap()))),
+    );
+    all
+}
+
+/// Runs `op` on the CPU and on wgpu and compares everything.
+macro_rules! same_on_both {
+    ($what:expr, $inputs:expr, $params:expr, |$t:ident, $p:ident| $body:expr) => {{
+        let inputs: &[Tensor<Ad, 4>] = $inputs;
+        let params: &[Tensor<Ad, 1>] = $params;
+        let cpu = on::<Ad, 4>(&Default::default(), inputs, params, &|$t, $p| $body);
+        let gpu = on::<Gpu, 4>(&WgpuDevice::default(), inputs, params, &|$t, $p| $body);
+        for (k, (a, b)) in gpu.iter().zip(&cpu).enumerate() {
+            assert_close(
+                &format!("{} [{k}: 0 = output, then gradients]", $what),
+                a,
+                b,
+                TOL,
+            );
+        }
+    }};
+}
+
+#[test]
+fn convolution() {
+    for (i, (xs, ws, stride, padding, dilation, groups, bias)) in
+        conv_cases().into_iter().enumerate()
+    {
+        let x = fixed(xs, 1 + i as u64, 1.0, DType::F32);
+        let w = fixed(ws, 100 + i as u64, 0.5, DType::F32);
+        let params = if bias {
+            vec![fixed([ws[0]], 200 + i as u64, 0.5, DType::F32)]
+        } else {
+            vec![]
+        };
+        let options = conv_options(stride, padding, dilation, groups);
+        same_on_both!(format!("conv case {i}"), &[x, w], &params, |t, p| {
+            core_ops::conv2d(
+                t[0].clone(),
+                t[1].clone(),
+                p.first().cloned(),
+                options.clone(),
+            )
+        });
+    }
+}
+
+#[test]
+fn normalisations() {
+    let x = fixed([4, 6, 5, 4], 10, 2.0, DType::F32).add_scalar(0.7);
+    let [w, b, mean, var] = [20, 30, 40, 50].map(|s| fixed([6], s, 1.0, DType::F32));
+    let var = var.abs().add_scalar(0.1);
+    same_on_both!(
+        "group norm",
+        std::slice::from_ref(&x),
+        &[w.clone(), b.clone()],
+        |t, p| { core_ops::group_norm(t[0].clone(), p[0].clone(), p[1].clone(), 3, 1e-5) }
+    );
+    same_on_both!(
+        "batch norm",
+        std::slice::from_ref(&x),
+        &[w.clone(), b.clone()],
+        |t, p| { core_ops::batch_norm_train(t[0].clone(), p[0].clone(), p[1].clone(), 1e-5).0 }
+    );
+    let (mean, var) = (mean.to_data(), var.to_data());
+    same_on_both!("fixed-statistics batch norm", &[x], &[w, b], |t, p| {
+        let device = t[0].device();
+        core_ops::batch_norm_fixed(
+            t[0].clone(),
+            Tensor::from_data(mean.clone(), &device),
+            Tensor::from_data(var.clone(), &device),
+            p[0].clone(),
+            p[1].clone(),
+            1e-5,
+        )
+    });
+}
+
+#[test]
+fn weight_standardization() {
+    let w = fixed([6, 2, 3, 3], 300, 0.2, DType::F32).add_scalar(0.05);
+    for (unbiased, eps, eps_inside_root) in [(true, 1e-5, false), (false, 1e-6, true)] {
+        let ws = core_ops::Standardization {
+            unbiased,
+            eps,
+            eps_inside_root,
+        };
+        same_on_both!(
+            format!("WS {ws:?}"),
+            std::slice::from_ref(&w),
+            &[],
+            |t, _p| { core_ops::standardize_weight(t[0].clone(), ws) }
+        );
+    }
+}
+
+#[test]
+fn bilinear_resize() {
+    for (i, (shape, size, align)) in [
+        ([2, 3, 5, 4], [10, 8], false), // ELASTIC's ×2
+        ([2, 3, 5, 4], [9, 7], true),   // DeepLab's aligned resize
+        ([1, 2, 7, 6], [4, 3], false),  // down
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let x = fixed(shape, 80 + i as u64, 1.0, DType::F32);
+        same_on_both!(format!("bilinear case {i}"), &[x], &[], |t, _p| {
+            core_ops::interpolate_bilinear(t[0].clone(), size, align)
+        });
+    }
+}
