@@ -162,3 +162,20 @@ fn bilinear_resize() {
         });
     }
 }
+
+/// A fault of burn 0.21's wgpu backend (fusion + autotune) seen on Mesa's lavapipe, not of
+/// vireo's: `a [M, 8] · bᵀ` with `b` a contiguous `[N, 8]` (the transposed view a 1×1
+/// convolution's im2col path and a linear layer's backward multiply by) comes back wrong for
+/// M ≥ 512 — 1024×8×32 off by ~17 in values of ~3 — while the same product of a contiguous copy of
+/// `bᵀ`, or with an inner size of 4, 12, 16, 24 or 32, is right. It made the tiny ELASTIC
+/// network (8-channel layers, batch 16 at 8×8) train differently on wgpu. Kept to check a burn
+/// upgrade or another adapter by name; it fails on lavapipe with burn 0.21.
+#[test]
+#[ignore = "fails with burn 0.21 on lavapipe: a reproducer of a burn fault (docs/backends.md)"]
+fn transposed_matmul_with_an_inner_size_of_8() {
+    let a = fixed([1, 1, 1024, 8], 1, 1.0, DType::F32);
+    let b = fixed([1, 1, 32, 8], 2, 1.0, DType::F32);
+    same_on_both!("a · bᵀ, inner size 8", &[a, b], &[], |t, _p| {
+        t[0].clone().matmul(t[1].clone().swap_dims(2, 3))
+    });
+}

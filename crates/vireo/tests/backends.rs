@@ -12,10 +12,11 @@ mod common;
 
 use common::*;
 
-/// Relative difference allowed between the backends' epoch losses. The state at the start of the
-/// epoch is bit-identical on both; what differs is the order of float sums (GPU reductions, fused
-/// kernels), which a few SGD steps carry into the losses.
-const LOSS_TOLERANCE: f64 = 2e-3;
+/// Relative difference allowed between the backends' epoch losses (`VIREO_GPU_TOLERANCE` to
+/// change it, e.g. for a GPU whose matmuls round to TF32). The state at the start of the epoch is
+/// bit-identical on both; what differs is the order of float sums (GPU reductions, fused kernels),
+/// which a few SGD steps carry into the losses: ≤ 2e-7 on lavapipe (docs/backends.md).
+const LOSS_TOLERANCE: f64 = 1e-5;
 
 /// `vireo <args> --backend <backend>`, whatever `VIREO_TEST_BACKEND` says.
 fn on_backend(args: &[String], backend: &str) {
@@ -65,6 +66,9 @@ fn losses(csv: &str, epoch: usize) -> Vec<(String, f64)> {
 #[ignore = "needs `--features wgpu` (or cuda) and a device; run by name (see the file's doc)"]
 fn every_paper_trains_on_the_gpu_like_on_the_cpu() {
     let backend = std::env::var("VIREO_GPU_BACKEND").unwrap_or_else(|_| "wgpu".into());
+    let tolerance: f64 = std::env::var("VIREO_GPU_TOLERANCE")
+        .map(|t| t.parse().expect("VIREO_GPU_TOLERANCE: a number"))
+        .unwrap_or(LOSS_TOLERANCE);
     let only = std::env::var("VIREO_GPU_PAPERS").ok();
     let dir = tempfile::tempdir().unwrap();
     let out = |paper: &str| dir.path().join(paper);
@@ -73,7 +77,15 @@ fn every_paper_trains_on_the_gpu_like_on_the_cpu() {
         ("bcn", tiny_train("bcn", &out("bcn"), "2", &[])),
         ("axial", tiny_axial(&out("axial"), "2")),
         ("co2", tiny_co2(&out("co2"), "2")),
-        ("elastic", tiny_elastic(&out("elastic"), "2")),
+        // 16 channels and up: burn 0.21's wgpu matmul is wrong for an inner size of 8 on lavapipe
+        // (core-ops' `transposed_matmul_with_an_inner_size_of_8`).
+        ("elastic", {
+            let mut args = tiny_elastic(&out("elastic"), "2");
+            for set in ["model.planes=[16, 16, 32, 32]", "model.stem_width=16"] {
+                args.extend(["--set".into(), set.into()]);
+            }
+            args
+        }),
         ("sake", tiny_sake(&out("sake"), "2", &[])),
         ("compnet", tiny_compnet(&out("compnet"), "2")),
     ];
@@ -108,7 +120,7 @@ fn every_paper_trains_on_the_gpu_like_on_the_cpu() {
                 "{paper} {name}: cpu {a:.6} {backend} {b:.6} (relative {relative:.1e})"
             ));
             assert!(
-                relative <= LOSS_TOLERANCE,
+                relative <= tolerance,
                 "{paper}: epoch 2 {name} on {backend} is {b}, on the cpu {a}\n{}",
                 report.join("\n")
             );
