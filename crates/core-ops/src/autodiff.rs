@@ -23,7 +23,7 @@ use crate::{
     flex::{
         self, conv,
         norm::{self, Norm},
-        real_dtype, standardize,
+        real_dtype, resize, standardize,
     },
     reference,
 };
@@ -271,6 +271,47 @@ pub fn standardize_weight(weight: Tensor<Ad, 4>, ws: Standardization) -> Tensor<
                 prep.finish((weight.primitive, forward.stats, ws), forward.output)
             }
             OpsKind::UnTracked(prep) => prep.finish(forward.output),
+        },
+    )
+}
+
+#[derive(Debug)]
+struct ResizeBackward;
+
+/// The input's shape and `align_corners`.
+type ResizeState = ([usize; 4], bool);
+
+impl Backward<Flex, 1> for ResizeBackward {
+    type State = ResizeState;
+    fn backward(self, ops: Ops<ResizeState, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let grad = grads.consume::<Flex>(&ops.node);
+        let (input_shape, align_corners) = ops.state;
+        if let [Some(node)] = ops.parents {
+            grads.register::<Flex>(node.id, resize::backward(&grad, input_shape, align_corners));
+        }
+    }
+}
+
+/// [`crate::interpolate_bilinear`] under autodiff.
+pub fn interpolate_bilinear(
+    x: Tensor<Ad, 4>,
+    size: [usize; 2],
+    align_corners: bool,
+) -> Tensor<Ad, 4> {
+    if real_dtype(&[x.dtype()]).is_none() {
+        return reference::interpolate_bilinear_burn(x, size, align_corners);
+    }
+    let input_shape = x.dims();
+    let x = primitive(x);
+    let output = resize::forward(&x.primitive, size, align_corners);
+    tensor(
+        match ResizeBackward
+            .prepare::<NoCheckpointing>([x.node.clone()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => prep.finish((input_shape, align_corners), output),
+            OpsKind::UnTracked(prep) => prep.finish(output),
         },
     )
 }

@@ -1,6 +1,6 @@
 //! vireo's own kernels for the operations every model spends its time in: 2-D convolution, group
 //! normalisation and batch normalisation (with batch statistics, or with given ones), each
-//! forward and backward; and the weight standardisation of WS convolutions.
+//! forward and backward; the weight standardisation of WS convolutions; bilinear resizing.
 //!
 //! burn 0.21 composes GroupNorm and BatchNorm from ~25 elementwise and reduction passes each way,
 //! and burn-flex's convolution backward is a serial col2im and a strided weight-gradient
@@ -137,18 +137,18 @@ pub fn batch_norm_fixed<B: Backend>(
 }
 
 /// Bilinear resize of `x [N, C, H, W]` to `size`, PyTorch's `F.interpolate(mode="bilinear",
-/// align_corners=…)`: burn's interpolation on the CPU backend; elsewhere the composition
-/// [`reference::interpolate_bilinear`], because burn 0.21's CubeCL backends (wgpu, CUDA) panic
-/// in the backward of a bilinear interpolation.
+/// align_corners=…)`: a separable kernel on the CPU backend (burn-flex's own backward was a tenth
+/// of an ELASTIC training step); elsewhere the composition [`reference::interpolate_bilinear`],
+/// because burn 0.21's CubeCL backends (wgpu, CUDA) panic in the backward of a bilinear
+/// interpolation.
 pub fn interpolate_bilinear<B: Backend>(
     x: Tensor<B, 4>,
     size: [usize; 2],
     align_corners: bool,
 ) -> Tensor<B, 4> {
     match kernels::<B>() {
-        Kernels::Flex | Kernels::AutodiffFlex => {
-            reference::interpolate_bilinear_burn(x, size, align_corners)
-        }
+        Kernels::Flex => cast(flex::interpolate_bilinear(cast(x), size, align_corners)),
+        Kernels::AutodiffFlex => cast(autodiff::interpolate_bilinear(cast(x), size, align_corners)),
         Kernels::Composed => reference::interpolate_bilinear(x, size, align_corners),
     }
 }

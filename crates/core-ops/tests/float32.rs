@@ -30,7 +30,7 @@ fn weight_standardization_matches_composition() {
 }
 
 #[test]
-fn composed_bilinear_resize_matches_burn() {
+fn bilinear_resize_matches_burn() {
     common::check_interpolate(DType::F32, 1e-5);
 }
 

@@ -94,7 +94,7 @@ fn weight_standardization_gradient_matches_central_differences() {
 }
 
 #[test]
-fn composed_bilinear_resize_matches_burn() {
+fn bilinear_resize_matches_burn() {
     f64_default();
     common::check_interpolate(DType::F64, 1e-12);
 }

@@ -7,6 +7,7 @@
 
 pub mod conv;
 pub mod norm;
+pub mod resize;
 pub mod standardize;
 
 use std::{
@@ -256,4 +257,16 @@ pub fn standardize_weight(weight: Tensor<Flex, 4>, ws: crate::Standardization) -
         return reference::standardize_weight(weight, ws);
     }
     tensor(standardize::forward(&primitive(weight), ws).output)
+}
+
+/// [`crate::interpolate_bilinear`] on flex.
+pub fn interpolate_bilinear(
+    x: Tensor<Flex, 4>,
+    size: [usize; 2],
+    align_corners: bool,
+) -> Tensor<Flex, 4> {
+    if real_dtype(&[x.dtype()]).is_none() {
+        return reference::interpolate_bilinear_burn(x, size, align_corners);
+    }
+    tensor(resize::forward(&primitive(x), size, align_corners))
 }

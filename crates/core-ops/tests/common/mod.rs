@@ -332,7 +332,8 @@ pub fn check_standardize(dtype: DType, tol: f64) {
     }
 }
 
-/// The composed bilinear resize (what the GPU backends run) against burn's interpolation.
+/// The bilinear resize, the kernel and the composition the GPU backends run, against burn's
+/// interpolation.
 pub fn check_interpolate(dtype: DType, tol: f64) {
     let cases = [
         ([2, 3, 5, 4], [10, 8], false), // ELASTIC's ×2
@@ -340,28 +341,33 @@ pub fn check_interpolate(dtype: DType, tol: f64) {
         ([1, 2, 7, 6], [3, 4], true),   // down
         ([1, 2, 7, 6], [4, 3], false),  // down, half-pixel
         ([1, 2, 4, 4], [1, 5], true),   // a single output row
+        ([1, 1, 1, 3], [4, 6], false),  // a single input row
     ];
     for (i, (shape, size, align)) in cases.into_iter().enumerate() {
         let x = fixed(shape, 80 + i as u64, 1.0, dtype);
-        let ours = run(
-            std::slice::from_ref(&x),
-            &[],
-            |t, _| core_ops::reference::interpolate_bilinear(t[0].clone(), size, align),
-            dtype,
-        );
         let burn = run(
-            &[x],
+            std::slice::from_ref(&x),
             &[],
             |t, _| core_ops::reference::interpolate_bilinear_burn(t[0].clone(), size, align),
             dtype,
         );
-        for (k, (a, b)) in ours.iter().zip(&burn).enumerate() {
-            assert_close(
-                &format!("bilinear case {i} {}", ["output", "dx"][k]),
-                a,
-                b,
-                tol,
-            );
+        let kernel = run(
+            std::slice::from_ref(&x),
+            &[],
+            |t, _| core_ops::interpolate_bilinear(t[0].clone(), size, align),
+            dtype,
+        );
+        let composed = run(
+            &[x],
+            &[],
+            |t, _| core_ops::reference::interpolate_bilinear(t[0].clone(), size, align),
+            dtype,
+        );
+        for (side, ours) in [("kernel", kernel), ("composed", composed)] {
+            for (k, (a, b)) in ours.iter().zip(&burn).enumerate() {
+                let what = ["output", "dx"][k];
+                assert_close(&format!("{side} bilinear case {i} {what}"), a, b, tol);
+            }
         }
     }
 }
@@ -401,9 +407,17 @@ pub fn check_inner(dtype: DType, tol: f64) {
         1e-5,
     )
     .0;
-    let outer = core_ops::batch_norm_train(x, g.clone(), g, 1e-5).0;
+    let outer = core_ops::batch_norm_train(x.clone(), g.clone(), g, 1e-5).0;
     assert_close(
         "batch norm on flex",
+        &values(Tensor::<Ad, 4>::from_inner(inner)),
+        &values(outer),
+        tol,
+    );
+    let inner = core_ops::interpolate_bilinear(x.clone().inner(), [11, 13], false);
+    let outer = core_ops::interpolate_bilinear(x, [11, 13], false);
+    assert_close(
+        "bilinear resize on flex",
         &values(Tensor::<Ad, 4>::from_inner(inner)),
         &values(outer),
         tol,
