@@ -237,20 +237,46 @@ pub fn batch_norm_fixed(
     tensor(record_norm(&inputs, output, state))
 }
 
+/// A one-input operation's backward and what it needs from the forward.
+#[derive(Clone, Debug)]
+enum Unary {
+    /// The weight, the forward's per-row statistics, the variant (boxed: the resize's state is
+    /// a few words).
+    Standardize(Box<(FlexTensor, FlexTensor, Standardization)>),
+    /// The input's shape and `align_corners`.
+    Resize([usize; 4], bool),
+}
+
 #[derive(Debug)]
-struct StandardizeBackward;
+struct UnaryBackward;
 
-/// The weight, the forward's per-row statistics, the variant.
-type StandardizeState = (FlexTensor, FlexTensor, Standardization);
-
-impl Backward<Flex, 1> for StandardizeBackward {
-    type State = StandardizeState;
-    fn backward(self, ops: Ops<StandardizeState, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+impl Backward<Flex, 1> for UnaryBackward {
+    type State = Unary;
+    fn backward(self, ops: Ops<Unary, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
         let grad = grads.consume::<Flex>(&ops.node);
-        let (weight, stats, ws) = ops.state;
-        if let [Some(node)] = ops.parents {
-            grads.register::<Flex>(node.id, standardize::backward(&weight, &stats, &grad, ws));
-        }
+        let [Some(node)] = ops.parents else { return };
+        let gradient = match ops.state {
+            Unary::Standardize(state) => {
+                let (weight, stats, ws) = *state;
+                standardize::backward(&weight, &stats, &grad, ws)
+            }
+            Unary::Resize(input_shape, align_corners) => {
+                resize::backward(&grad, input_shape, align_corners)
+            }
+        };
+        grads.register::<Flex>(node.id, gradient);
+    }
+}
+
+/// Registers a one-input operation's output with [`UnaryBackward`].
+fn record_unary(x: &AdPrimitive, output: FlexTensor, state: impl FnOnce() -> Unary) -> AdPrimitive {
+    match UnaryBackward
+        .prepare::<NoCheckpointing>([x.node.clone()])
+        .compute_bound()
+        .stateful()
+    {
+        OpsKind::Tracked(prep) => prep.finish(state(), output),
+        OpsKind::UnTracked(prep) => prep.finish(output),
     }
 }
 
@@ -261,35 +287,8 @@ pub fn standardize_weight(weight: Tensor<Ad, 4>, ws: Standardization) -> Tensor<
     }
     let weight = primitive(weight);
     let forward = standardize::forward(&weight.primitive, ws);
-    tensor(
-        match StandardizeBackward
-            .prepare::<NoCheckpointing>([weight.node.clone()])
-            .compute_bound()
-            .stateful()
-        {
-            OpsKind::Tracked(prep) => {
-                prep.finish((weight.primitive, forward.stats, ws), forward.output)
-            }
-            OpsKind::UnTracked(prep) => prep.finish(forward.output),
-        },
-    )
-}
-
-#[derive(Debug)]
-struct ResizeBackward;
-
-/// The input's shape and `align_corners`.
-type ResizeState = ([usize; 4], bool);
-
-impl Backward<Flex, 1> for ResizeBackward {
-    type State = ResizeState;
-    fn backward(self, ops: Ops<ResizeState, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let grad = grads.consume::<Flex>(&ops.node);
-        let (input_shape, align_corners) = ops.state;
-        if let [Some(node)] = ops.parents {
-            grads.register::<Flex>(node.id, resize::backward(&grad, input_shape, align_corners));
-        }
-    }
+    let state = || Unary::Standardize(Box::new((weight.primitive.clone(), forward.stats, ws)));
+    tensor(record_unary(&weight, forward.output, state))
 }
 
 /// [`crate::interpolate_bilinear`] under autodiff.
@@ -304,14 +303,7 @@ pub fn interpolate_bilinear(
     let input_shape = x.dims();
     let x = primitive(x);
     let output = resize::forward(&x.primitive, size, align_corners);
-    tensor(
-        match ResizeBackward
-            .prepare::<NoCheckpointing>([x.node.clone()])
-            .compute_bound()
-            .stateful()
-        {
-            OpsKind::Tracked(prep) => prep.finish((input_shape, align_corners), output),
-            OpsKind::UnTracked(prep) => prep.finish(output),
-        },
-    )
+    tensor(record_unary(&x, output, || {
+        Unary::Resize(input_shape, align_corners)
+    }))
 }

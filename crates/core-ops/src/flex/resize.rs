@@ -26,6 +26,18 @@ impl<T: Real> Taps<T> {
             weight: weight.into_iter().map(T::of).collect(),
         }
     }
+
+    /// The row and column taps of a `[h, w]` → `[height, width]` resize.
+    fn of_planes(
+        [h, w]: [usize; 2],
+        [height, width]: [usize; 2],
+        align_corners: bool,
+    ) -> [Self; 2] {
+        [
+            Self::new(h, height, align_corners),
+            Self::new(w, width, align_corners),
+        ]
+    }
 }
 
 /// `x [N, C, h, w]` resized to `[N, C, height, width]`.
@@ -34,10 +46,7 @@ pub fn forward(x: &FlexTensor, [height, width]: [usize; 2], align_corners: bool)
     let x = contiguous(x);
     with_real!(x.dtype(), T => {
         let xs = elements::<T>(&x);
-        let (rows, cols) = (
-            Taps::<T>::new(h, height, align_corners),
-            Taps::<T>::new(w, width, align_corners),
-        );
+        let [rows, cols] = Taps::<T>::of_planes([h, w], [height, width], align_corners);
         let plane_out = height * width;
         let y = if plane_out == 0 || h * w == 0 {
             vec![T::ZERO; n * c * plane_out]
@@ -77,10 +86,7 @@ pub fn backward(grad: &FlexTensor, input_shape: [usize; 4], align_corners: bool)
     let grad = contiguous(grad);
     with_real!(grad.dtype(), T => {
         let gs = elements::<T>(&grad);
-        let (rows, cols) = (
-            Taps::<T>::new(h, height, align_corners),
-            Taps::<T>::new(w, width, align_corners),
-        );
+        let [rows, cols] = Taps::<T>::of_planes([h, w], [height, width], align_corners);
         let mut dx = vec![T::ZERO; n * c * h * w];
         if height * width > 0 && h * w > 0 {
             dx.par_chunks_mut(h * w)

@@ -291,7 +291,15 @@ pub fn check_standardize(dtype: DType, tol: f64) {
         (false, 1e-6, true),  // timm
         (false, 1e-10, true), // BiT
     ];
-    let shapes = [[4, 3, 3, 3], [6, 2, 3, 3], [5, 7, 1, 1], [3, 16, 3, 3]];
+    // Small kernels, and a ResNet layer's 3×3 and 1×1 (fan-in 576 and 64).
+    let shapes = [
+        [4, 3, 3, 3],
+        [6, 2, 3, 3],
+        [5, 7, 1, 1],
+        [3, 16, 3, 3],
+        [64, 64, 3, 3],
+        [256, 64, 1, 1],
+    ];
     for (v, (unbiased, eps, eps_inside_root)) in variants.into_iter().enumerate() {
         let ws = Standardization {
             unbiased,
