@@ -22,8 +22,101 @@ pub enum Kernels {
     Flex,
     /// `Autodiff<Flex>`: the flex kernels with the backward steps of [`crate::autodiff`].
     AutodiffFlex,
+    /// wgpu or CUDA (under fusion, as vireo builds them): the normalisations from the CubeCL
+    /// plane reductions of [`crate::cube`] ([`crate::planes`]), the rest composed.
+    Cube,
+    /// `Autodiff` of one of those: the same, each normalisation one graph node with its own
+    /// backward ([`crate::planes::autodiff`]).
+    AutodiffCube,
     /// Any other backend: the composition of burn ops in [`crate::reference`].
     Composed,
+}
+
+/// Runs `$body` with `$k` naming the backend with CubeCL plane kernels that `$b` is, if it is one
+/// of them (`return`s the body's value from the enclosing function); else does nothing. The
+/// backends are burn's `Wgpu` and `Cuda` as vireo builds them (feature `wgpu`, `cuda`).
+#[macro_export]
+#[doc(hidden)]
+macro_rules! with_plane_kernels {
+    ($b:ty, |$k:ident| $body:block) => {{
+        #[cfg(feature = "wgpu")]
+        if ::core::any::TypeId::of::<$b>() == ::core::any::TypeId::of::<::burn::backend::Wgpu>() {
+            #[allow(dead_code)]
+            type $k = ::burn::backend::Wgpu;
+            #[allow(unused_imports)]
+            use $crate::cube::PlaneKernels as _;
+            $body
+        }
+        #[cfg(feature = "cuda")]
+        if ::core::any::TypeId::of::<$b>() == ::core::any::TypeId::of::<::burn::backend::Cuda>() {
+            #[allow(dead_code)]
+            type $k = ::burn::backend::Cuda;
+            #[allow(unused_imports)]
+            use $crate::cube::PlaneKernels as _;
+            $body
+        }
+    }};
+}
+
+/// Runs `$body` with `$k` naming the backend whose `Autodiff<$k>` is `$b` ([`Kernels::AutodiffCube`]).
+#[macro_export]
+#[doc(hidden)]
+macro_rules! with_autodiff_plane_kernels {
+    ($b:ty, |$k:ident| $body:block) => {{
+        #[cfg(feature = "wgpu")]
+        if ::core::any::TypeId::of::<$b>()
+            == ::core::any::TypeId::of::<::burn::backend::Autodiff<::burn::backend::Wgpu>>()
+        {
+            #[allow(dead_code)]
+            type $k = ::burn::backend::Wgpu;
+            #[allow(unused_imports)]
+            use $crate::cube::PlaneKernels as _;
+            $body
+        }
+        #[cfg(feature = "cuda")]
+        if ::core::any::TypeId::of::<$b>()
+            == ::core::any::TypeId::of::<::burn::backend::Autodiff<::burn::backend::Cuda>>()
+        {
+            #[allow(dead_code)]
+            type $k = ::burn::backend::Cuda;
+            #[allow(unused_imports)]
+            use $crate::cube::PlaneKernels as _;
+            $body
+        }
+        unreachable!(
+            "Kernels::AutodiffCube on {}",
+            ::core::any::type_name::<$b>()
+        )
+    }};
+}
+
+/// Whether `B` is one of the backends [`with_plane_kernels`] knows, with or without autodiff.
+#[cfg(feature = "cube")]
+fn cube_kind<B: Backend>() -> Option<Kernels> {
+    fn is<B: Backend>() -> bool {
+        crate::with_plane_kernels!(B, |K| {
+            return true;
+        });
+        false
+    }
+    fn is_autodiff<B: Backend>() -> bool {
+        #[cfg(feature = "wgpu")]
+        if TypeId::of::<B>() == TypeId::of::<Autodiff<burn::backend::Wgpu>>() {
+            return true;
+        }
+        #[cfg(feature = "cuda")]
+        if TypeId::of::<B>() == TypeId::of::<Autodiff<burn::backend::Cuda>>() {
+            return true;
+        }
+        false
+    }
+    if is::<B>() {
+        Some(Kernels::Cube)
+    } else if is_autodiff::<B>() {
+        Some(Kernels::AutodiffCube)
+    } else {
+        None
+    }
 }
 
 /// The environment variable that, set to `composed`, sends every operation to its composition
@@ -51,6 +144,10 @@ pub fn kernels<B: Backend>() -> Kernels {
     } else if id == TypeId::of::<Autodiff<Flex>>() {
         Kernels::AutodiffFlex
     } else {
+        #[cfg(feature = "cube")]
+        if let Some(kind) = cube_kind::<B>() {
+            return kind;
+        }
         Kernels::Composed
     }
 }

@@ -26,8 +26,11 @@
 //! from two passes (mean, then the centred sum of squares) in the tensor's own precision.
 
 pub mod autodiff;
+#[cfg(feature = "cube")]
+pub mod cube;
 pub mod dispatch;
 pub mod flex;
+pub mod planes;
 pub mod reference;
 
 use burn::tensor::{Tensor, backend::Backend, ops::ConvOptions};
@@ -50,7 +53,9 @@ pub fn conv2d<B: Backend>(
             bias.map(cast),
             options,
         )),
-        Kernels::Composed => reference::conv2d(x, weight, bias, options),
+        Kernels::Composed | Kernels::Cube | Kernels::AutodiffCube => {
+            reference::conv2d(x, weight, bias, options)
+        }
     }
 }
 
@@ -79,6 +84,16 @@ pub fn group_norm<B: Backend>(
             groups,
             eps,
         )),
+        Kernels::Cube => planes::group_norm(x, weight, bias, groups, eps),
+        Kernels::AutodiffCube => with_autodiff_plane_kernels!(B, |K| {
+            return cast(planes::autodiff::group_norm::<K>(
+                cast(x),
+                cast(weight),
+                cast(bias),
+                groups,
+                eps,
+            ));
+        }),
         Kernels::Composed => reference::group_norm(x, weight, bias, groups, eps),
     }
 }
@@ -106,6 +121,15 @@ pub fn batch_norm_train<B: Backend>(
             cast(bias),
             eps,
         )),
+        Kernels::Cube => planes::batch_norm_train(x, weight, bias, eps),
+        Kernels::AutodiffCube => with_autodiff_plane_kernels!(B, |K| {
+            return cast(planes::autodiff::batch_norm_train::<K>(
+                cast(x),
+                cast(weight),
+                cast(bias),
+                eps,
+            ));
+        }),
         Kernels::Composed => reference::batch_norm_train(x, weight, bias, eps),
     }
 }
@@ -132,7 +156,9 @@ pub fn batch_norm_fixed<B: Backend>(
             cast([mean, var, weight, bias]),
             eps,
         )),
-        Kernels::Composed => reference::channel_affine_normalize(x, mean, var, weight, bias, eps),
+        Kernels::Composed | Kernels::Cube | Kernels::AutodiffCube => {
+            reference::channel_affine_normalize(x, mean, var, weight, bias, eps)
+        }
     }
 }
 
@@ -149,7 +175,9 @@ pub fn interpolate_bilinear<B: Backend>(
     match kernels::<B>() {
         Kernels::Flex => cast(flex::interpolate_bilinear(cast(x), size, align_corners)),
         Kernels::AutodiffFlex => cast(autodiff::interpolate_bilinear(cast(x), size, align_corners)),
-        Kernels::Composed => reference::interpolate_bilinear(x, size, align_corners),
+        Kernels::Composed | Kernels::Cube | Kernels::AutodiffCube => {
+            reference::interpolate_bilinear(x, size, align_corners)
+        }
     }
 }
 
@@ -186,6 +214,8 @@ pub fn standardize_weight<B: Backend>(weight: Tensor<B, 4>, ws: Standardization)
     match kernels::<B>() {
         Kernels::Flex => cast(flex::standardize_weight(cast(weight), ws)),
         Kernels::AutodiffFlex => cast(autodiff::standardize_weight(cast(weight), ws)),
-        Kernels::Composed => reference::standardize_weight(weight, ws),
+        Kernels::Composed | Kernels::Cube | Kernels::AutodiffCube => {
+            reference::standardize_weight(weight, ws)
+        }
     }
 }

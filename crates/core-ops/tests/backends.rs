@@ -8,9 +8,13 @@ mod common;
 
 use burn::{
     backend::{Autodiff, Wgpu, wgpu::WgpuDevice},
-    tensor::{DType, Tensor, backend::AutodiffBackend},
+    tensor::{
+        DType, Tensor,
+        backend::{AutodiffBackend, Backend},
+    },
 };
 use common::{Ad, assert_close, conv_cases, conv_options, fixed};
+use core_ops::dispatch::{Kernels, kernels};
 
 type Gpu = Autodiff<Wgpu>;
 
@@ -24,7 +28,7 @@ fn moved<B: AutodiffBackend, const D: usize>(
     Tensor::from_data(t.to_data(), device).require_grad()
 }
 
-fn values<B: AutodiffBackend, const D: usize>(t: Tensor<B, D>) -> Vec<f64> {
+fn values<B: Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f64> {
     t.into_data().convert::<f64>().iter::<f64>().collect()
 }
 
@@ -97,23 +101,41 @@ fn convolution() {
     }
 }
 
+/// The shapes the plane kernels are checked on: a few channels per group; planes longer than a
+/// cube's 256 units (several strides each); one-pixel planes; more planes than a grid axis holds
+/// (65,535), so the cube count folds into a second axis.
+fn norm_cases() -> [([usize; 4], usize); 4] {
+    [
+        ([4, 6, 5, 4], 3),
+        ([2, 8, 33, 31], 4),
+        ([3, 4, 1, 1], 2),
+        ([2, 33_000, 1, 2], 3_000),
+    ]
+}
+
 #[test]
 fn normalisations() {
+    assert_eq!(kernels::<Gpu>(), Kernels::AutodiffCube);
+    for (i, (shape, groups)) in norm_cases().into_iter().enumerate() {
+        let c = shape[1];
+        let x = fixed(shape, 10 + i as u64, 2.0, DType::F32).add_scalar(0.7);
+        let [w, b] = [20, 30].map(|s| fixed([c], s + i as u64, 1.0, DType::F32));
+        same_on_both!(
+            format!("group norm {shape:?}"),
+            std::slice::from_ref(&x),
+            &[w.clone(), b.clone()],
+            |t, p| { core_ops::group_norm(t[0].clone(), p[0].clone(), p[1].clone(), groups, 1e-5) }
+        );
+        same_on_both!(
+            format!("batch norm {shape:?}"),
+            std::slice::from_ref(&x),
+            &[w.clone(), b.clone()],
+            |t, p| { core_ops::batch_norm_train(t[0].clone(), p[0].clone(), p[1].clone(), 1e-5).0 }
+        );
+    }
     let x = fixed([4, 6, 5, 4], 10, 2.0, DType::F32).add_scalar(0.7);
     let [w, b, mean, var] = [20, 30, 40, 50].map(|s| fixed([6], s, 1.0, DType::F32));
     let var = var.abs().add_scalar(0.1);
-    same_on_both!(
-        "group norm",
-        std::slice::from_ref(&x),
-        &[w.clone(), b.clone()],
-        |t, p| { core_ops::group_norm(t[0].clone(), p[0].clone(), p[1].clone(), 3, 1e-5) }
-    );
-    same_on_both!(
-        "batch norm",
-        std::slice::from_ref(&x),
-        &[w.clone(), b.clone()],
-        |t, p| { core_ops::batch_norm_train(t[0].clone(), p[0].clone(), p[1].clone(), 1e-5).0 }
-    );
     let (mean, var) = (mean.to_data(), var.to_data());
     same_on_both!("fixed-statistics batch norm", &[x], &[w, b], |t, p| {
         let device = t[0].device();
@@ -126,6 +148,42 @@ fn normalisations() {
             1e-5,
         )
     });
+}
+
+/// Without autodiff (evaluation, and the running statistics a batch norm returns): the same
+/// values on wgpu as on the CPU.
+#[test]
+fn normalisations_without_autodiff() {
+    assert_eq!(kernels::<Wgpu>(), Kernels::Cube);
+    let device = WgpuDevice::default();
+    let on_gpu = |t: &Tensor<Ad, 4>| Tensor::<Wgpu, 4>::from_data(t.to_data(), &device);
+    let on_gpu1 = |t: &Tensor<Ad, 1>| Tensor::<Wgpu, 1>::from_data(t.to_data(), &device);
+    for (i, (shape, groups)) in norm_cases().into_iter().enumerate() {
+        let c = shape[1];
+        let x = fixed(shape, 10 + i as u64, 2.0, DType::F32).add_scalar(0.7);
+        let [w, b] = [20, 30].map(|s| fixed([c], s + i as u64, 1.0, DType::F32));
+        let what = format!("group norm {shape:?}, no autodiff");
+        let gpu = core_ops::group_norm(on_gpu(&x), on_gpu1(&w), on_gpu1(&b), groups, 1e-5);
+        let cpu = core_ops::group_norm(x.clone(), w.clone(), b.clone(), groups, 1e-5);
+        assert_close(&what, &values(gpu), &values(cpu), TOL);
+        let (gpu, gpu_mean, gpu_var) =
+            core_ops::batch_norm_train(on_gpu(&x), on_gpu1(&w), on_gpu1(&b), 1e-5);
+        let (cpu, cpu_mean, cpu_var) = core_ops::batch_norm_train(x, w, b, 1e-5);
+        let what = format!("batch norm {shape:?}, no autodiff");
+        assert_close(&what, &values(gpu), &values(cpu), TOL);
+        assert_close(
+            &format!("{what}: mean"),
+            &values(gpu_mean),
+            &values(cpu_mean),
+            TOL,
+        );
+        assert_close(
+            &format!("{what}: var"),
+            &values(gpu_var),
+            &values(cpu_var),
+            TOL,
+        );
+    }
 }
 
 #[test]
@@ -178,4 +236,30 @@ fn transposed_matmul_with_an_inner_size_of_8() {
     same_on_both!("a · bᵀ, inner size 8", &[a, b], &[], |t, _p| {
         t[0].clone().matmul(t[1].clone().swap_dims(2, 3))
     });
+}
+
+/// The two CubeCL plane reductions alone, against their composition on the CPU.
+#[test]
+fn plane_reductions() {
+    let device = WgpuDevice::default();
+    for (i, (shape, _)) in norm_cases().into_iter().enumerate() {
+        let [n, c, _, _] = shape;
+        let x = fixed(shape, 60 + i as u64, 2.0, DType::F32).add_scalar(0.3);
+        let dy = fixed(shape, 70 + i as u64, 1.0, DType::F32);
+        let shift = fixed([n, c], 80 + i as u64, 0.5, DType::F32);
+        let gpu = |t: &Tensor<Ad, 4>| Tensor::<Wgpu, 4>::from_data(t.to_data(), &device);
+        let cpu = core_ops::planes::plane_moments(x.clone());
+        let ours = core_ops::planes::plane_moments(gpu(&x));
+        for (k, (a, b)) in ours.into_iter().zip(cpu).enumerate() {
+            let what = format!("plane moments {shape:?} [{k}: mean, M2]");
+            assert_close(&what, &values(a), &values(b), TOL);
+        }
+        let shift_gpu = Tensor::<Wgpu, 2>::from_data(shift.to_data(), &device);
+        let cpu = core_ops::planes::plane_grad_sums(dy.clone(), x.clone(), shift);
+        let ours = core_ops::planes::plane_grad_sums(gpu(&dy), gpu(&x), shift_gpu);
+        for (k, (a, b)) in ours.into_iter().zip(cpu).enumerate() {
+            let what = format!("plane gradient sums {shape:?} [{k}: Σdy, Σdy·(x − shift)]");
+            assert_close(&what, &values(a), &values(b), TOL);
+        }
+    }
 }

@@ -153,6 +153,22 @@ pub fn check_conv(dtype: DType, tol: f64) {
 }
 
 pub fn check_group_norm(dtype: DType, tol: f64) {
+    check_group_norm_of(dtype, tol, core_ops::group_norm);
+}
+
+/// A group norm is `(x, weight, bias, groups, eps) -> output`.
+pub type GroupNormFn = fn(Tensor<Ad, 4>, Tensor<Ad, 1>, Tensor<Ad, 1>, usize, f64) -> Tensor<Ad, 4>;
+
+/// A training batch norm is `(x, weight, bias, eps) -> (output, mean, variance)`.
+pub type BatchNormFn = fn(
+    Tensor<Ad, 4>,
+    Tensor<Ad, 1>,
+    Tensor<Ad, 1>,
+    f64,
+) -> (Tensor<Ad, 4>, Tensor<Ad, 1>, Tensor<Ad, 1>);
+
+/// `group_norm` against the composition: values and gradients.
+pub fn check_group_norm_of(dtype: DType, tol: f64, group_norm: GroupNormFn) {
     for (i, (shape, groups)) in [
         ([2, 6, 5, 4], 3),
         ([3, 8, 3, 3], 8),
@@ -168,7 +184,7 @@ pub fn check_group_norm(dtype: DType, tol: f64) {
         let ours = run(
             std::slice::from_ref(&x),
             &[w.clone(), b.clone()],
-            |t, p| core_ops::group_norm(t[0].clone(), p[0].clone(), p[1].clone(), groups, 1e-5),
+            |t, p| group_norm(t[0].clone(), p[0].clone(), p[1].clone(), groups, 1e-5),
             dtype,
         );
         let composed = run(
@@ -193,6 +209,11 @@ pub fn check_group_norm(dtype: DType, tol: f64) {
 }
 
 pub fn check_batch_norm(dtype: DType, tol: f64) {
+    check_batch_norm_of(dtype, tol, core_ops::batch_norm_train);
+}
+
+/// `batch_norm` against the composition: values, gradients and the batch statistics.
+pub fn check_batch_norm_of(dtype: DType, tol: f64, batch_norm: BatchNormFn) {
     for (i, shape) in [[4, 3, 5, 4], [2, 5, 1, 7], [8, 2, 2, 2]]
         .into_iter()
         .enumerate()
@@ -203,7 +224,7 @@ pub fn check_batch_norm(dtype: DType, tol: f64) {
         let ours = run(
             std::slice::from_ref(&x),
             &[w.clone(), b.clone()],
-            |t, p| core_ops::batch_norm_train(t[0].clone(), p[0].clone(), p[1].clone(), 1e-5).0,
+            |t, p| batch_norm(t[0].clone(), p[0].clone(), p[1].clone(), 1e-5).0,
             dtype,
         );
         let composed = run(
@@ -224,7 +245,7 @@ pub fn check_batch_norm(dtype: DType, tol: f64) {
             let what = ["output", "dx", "dweight", "dbias"][k];
             assert_close(&format!("batch norm case {i} {what}"), a, b, tol);
         }
-        let (_, mean, var) = core_ops::batch_norm_train(x.clone(), w.clone(), b.clone(), 1e-5);
+        let (_, mean, var) = batch_norm(x.clone(), w.clone(), b.clone(), 1e-5);
         let (_, mean_ref, var_ref) = core_ops::reference::batch_norm_train(x, w, b, 1e-5);
         assert_close("batch mean", &values(mean), &values(mean_ref), tol);
         assert_close("batch variance", &values(var), &values(var_ref), tol);
