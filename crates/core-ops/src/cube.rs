@@ -1,22 +1,22 @@
-//! CubeCL kernels (wgpu, CUDA) for the two reductions the normalisations need (`gn.md`/`bcn.md`
-//! statistics; the kernels issue, item 2): per `(n, c)` plane of an `[N, C, H, W]` tensor,
+//! CubeCL kernels (wgpu, CUDA) for the two reductions the normalisations need (the kernels
+//! issue, item 2), over the *segments* of an `[N, C, H, W]` tensor a [`Layout`] describes (a
+//! group norm's `(n, group)` blocks, a batch norm's channels, or single planes):
 //!
-//! * [`PlaneKernels::plane_moments`]: the plane's mean and centred sum of squares `Σ(x − mean)²`
-//!   (two passes over the plane, as PyTorch's statistics are two-pass in precision);
-//! * [`PlaneKernels::plane_grad_sums`]: `Σ dy` and `Σ dy·(x − shift)` for a given per-plane
-//!   `shift` (the normalisation's mean), what every norm's backward reduces.
+//! * [`SegmentKernels::segment_moments`]: each segment's mean and centred sum of squares
+//!   `Σ(x − mean)²` (two passes over the segment, as PyTorch's statistics are two-pass);
+//! * [`SegmentKernels::segment_grad_sums`]: `Σ a·dy` and `Σ b·dy·(x − shift)` for per-plane
+//!   `shift` (the normalisation's mean) and weights `a`, `b`: what the norms' backward reduces.
 //!
-//! One cube per plane; its units stride over the plane and meet in a shared-memory tree. Every
-//! other step of the norms (combining planes into groups or channels, the affine passes) is a
-//! handful of element-wise burn ops on `[N, C]` or `[N, C, H, W]` tensors ([`crate::planes`]),
-//! which burn's fusion compiles into one kernel each.
+//! One cube per segment; its units stride over the segment and meet in a shared-memory tree.
+//! The rest of each norm (the per-plane coefficients, the affine passes) is a handful of
+//! element-wise burn ops ([`crate::segments`]) that burn's fusion compiles into one kernel each.
 //!
 //! Under fusion (`Fusion<CubeBackend<…>>`, what `burn::backend::Wgpu` and `Cuda` are with the
 //! `fusion` feature) each reduction is registered as a custom operation of burn's IR
 //! (`OperationIr::Custom`): the fuser ends its element-wise chains at it and runs the kernel on
 //! the plain CubeCL tensors.
 
-use burn::tensor::{DType, Shape, TensorMetadata, backend::Backend, ops::FloatTensor};
+use burn::tensor::{Shape, backend::Backend, ops::FloatTensor};
 use burn_cubecl::{
     BoolElement, CubeBackend, CubeRuntime, FloatElement, IntElement, kernel::into_contiguous,
     ops::numeric::empty_device_dtype, tensor::CubeTensor,
@@ -28,29 +28,33 @@ use burn_fusion::{
 use burn_ir::{CustomOpIr, HandleContainer, OperationIr, TensorIr};
 use cubecl::prelude::*;
 
-/// A backend with the per-plane reductions as kernels of its own.
-pub trait PlaneKernels: Backend {
-    /// `x [N, C, H, W]` → each plane's `(mean, Σ(x − mean)²)`, each `[N, C]`.
-    fn plane_moments(x: FloatTensor<Self>) -> [FloatTensor<Self>; 2];
-    /// `dy`, `x [N, C, H, W]`, `shift [N, C]` → each plane's `(Σ dy, Σ dy·(x − shift))`, each
-    /// `[N, C]`.
-    fn plane_grad_sums(
+use crate::segments::Layout;
+
+/// A backend with the segment reductions as kernels of its own.
+pub trait SegmentKernels: Backend {
+    /// `x [N, C, H, W]` → each segment's `(mean, Σ(x − mean)²)`, each `[segments]`.
+    fn segment_moments(x: FloatTensor<Self>, layout: Layout) -> [FloatTensor<Self>; 2];
+    /// `dy`, `x [N, C, H, W]`, per-plane `[shift, a, b]` (each `[N, C]`) → each segment's
+    /// `(Σ a·dy, Σ b·dy·(x − shift))`, each `[segments]`.
+    fn segment_grad_sums(
         dy: FloatTensor<Self>,
         x: FloatTensor<Self>,
-        shift: FloatTensor<Self>,
+        planes: [FloatTensor<Self>; 3],
+        layout: Layout,
     ) -> [FloatTensor<Self>; 2];
 }
 
-/// Units per cube: a power of two (the tree halves it), at most 256, no more than a plane needs.
+/// Units per cube: a power of two (the tree halves it) from 32 to 256, with at least 8 elements
+/// each where the segment allows (fewer units, fewer rounds of the tree and its barriers).
 fn block_for(len: usize) -> u32 {
-    len.clamp(32, 256).next_power_of_two().min(256) as u32
+    (len / 16).clamp(32, 256).next_power_of_two().min(256) as u32
 }
 
-/// Cubes for `planes` planes, one each: wgpu allows 65,535 cubes along an axis, so the count is
-/// folded into a second axis (the kernels read the linear `CUBE_POS` and skip the overhang).
-fn cube_count(planes: usize) -> CubeCount {
-    let x = planes.clamp(1, 65_535);
-    CubeCount::Static(x as u32, planes.div_ceil(x) as u32, 1)
+/// Cubes for `segments` segments, one each: wgpu allows 65,535 cubes along an axis, so the count
+/// is folded into a second axis (the kernels read the linear `CUBE_POS` and skip the overhang).
+fn cube_count(segments: usize) -> CubeCount {
+    let x = segments.clamp(1, 65_535);
+    CubeCount::Static(x as u32, segments.div_ceil(x) as u32, 1)
 }
 
 /// Sums `sum[0..CUBE_DIM_X]` in place (a tree of halving strides; the cube's size is a power of
@@ -69,194 +73,283 @@ fn tree_sum<F: Float>(sum: &mut SharedMemory<F>) {
     }
 }
 
+/// Where a segment's runs start, in elements and in planes (see [`Layout`]).
+#[derive(CubeType, Clone, Copy)]
+struct Strides {
+    seg_stride: usize,
+    run_stride: usize,
+    seg_planes: usize,
+    run_planes: usize,
+}
+
+/// A unit's walk over its segment's elements `unit, unit + step, …` (see [`Layout`]): the
+/// element's run `r` and place in it `i` advance by constants, so no element pays a division.
+#[derive(CubeType)]
+struct Walk {
+    j: usize,
+    r: usize,
+    i: usize,
+    dr: usize,
+    di: usize,
+    run: usize,
+    base: usize,
+    run_stride: usize,
+    base_plane: usize,
+    run_planes: usize,
+}
+
+#[cube]
+impl Walk {
+    fn new(segment: usize, run: usize, strides: Strides) -> Walk {
+        let unit = UNIT_POS_X as usize;
+        let step = CUBE_DIM_X as usize;
+        Walk {
+            j: unit,
+            r: unit / run,
+            i: unit % run,
+            dr: step / run,
+            di: step % run,
+            run,
+            base: segment * strides.seg_stride,
+            run_stride: strides.run_stride,
+            base_plane: segment * strides.seg_planes,
+            run_planes: strides.run_planes,
+        }
+    }
+
+    fn plane(&self) -> usize {
+        self.base_plane + self.r * self.run_planes
+    }
+
+    fn address(&self) -> usize {
+        self.base + self.r * self.run_stride + self.i
+    }
+
+    fn advance(&mut self) {
+        self.j += CUBE_DIM_X as usize;
+        self.r += self.dr;
+        self.i += self.di;
+        if self.i >= self.run {
+            self.i -= self.run;
+            self.r += 1;
+        }
+    }
+}
+
+/// The walk of this unit over segment `CUBE_POS` of `layout` (the kernels' `u32` arguments, in
+/// [`sizes`]' order).
+#[cube]
+fn walk(layout: &Sequence<u32>) -> Walk {
+    let strides = Strides {
+        seg_stride: *layout.index(3usize) as usize,
+        run_stride: *layout.index(4usize) as usize,
+        seg_planes: *layout.index(5usize) as usize,
+        run_planes: *layout.index(6usize) as usize,
+    };
+    Walk::new(CUBE_POS, *layout.index(2usize) as usize, strides)
+}
+
 #[cube(launch)]
-fn plane_moments_kernel<F: Float>(
+fn segment_moments_kernel<F: Float>(
     x: &Tensor<F>,
     mean: &mut Tensor<F>,
     m2: &mut Tensor<F>,
-    planes: u32,
-    len: u32,
+    layout: Sequence<u32>,
     #[comptime] block: u32,
     #[define(F)] _dtype: StorageType,
 ) {
-    let plane = CUBE_POS;
-    if plane >= planes as usize {
+    let segment = CUBE_POS;
+    if segment >= *layout.index(0usize) as usize {
         terminate!();
     }
-    let len = len as usize;
-    let base = plane * len;
+    let count = *layout.index(1usize) as usize;
     let unit = UNIT_POS_X as usize;
-    let step = block as usize;
     let mut sum = SharedMemory::<F>::new(block as usize);
 
     let mut acc = F::new(0.0);
-    let mut i = unit;
-    while i < len {
-        acc += x[base + i];
-        i += step;
+    let mut at = walk(&layout);
+    while at.j < count {
+        acc += x[at.address()];
+        at.advance();
     }
     sum[unit] = acc;
     tree_sum::<F>(&mut sum);
-    let mu = sum[0] / F::cast_from(len);
+    let mu = sum[0] / F::cast_from(count);
     sync_cube();
 
     let mut acc = F::new(0.0);
-    let mut i = unit;
-    while i < len {
-        let d = x[base + i] - mu;
+    let mut at = walk(&layout);
+    while at.j < count {
+        let d = x[at.address()] - mu;
         acc += d * d;
-        i += step;
+        at.advance();
     }
     sum[unit] = acc;
     tree_sum::<F>(&mut sum);
     if unit == 0 {
-        mean[plane] = mu;
-        m2[plane] = sum[0];
+        mean[segment] = mu;
+        m2[segment] = sum[0];
     }
 }
 
 #[cube(launch)]
-fn plane_grad_sums_kernel<F: Float>(
+#[allow(clippy::too_many_arguments)]
+fn segment_grad_sums_kernel<F: Float>(
     dy: &Tensor<F>,
     x: &Tensor<F>,
     shift: &Tensor<F>,
-    sum_dy: &mut Tensor<F>,
-    sum_dy_x: &mut Tensor<F>,
-    planes: u32,
-    len: u32,
+    a: &Tensor<F>,
+    b: &Tensor<F>,
+    sum_a: &mut Tensor<F>,
+    sum_b: &mut Tensor<F>,
+    layout: Sequence<u32>,
     #[comptime] block: u32,
     #[define(F)] _dtype: StorageType,
 ) {
-    let plane = CUBE_POS;
-    if plane >= planes as usize {
+    let segment = CUBE_POS;
+    if segment >= *layout.index(0usize) as usize {
         terminate!();
     }
-    let len = len as usize;
-    let base = plane * len;
+    let count = *layout.index(1usize) as usize;
     let unit = UNIT_POS_X as usize;
-    let step = block as usize;
     let mut first = SharedMemory::<F>::new(block as usize);
     let mut second = SharedMemory::<F>::new(block as usize);
-    let centre = shift[plane];
 
-    let mut a = F::new(0.0);
-    let mut b = F::new(0.0);
-    let mut i = unit;
-    while i < len {
-        let g = dy[base + i];
-        a += g;
-        b += g * (x[base + i] - centre);
-        i += step;
+    let mut acc_a = F::new(0.0);
+    let mut acc_b = F::new(0.0);
+    let mut at = walk(&layout);
+    while at.j < count {
+        let (element, plane) = (at.address(), at.plane());
+        let g = dy[element];
+        acc_a += a[plane] * g;
+        acc_b += b[plane] * g * (x[element] - shift[plane]);
+        at.advance();
     }
-    first[unit] = a;
-    second[unit] = b;
+    first[unit] = acc_a;
+    second[unit] = acc_b;
     tree_sum::<F>(&mut first);
     tree_sum::<F>(&mut second);
     if unit == 0 {
-        sum_dy[plane] = first[0];
-        sum_dy_x[plane] = second[0];
+        sum_a[segment] = first[0];
+        sum_b[segment] = second[0];
     }
 }
 
-/// `[N, C, H, W]` → `(planes, plane length, [N, C])`.
-fn plane_layout(shape: &Shape) -> (usize, usize, Shape) {
-    let [n, c, h, w] = shape.dims::<4>();
-    (n * c, h * w, Shape::new([n, c]))
+fn empty_segments<R: CubeRuntime>(x: &CubeTensor<R>, layout: &Layout) -> CubeTensor<R> {
+    let shape = Shape::new([layout.segments]);
+    empty_device_dtype(x.client.clone(), x.device.clone(), shape, x.dtype)
 }
 
-fn empty_like_planes<R: CubeRuntime>(x: &CubeTensor<R>, shape: &Shape) -> CubeTensor<R> {
-    empty_device_dtype(x.client.clone(), x.device.clone(), shape.clone(), x.dtype)
+/// The layout as the kernels' `u32` arguments: segments, count, run, the strides in elements,
+/// the strides in planes.
+fn sizes<R: CubeRuntime>(layout: &Layout) -> SequenceArg<R, u32> {
+    let Layout {
+        segments,
+        count,
+        run,
+        seg_stride,
+        run_stride,
+        seg_planes,
+        run_planes,
+    } = *layout;
+    let all = [
+        segments, count, run, seg_stride, run_stride, seg_planes, run_planes,
+    ];
+    assert!(
+        all.iter().all(|&v| v <= u32::MAX as usize),
+        "core-ops segment kernels: sizes {all:?} exceed u32"
+    );
+    let mut sequence = SequenceArg::new();
+    for v in all {
+        sequence.push(v as u32);
+    }
+    sequence
 }
 
-impl<R, F, I, BT> PlaneKernels for CubeBackend<R, F, I, BT>
+impl<R, F, I, BT> SegmentKernels for CubeBackend<R, F, I, BT>
 where
     R: CubeRuntime,
     F: FloatElement,
     I: IntElement,
     BT: BoolElement,
 {
-    fn plane_moments(x: CubeTensor<R>) -> [CubeTensor<R>; 2] {
+    fn segment_moments(x: CubeTensor<R>, layout: Layout) -> [CubeTensor<R>; 2] {
         let x = into_contiguous(x);
-        let (planes, len, shape) = plane_layout(&x.shape());
-        let [mean, m2] = [(); 2].map(|_| empty_like_planes(&x, &shape));
-        let block = block_for(len);
-        let dtype = x.dtype;
-        plane_moments_kernel::launch::<R>(
+        let [mean, m2] = [(); 2].map(|_| empty_segments(&x, &layout));
+        let (dtype, block) = (x.dtype, block_for(layout.count));
+        segment_moments_kernel::launch::<R>(
             &x.client.clone(),
-            cube_count(planes),
+            cube_count(layout.segments),
             CubeDim::new_1d(block),
             x.into_tensor_arg(),
             mean.clone().into_tensor_arg(),
             m2.clone().into_tensor_arg(),
-            planes as u32,
-            len as u32,
+            sizes(&layout),
             block,
             dtype.into(),
         );
         [mean, m2]
     }
 
-    fn plane_grad_sums(
+    fn segment_grad_sums(
         dy: CubeTensor<R>,
         x: CubeTensor<R>,
-        shift: CubeTensor<R>,
+        planes: [CubeTensor<R>; 3],
+        layout: Layout,
     ) -> [CubeTensor<R>; 2] {
-        let (dy, x, shift) = (
-            into_contiguous(dy),
-            into_contiguous(x),
-            into_contiguous(shift),
-        );
-        let (planes, len, shape) = plane_layout(&x.shape());
-        let [sum_dy, sum_dy_x] = [(); 2].map(|_| empty_like_planes(&x, &shape));
-        let block = block_for(len);
-        let dtype = x.dtype;
-        plane_grad_sums_kernel::launch::<R>(
+        let (dy, x) = (into_contiguous(dy), into_contiguous(x));
+        let [shift, a, b] = planes.map(into_contiguous);
+        let [sum_a, sum_b] = [(); 2].map(|_| empty_segments(&x, &layout));
+        let (dtype, block) = (x.dtype, block_for(layout.count));
+        segment_grad_sums_kernel::launch::<R>(
             &x.client.clone(),
-            cube_count(planes),
+            cube_count(layout.segments),
             CubeDim::new_1d(block),
             dy.into_tensor_arg(),
             x.into_tensor_arg(),
             shift.into_tensor_arg(),
-            sum_dy.clone().into_tensor_arg(),
-            sum_dy_x.clone().into_tensor_arg(),
-            planes as u32,
-            len as u32,
+            a.into_tensor_arg(),
+            b.into_tensor_arg(),
+            sum_a.clone().into_tensor_arg(),
+            sum_b.clone().into_tensor_arg(),
+            sizes(&layout),
             block,
             dtype.into(),
         );
-        [sum_dy, sum_dy_x]
+        [sum_a, sum_b]
     }
 }
 
-/// Which reduction a custom fusion operation runs.
+/// Which reduction a custom fusion operation runs, on which segments.
 #[derive(Clone, Copy, Debug)]
 enum Reduction {
-    Moments,
-    GradSums,
+    Moments(Layout),
+    GradSums(Layout),
 }
 
 /// A reduction as an operation of burn's fusion stream: what it reads and writes, and which.
 #[derive(Debug)]
-struct PlaneOp<B> {
+struct SegmentOp<B> {
     desc: CustomOpIr,
     which: Reduction,
     backend: std::marker::PhantomData<fn() -> B>,
 }
 
-impl<B: FusionBackend + PlaneKernels> Operation<B::FusionRuntime> for PlaneOp<B> {
+impl<B: FusionBackend + SegmentKernels> Operation<B::FusionRuntime> for SegmentOp<B> {
     fn execute(
         &self,
         handles: &mut HandleContainer<<B::FusionRuntime as FusionRuntime>::FusionHandle>,
     ) {
         let outputs = match self.which {
-            Reduction::Moments => {
+            Reduction::Moments(layout) => {
                 let ([x], _) = self.desc.as_fixed::<1, 2>();
-                B::plane_moments(handles.get_float_tensor::<B>(x))
+                B::segment_moments(handles.get_float_tensor::<B>(x), layout)
             }
-            Reduction::GradSums => {
-                let ([dy, x, shift], _) = self.desc.as_fixed::<3, 2>();
-                let [dy, x, shift] = [dy, x, shift].map(|t| handles.get_float_tensor::<B>(t));
-                B::plane_grad_sums(dy, x, shift)
+            Reduction::GradSums(layout) => {
+                let ([dy, x, shift, a, b], _) = self.desc.as_fixed::<5, 2>();
+                let [dy, x] = [dy, x].map(|t| handles.get_float_tensor::<B>(t));
+                let planes = [shift, a, b].map(|t| handles.get_float_tensor::<B>(t));
+                B::segment_grad_sums(dy, x, planes, layout)
             }
         };
         for (ir, tensor) in self.desc.outputs.iter().zip(outputs) {
@@ -265,21 +358,22 @@ impl<B: FusionBackend + PlaneKernels> Operation<B::FusionRuntime> for PlaneOp<B>
     }
 }
 
-/// Registers `which` on `inputs`' stream; the two `[N, C]` outputs come back as fusion tensors.
-fn register<B: FusionBackend + PlaneKernels>(
+/// Registers `which` on `inputs`' streams; its two `[segments]` outputs come back as fusion
+/// tensors.
+fn register<B: FusionBackend + SegmentKernels>(
     which: Reduction,
+    segments: usize,
     inputs: Vec<FloatTensor<Fusion<B>>>,
     name: &'static str,
 ) -> [FloatTensor<Fusion<B>>; 2] {
     let client = inputs[0].client.clone();
-    let (_, _, shape) = plane_layout(&inputs[0].shape);
-    let dtype: DType = inputs[0].dtype;
+    let dtype = inputs[0].dtype;
     let streams = OperationStreams::with_inputs(inputs.iter());
-    let outputs =
-        [(); 2].map(|_| TensorIr::uninit(client.create_empty_handle(), shape.clone(), dtype));
+    let outputs = [(); 2]
+        .map(|_| TensorIr::uninit(client.create_empty_handle(), Shape::new([segments]), dtype));
     let inputs: Vec<TensorIr> = inputs.into_iter().map(|t| t.into_ir()).collect();
     let desc = CustomOpIr::new(name, &inputs, &outputs);
-    let op = PlaneOp::<B> {
+    let op = SegmentOp::<B> {
         desc: desc.clone(),
         which,
         backend: std::marker::PhantomData,
@@ -290,20 +384,20 @@ fn register<B: FusionBackend + PlaneKernels>(
         .expect("two outputs registered")
 }
 
-impl<B: FusionBackend + PlaneKernels> PlaneKernels for Fusion<B> {
-    fn plane_moments(x: FloatTensor<Self>) -> [FloatTensor<Self>; 2] {
-        register::<B>(Reduction::Moments, vec![x], "vireo_plane_moments")
+impl<B: FusionBackend + SegmentKernels> SegmentKernels for Fusion<B> {
+    fn segment_moments(x: FloatTensor<Self>, layout: Layout) -> [FloatTensor<Self>; 2] {
+        let which = Reduction::Moments(layout);
+        register::<B>(which, layout.segments, vec![x], "vireo_segment_moments")
     }
 
-    fn plane_grad_sums(
+    fn segment_grad_sums(
         dy: FloatTensor<Self>,
         x: FloatTensor<Self>,
-        shift: FloatTensor<Self>,
+        [shift, a, b]: [FloatTensor<Self>; 3],
+        layout: Layout,
     ) -> [FloatTensor<Self>; 2] {
-        register::<B>(
-            Reduction::GradSums,
-            vec![dy, x, shift],
-            "vireo_plane_grad_sums",
-        )
+        let which = Reduction::GradSums(layout);
+        let inputs = vec![dy, x, shift, a, b];
+        register::<B>(which, layout.segments, inputs, "vireo_segment_grad_sums")
     }
 }

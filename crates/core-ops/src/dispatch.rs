@@ -23,28 +23,28 @@ pub enum Kernels {
     /// `Autodiff<Flex>`: the flex kernels with the backward steps of [`crate::autodiff`].
     AutodiffFlex,
     /// wgpu or CUDA (under fusion, as vireo builds them): the normalisations from the CubeCL
-    /// plane reductions of [`crate::cube`] ([`crate::planes`]), the rest composed.
+    /// segment reductions of [`crate::cube`] ([`crate::segments`]), the rest composed.
     Cube,
     /// `Autodiff` of one of those: the same, each normalisation one graph node with its own
-    /// backward ([`crate::planes::autodiff`]).
+    /// backward ([`crate::segments::autodiff`]).
     AutodiffCube,
     /// Any other backend: the composition of burn ops in [`crate::reference`].
     Composed,
 }
 
-/// Runs `$body` with `$k` naming the backend with CubeCL plane kernels that `$b` is, if it is one
+/// Runs `$body` with `$k` naming the backend with CubeCL segment kernels that `$b` is, if it is one
 /// of them (`return`s the body's value from the enclosing function); else does nothing. The
 /// backends are burn's `Wgpu` and `Cuda` as vireo builds them (feature `wgpu`, `cuda`).
 #[macro_export]
 #[doc(hidden)]
-macro_rules! with_plane_kernels {
+macro_rules! with_segment_kernels {
     ($b:ty, |$k:ident| $body:block) => {{
         #[cfg(feature = "wgpu")]
         if ::core::any::TypeId::of::<$b>() == ::core::any::TypeId::of::<::burn::backend::Wgpu>() {
             #[allow(dead_code)]
             type $k = ::burn::backend::Wgpu;
             #[allow(unused_imports)]
-            use $crate::cube::PlaneKernels as _;
+            use $crate::cube::SegmentKernels as _;
             $body
         }
         #[cfg(feature = "cuda")]
@@ -52,7 +52,7 @@ macro_rules! with_plane_kernels {
             #[allow(dead_code)]
             type $k = ::burn::backend::Cuda;
             #[allow(unused_imports)]
-            use $crate::cube::PlaneKernels as _;
+            use $crate::cube::SegmentKernels as _;
             $body
         }
     }};
@@ -61,7 +61,7 @@ macro_rules! with_plane_kernels {
 /// Runs `$body` with `$k` naming the backend whose `Autodiff<$k>` is `$b` ([`Kernels::AutodiffCube`]).
 #[macro_export]
 #[doc(hidden)]
-macro_rules! with_autodiff_plane_kernels {
+macro_rules! with_autodiff_segment_kernels {
     ($b:ty, |$k:ident| $body:block) => {{
         #[cfg(feature = "wgpu")]
         if ::core::any::TypeId::of::<$b>()
@@ -70,7 +70,7 @@ macro_rules! with_autodiff_plane_kernels {
             #[allow(dead_code)]
             type $k = ::burn::backend::Wgpu;
             #[allow(unused_imports)]
-            use $crate::cube::PlaneKernels as _;
+            use $crate::cube::SegmentKernels as _;
             $body
         }
         #[cfg(feature = "cuda")]
@@ -80,7 +80,7 @@ macro_rules! with_autodiff_plane_kernels {
             #[allow(dead_code)]
             type $k = ::burn::backend::Cuda;
             #[allow(unused_imports)]
-            use $crate::cube::PlaneKernels as _;
+            use $crate::cube::SegmentKernels as _;
             $body
         }
         unreachable!(
@@ -90,11 +90,11 @@ macro_rules! with_autodiff_plane_kernels {
     }};
 }
 
-/// Whether `B` is one of the backends [`with_plane_kernels`] knows, with or without autodiff.
+/// Whether `B` is one of the backends [`with_segment_kernels`] knows, with or without autodiff.
 #[cfg(feature = "cube")]
 fn cube_kind<B: Backend>() -> Option<Kernels> {
     fn is<B: Backend>() -> bool {
-        crate::with_plane_kernels!(B, |K| {
+        crate::with_segment_kernels!(B, |K| {
             return true;
         });
         false

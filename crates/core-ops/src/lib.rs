@@ -30,8 +30,8 @@ pub mod autodiff;
 pub mod cube;
 pub mod dispatch;
 pub mod flex;
-pub mod planes;
 pub mod reference;
+pub mod segments;
 
 use burn::tensor::{Tensor, backend::Backend, ops::ConvOptions};
 
@@ -84,9 +84,9 @@ pub fn group_norm<B: Backend>(
             groups,
             eps,
         )),
-        Kernels::Cube => planes::group_norm(x, weight, bias, groups, eps),
-        Kernels::AutodiffCube => with_autodiff_plane_kernels!(B, |K| {
-            return cast(planes::autodiff::group_norm::<K>(
+        Kernels::Cube => segments::group_norm(x, weight, bias, groups, eps),
+        Kernels::AutodiffCube => with_autodiff_segment_kernels!(B, |K| {
+            return cast(segments::autodiff::group_norm::<K>(
                 cast(x),
                 cast(weight),
                 cast(bias),
@@ -121,9 +121,9 @@ pub fn batch_norm_train<B: Backend>(
             cast(bias),
             eps,
         )),
-        Kernels::Cube => planes::batch_norm_train(x, weight, bias, eps),
-        Kernels::AutodiffCube => with_autodiff_plane_kernels!(B, |K| {
-            return cast(planes::autodiff::batch_norm_train::<K>(
+        Kernels::Cube => segments::batch_norm_train(x, weight, bias, eps),
+        Kernels::AutodiffCube => with_autodiff_segment_kernels!(B, |K| {
+            return cast(segments::autodiff::batch_norm_train::<K>(
                 cast(x),
                 cast(weight),
                 cast(bias),

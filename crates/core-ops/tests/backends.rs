@@ -101,9 +101,9 @@ fn convolution() {
     }
 }
 
-/// The shapes the plane kernels are checked on: a few channels per group; planes longer than a
-/// cube's 256 units (several strides each); one-pixel planes; more planes than a grid axis holds
-/// (65,535), so the cube count folds into a second axis.
+/// The shapes the segment kernels are checked on: a few channels per group; planes longer than a
+/// cube's 256 units (several strides each); one-pixel planes; more segments than a grid axis
+/// holds (65,535), so the cube count folds into a second axis.
 fn norm_cases() -> [([usize; 4], usize); 4] {
     [
         ([4, 6, 5, 4], 3),
@@ -238,28 +238,34 @@ fn transposed_matmul_with_an_inner_size_of_8() {
     });
 }
 
-/// The two CubeCL plane reductions alone, against their composition on the CPU.
+/// The two CubeCL segment reductions alone, against their composition on the CPU: over group
+/// blocks and over channels across the batch.
 #[test]
-fn plane_reductions() {
+fn segment_reductions() {
+    use core_ops::segments::{Over, segment_grad_sums, segment_moments};
     let device = WgpuDevice::default();
-    for (i, (shape, _)) in norm_cases().into_iter().enumerate() {
+    let gpu = |t: &Tensor<Ad, 4>| Tensor::<Wgpu, 4>::from_data(t.to_data(), &device);
+    let gpu2 = |t: &Tensor<Ad, 2>| Tensor::<Wgpu, 2>::from_data(t.to_data(), &device);
+    for (i, (shape, groups)) in norm_cases().into_iter().enumerate() {
         let [n, c, _, _] = shape;
         let x = fixed(shape, 60 + i as u64, 2.0, DType::F32).add_scalar(0.3);
         let dy = fixed(shape, 70 + i as u64, 1.0, DType::F32);
-        let shift = fixed([n, c], 80 + i as u64, 0.5, DType::F32);
-        let gpu = |t: &Tensor<Ad, 4>| Tensor::<Wgpu, 4>::from_data(t.to_data(), &device);
-        let cpu = core_ops::planes::plane_moments(x.clone());
-        let ours = core_ops::planes::plane_moments(gpu(&x));
-        for (k, (a, b)) in ours.into_iter().zip(cpu).enumerate() {
-            let what = format!("plane moments {shape:?} [{k}: mean, M2]");
-            assert_close(&what, &values(a), &values(b), TOL);
-        }
-        let shift_gpu = Tensor::<Wgpu, 2>::from_data(shift.to_data(), &device);
-        let cpu = core_ops::planes::plane_grad_sums(dy.clone(), x.clone(), shift);
-        let ours = core_ops::planes::plane_grad_sums(gpu(&dy), gpu(&x), shift_gpu);
-        for (k, (a, b)) in ours.into_iter().zip(cpu).enumerate() {
-            let what = format!("plane gradient sums {shape:?} [{k}: Σdy, Σdy·(x − shift)]");
-            assert_close(&what, &values(a), &values(b), TOL);
+        let planes = [80, 90, 100].map(|s| fixed([n, c], s + i as u64, 0.5, DType::F32));
+        for over in [Over::Groups(groups), Over::Channels] {
+            let cpu = segment_moments(x.clone(), over);
+            let ours = segment_moments(gpu(&x), over);
+            for (k, (a, b)) in ours.into_iter().zip(cpu).enumerate() {
+                let what = format!("moments {shape:?} over {over:?} [{k}: mean, M2]");
+                assert_close(&what, &values(a), &values(b), TOL);
+            }
+            let cpu = segment_grad_sums(dy.clone(), x.clone(), planes.clone(), over);
+            let ours = segment_grad_sums(gpu(&dy), gpu(&x), planes.each_ref().map(gpu2), over);
+            for (k, (a, b)) in ours.into_iter().zip(cpu).enumerate() {
+                let what = format!(
+                    "gradient sums {shape:?} over {over:?} [{k}: Σa·dy, Σb·dy·(x − shift)]"
+                );
+                assert_close(&what, &values(a), &values(b), TOL);
+            }
         }
     }
 }

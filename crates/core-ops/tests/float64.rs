@@ -37,17 +37,17 @@ fn batch_norm_matches_composition() {
     common::check_batch_norm(DType::F64, 1e-8);
 }
 
-/// The GPU backends' norms (`core_ops::planes`: per-plane statistics combined, the backward from
-/// per-plane sums, one autodiff node) with the plane reductions composed, as on any backend
-/// without the CubeCL kernels: the algebra, at f64 precision.
+/// The GPU backends' norms (`core_ops::segments`: statistics per segment, the backward from
+/// per-plane or per-channel sums, one autodiff node) with the reductions composed, as on any
+/// backend without the CubeCL kernels: the algebra, at f64 precision.
 #[test]
-fn plane_norms_match_composition() {
+fn segment_norms_match_composition() {
     f64_default();
-    common::check_group_norm_of(DType::F64, 1e-8, core_ops::planes::autodiff::group_norm);
+    common::check_group_norm_of(DType::F64, 1e-8, core_ops::segments::autodiff::group_norm);
     common::check_batch_norm_of(
         DType::F64,
         1e-8,
-        core_ops::planes::autodiff::batch_norm_train,
+        core_ops::segments::autodiff::batch_norm_train,
     );
 }
 
