@@ -32,91 +32,53 @@ pub enum Kernels {
     Composed,
 }
 
-/// Runs `$body` with `$k` naming the backend with CubeCL segment kernels that `$b` is, if it is one
-/// of them (`return`s the body's value from the enclosing function); else does nothing. The
-/// backends are burn's `Wgpu` and `Cuda` as vireo builds them (feature `wgpu`, `cuda`).
+/// Runs `$body` with `$k` naming the backend with CubeCL segment kernels ([`crate::cube`]) that
+/// `$b` is — or, with `autodiff`, whose `Autodiff` `$b` is — if it is one of them (the body
+/// `return`s from the enclosing function); else does nothing. The backends are burn's `Wgpu` and
+/// `Cuda` as vireo builds them (features `wgpu`, `cuda`; under fusion).
 #[macro_export]
 #[doc(hidden)]
 macro_rules! with_segment_kernels {
-    ($b:ty, |$k:ident| $body:block) => {{
-        #[cfg(feature = "wgpu")]
-        if ::core::any::TypeId::of::<$b>() == ::core::any::TypeId::of::<::burn::backend::Wgpu>() {
-            #[allow(dead_code)]
-            type $k = ::burn::backend::Wgpu;
-            #[allow(unused_imports)]
-            use $crate::cube::SegmentKernels as _;
-            $body
-        }
-        #[cfg(feature = "cuda")]
-        if ::core::any::TypeId::of::<$b>() == ::core::any::TypeId::of::<::burn::backend::Cuda>() {
-            #[allow(dead_code)]
-            type $k = ::burn::backend::Cuda;
-            #[allow(unused_imports)]
-            use $crate::cube::SegmentKernels as _;
-            $body
-        }
+    ($b:ty, |$k:ident| $body:block) => {
+        $crate::with_segment_kernels!(@each $b, |$k| $k, $body)
+    };
+    (autodiff $b:ty, |$k:ident| $body:block) => {
+        $crate::with_segment_kernels!(@each $b, |$k| ::burn::backend::Autodiff<$k>, $body)
+    };
+    (@each $b:ty, |$k:ident| $outer:ty, $body:block) => {{
+        $crate::with_segment_kernels!(@one "wgpu", Wgpu, $b, |$k| $outer, $body);
+        $crate::with_segment_kernels!(@one "cuda", Cuda, $b, |$k| $outer, $body);
     }};
-}
-
-/// Runs `$body` with `$k` naming the backend whose `Autodiff<$k>` is `$b` ([`Kernels::AutodiffCube`]).
-#[macro_export]
-#[doc(hidden)]
-macro_rules! with_autodiff_segment_kernels {
-    ($b:ty, |$k:ident| $body:block) => {{
-        #[cfg(feature = "wgpu")]
-        if ::core::any::TypeId::of::<$b>()
-            == ::core::any::TypeId::of::<::burn::backend::Autodiff<::burn::backend::Wgpu>>()
+    (@one $feature:literal, $backend:ident, $b:ty, |$k:ident| $outer:ty, $body:block) => {
+        #[cfg(feature = $feature)]
         {
             #[allow(dead_code)]
-            type $k = ::burn::backend::Wgpu;
-            #[allow(unused_imports)]
-            use $crate::cube::SegmentKernels as _;
-            $body
+            type $k = ::burn::backend::$backend;
+            if ::core::any::TypeId::of::<$b>() == ::core::any::TypeId::of::<$outer>() {
+                #[allow(unused_imports)]
+                use $crate::cube::SegmentKernels as _;
+                $body
+            }
         }
-        #[cfg(feature = "cuda")]
-        if ::core::any::TypeId::of::<$b>()
-            == ::core::any::TypeId::of::<::burn::backend::Autodiff<::burn::backend::Cuda>>()
-        {
-            #[allow(dead_code)]
-            type $k = ::burn::backend::Cuda;
-            #[allow(unused_imports)]
-            use $crate::cube::SegmentKernels as _;
-            $body
-        }
-        unreachable!(
-            "Kernels::AutodiffCube on {}",
-            ::core::any::type_name::<$b>()
-        )
-    }};
+    };
 }
 
 /// Whether `B` is one of the backends [`with_segment_kernels`] knows, with or without autodiff.
 #[cfg(feature = "cube")]
 fn cube_kind<B: Backend>() -> Option<Kernels> {
-    fn is<B: Backend>() -> bool {
-        crate::with_segment_kernels!(B, |K| {
-            return true;
-        });
-        false
-    }
-    fn is_autodiff<B: Backend>() -> bool {
-        #[cfg(feature = "wgpu")]
-        if TypeId::of::<B>() == TypeId::of::<Autodiff<burn::backend::Wgpu>>() {
-            return true;
-        }
-        #[cfg(feature = "cuda")]
-        if TypeId::of::<B>() == TypeId::of::<Autodiff<burn::backend::Cuda>>() {
-            return true;
-        }
-        false
-    }
-    if is::<B>() {
-        Some(Kernels::Cube)
-    } else if is_autodiff::<B>() {
-        Some(Kernels::AutodiffCube)
-    } else {
-        None
-    }
+    crate::with_segment_kernels!(B, |K| {
+        return Some(Kernels::Cube);
+    });
+    crate::with_segment_kernels!(autodiff B, |K| {
+        return Some(Kernels::AutodiffCube);
+    });
+    None
+}
+
+/// For [`Kernels::AutodiffCube`] after [`with_segment_kernels`] found no backend: cannot happen,
+/// [`kernels`] chose the variant from the same list.
+pub fn unreachable_backend<B: Backend>() -> ! {
+    unreachable!("Kernels::AutodiffCube on {}", std::any::type_name::<B>())
 }
 
 /// The environment variable that, set to `composed`, sends every operation to its composition

@@ -13,8 +13,12 @@
 //!   contiguous buffer;
 //! * under **`Autodiff<Flex>`** with their own backward steps ([`autodiff`]), so a training step
 //!   runs the fused backward instead of burn's composed one;
-//! * on **every other backend** (wgpu, CUDA, other dtypes) with the composed definition from
-//!   ordinary burn ops ([`reference`]), which is also what the fused kernels are tested against.
+//! * on **wgpu and CUDA** (features `wgpu`, `cuda`; burn's `Wgpu` and `Cuda` under fusion, and
+//!   their `Autodiff`): group and batch norm from two CubeCL reductions over the norm's segments
+//!   ([`cube`], a custom operation of burn's fusion IR) and element-wise work fusion compiles
+//!   ([`segments`], one autodiff node each); their other operations composed;
+//! * on **every other backend** (and other dtypes) with the composed definition from ordinary
+//!   burn ops ([`reference`]), which is also what the kernels are tested against.
 //!
 //! How a call finds its kernel: the entry points are generic over `B: Backend` like every module
 //! in vireo, and pick their implementation by the backend's type (a `TypeId` comparison resolved
@@ -85,7 +89,8 @@ pub fn group_norm<B: Backend>(
             eps,
         )),
         Kernels::Cube => segments::group_norm(x, weight, bias, groups, eps),
-        Kernels::AutodiffCube => with_autodiff_segment_kernels!(B, |K| {
+        Kernels::AutodiffCube => {
+            with_segment_kernels!(autodiff B, |K| {
             return cast(segments::autodiff::group_norm::<K>(
                 cast(x),
                 cast(weight),
@@ -93,7 +98,9 @@ pub fn group_norm<B: Backend>(
                 groups,
                 eps,
             ));
-        }),
+            });
+            dispatch::unreachable_backend::<B>()
+        }
         Kernels::Composed => reference::group_norm(x, weight, bias, groups, eps),
     }
 }
@@ -122,14 +129,17 @@ pub fn batch_norm_train<B: Backend>(
             eps,
         )),
         Kernels::Cube => segments::batch_norm_train(x, weight, bias, eps),
-        Kernels::AutodiffCube => with_autodiff_segment_kernels!(B, |K| {
+        Kernels::AutodiffCube => {
+            with_segment_kernels!(autodiff B, |K| {
             return cast(segments::autodiff::batch_norm_train::<K>(
                 cast(x),
                 cast(weight),
                 cast(bias),
                 eps,
             ));
-        }),
+            });
+            dispatch::unreachable_backend::<B>()
+        }
         Kernels::Composed => reference::batch_norm_train(x, weight, bias, eps),
     }
 }
