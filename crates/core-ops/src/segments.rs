@@ -100,11 +100,11 @@ fn tensor<B: Backend, const D: usize>(t: burn::tensor::ops::FloatTensor<B>) -> T
 }
 
 /// Each segment's mean and `Σ(x − mean)²`, each `[segments]`: a CubeCL kernel on the CubeCL
-/// backends for f32, else composed.
+/// backends for f32 (non-empty segments), else composed.
 pub fn segment_moments<B: Backend>(x: Tensor<B, 4>, over: Over) -> [Tensor<B, 1>; 2] {
-    if x.dtype() == DType::F32 {
+    let layout = over.layout(x.dims());
+    if x.dtype() == DType::F32 && layout.count > 0 {
         crate::with_segment_kernels!(B, |K| {
-            let layout = over.layout(x.dims());
             let out = K::segment_moments(crate::dispatch::cast(float(x)), layout);
             return out.map(|t| crate::dispatch::cast(tensor::<K, 1>(t)));
         });
@@ -124,9 +124,9 @@ pub fn segment_grad_sums<B: Backend>(
     [shift, a, b]: [Tensor<B, 2>; 3],
     over: Over,
 ) -> [Tensor<B, 1>; 2] {
-    if x.dtype() == DType::F32 && dy.dtype() == DType::F32 {
+    let layout = over.layout(x.dims());
+    if x.dtype() == DType::F32 && dy.dtype() == DType::F32 && layout.count > 0 {
         crate::with_segment_kernels!(B, |K| {
-            let layout = over.layout(x.dims());
             let [dy, x] = [dy, x].map(|t| crate::dispatch::cast(float(t)));
             let planes = [shift, a, b].map(|t| crate::dispatch::cast(float(t)));
             let out = K::segment_grad_sums(dy, x, planes, layout);
