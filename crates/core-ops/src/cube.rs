@@ -1,6 +1,6 @@
 //! CubeCL kernels (wgpu, CUDA) for the two reductions the normalisations need (the kernels
 //! issue, item 2), over the *segments* of an `[N, C, H, W]` tensor a [`Layout`] describes (a
-//! group norm's `(n, group)` blocks, a batch norm's channels, or single planes):
+//! group norm's `(n, group)` blocks, or a batch norm's channels across the batch):
 //!
 //! * [`SegmentKernels::segment_moments`]: each segment's mean and centred sum of squares
 //!   `Σ(x − mean)²` (two passes over the segment, as PyTorch's statistics are two-pass);
@@ -44,10 +44,11 @@ pub trait SegmentKernels: Backend {
     ) -> [FloatTensor<Self>; 2];
 }
 
-/// Units per cube: a power of two (the tree halves it) from 32 to 256, with at least 8 elements
-/// each where the segment allows (fewer units, fewer rounds of the tree and its barriers).
+/// Units per cube: a power of two (the tree halves it) from 32 to 256, with at least 16 elements
+/// each where the segment has 512 or more (fewer units, fewer rounds of the tree's barriers).
 fn block_for(len: usize) -> u32 {
-    (len / 16).clamp(32, 256).next_power_of_two().min(256) as u32
+    let units = (len / 16).clamp(32, 256);
+    (1 << units.ilog2()) as u32
 }
 
 /// Cubes for `segments` segments, one each: wgpu allows 65,535 cubes along an axis, so the count

@@ -89,21 +89,19 @@ impl Over {
     }
 }
 
-#[cfg(feature = "cube")]
 fn float<B: Backend, const D: usize>(t: Tensor<B, D>) -> burn::tensor::ops::FloatTensor<B> {
     t.into_primitive().tensor()
 }
 
-#[cfg(feature = "cube")]
 fn tensor<B: Backend, const D: usize>(t: burn::tensor::ops::FloatTensor<B>) -> Tensor<B, D> {
     Tensor::from_primitive(burn::tensor::TensorPrimitive::Float(t))
 }
 
 /// Each segment's mean and `Σ(x − mean)²`, each `[segments]`: a CubeCL kernel on the CubeCL
-/// backends for f32 (non-empty segments), else composed.
+/// backends for f32 (non-empty), else composed.
 pub fn segment_moments<B: Backend>(x: Tensor<B, 4>, over: Over) -> [Tensor<B, 1>; 2] {
     let layout = over.layout(x.dims());
-    if x.dtype() == DType::F32 && layout.count > 0 {
+    if x.dtype() == DType::F32 && layout.count > 0 && layout.segments > 0 {
         crate::with_segment_kernels!(B, |K| {
             let out = K::segment_moments(crate::dispatch::cast(float(x)), layout);
             return out.map(|t| crate::dispatch::cast(tensor::<K, 1>(t)));
@@ -125,7 +123,10 @@ pub fn segment_grad_sums<B: Backend>(
     over: Over,
 ) -> [Tensor<B, 1>; 2] {
     let layout = over.layout(x.dims());
-    if x.dtype() == DType::F32 && dy.dtype() == DType::F32 && layout.count > 0 {
+    let f32 = [dy.dtype(), x.dtype(), shift.dtype(), a.dtype(), b.dtype()]
+        .iter()
+        .all(|&d| d == DType::F32);
+    if f32 && layout.count > 0 && layout.segments > 0 {
         crate::with_segment_kernels!(B, |K| {
             let [dy, x] = [dy, x].map(|t| crate::dispatch::cast(float(t)));
             let planes = [shift, a, b].map(|t| crate::dispatch::cast(float(t)));
@@ -193,6 +194,12 @@ pub fn forward<B: Backend>(
 ) -> Normalized<B> {
     let dims = x.dims();
     let [n, c, _, _] = dims;
+    if let Segments::Group(groups) = segments {
+        assert!(
+            groups > 0 && c.is_multiple_of(groups),
+            "group norm: {c} channels do not split into {groups} groups"
+        );
+    }
     let [mean, m2] = segment_moments(x.clone(), segments.over());
     let var = m2.div_scalar(segments.count(dims) as f64);
     let rstd = var.clone().add_scalar(eps).sqrt().recip();
@@ -290,10 +297,10 @@ pub mod autodiff {
                 ops::{Backward, Ops, OpsKind},
             },
         },
-        tensor::{Tensor, TensorPrimitive, backend::Backend, ops::FloatTensor},
+        tensor::{Tensor, backend::Backend, ops::FloatTensor},
     };
 
-    use super::Segments;
+    use super::{Segments, float as unwrap, tensor as wrap};
 
     #[derive(Debug)]
     struct SegmentNormBackward;
@@ -306,14 +313,6 @@ pub mod autodiff {
         FloatTensor<B>,
         Segments,
     );
-
-    fn wrap<B: Backend, const D: usize>(primitive: FloatTensor<B>) -> Tensor<B, D> {
-        Tensor::from_primitive(TensorPrimitive::Float(primitive))
-    }
-
-    fn unwrap<B: Backend, const D: usize>(tensor: Tensor<B, D>) -> FloatTensor<B> {
-        tensor.into_primitive().tensor()
-    }
 
     impl<B: Backend> Backward<B, 3> for SegmentNormBackward {
         type State = State<B>;

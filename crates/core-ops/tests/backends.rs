@@ -1,5 +1,5 @@
-//! Every operation on wgpu (burn's composition, under fusion and autotune) against the CPU
-//! kernels: the same inputs, values and every gradient. Built with `--features test-wgpu`, e.g.
+//! Every operation on wgpu (core-ops' CubeCL norm kernels and burn's composition, under fusion
+//! and autotune) against the CPU kernels: the same inputs, values and every gradient. Built with `--features test-wgpu`, e.g.
 //! on Mesa's software Vulkan (docs/backends.md):
 //! `XDG_RUNTIME_DIR=/tmp/xdg cargo test --release -p core-ops --features test-wgpu --test backends`.
 #![cfg(feature = "test-wgpu")]
@@ -102,14 +102,14 @@ fn convolution() {
 }
 
 /// The shapes the segment kernels are checked on: a few channels per group; planes longer than a
-/// cube's 256 units (several strides each); one-pixel planes; more segments than a grid axis
-/// holds (65,535), so the cube count folds into a second axis.
+/// cube's units (several strides each); one-pixel planes; 66,000 segments (groups, and channels),
+/// more than a grid axis holds (65,535), so the cube count folds into a second axis.
 fn norm_cases() -> [([usize; 4], usize); 4] {
     [
         ([4, 6, 5, 4], 3),
         ([2, 8, 33, 31], 4),
         ([3, 4, 1, 1], 2),
-        ([2, 33_000, 1, 2], 3_000),
+        ([2, 66_000, 1, 2], 33_000),
     ]
 }
 
