@@ -74,17 +74,9 @@ fn tree_sum<F: Float>(sum: &mut SharedMemory<F>) {
     }
 }
 
-/// Where a segment's runs start, in elements and in planes (see [`Layout`]).
-#[derive(CubeType, Clone, Copy)]
-struct Strides {
-    seg_stride: usize,
-    run_stride: usize,
-    seg_planes: usize,
-    run_planes: usize,
-}
-
 /// A unit's walk over its segment's elements `unit, unit + step, …` (see [`Layout`]): the
-/// element's run `r` and place in it `i` advance by constants, so no element pays a division.
+/// element's plane `r` within the segment and place `i` in it advance by constants, so no element
+/// pays a division.
 #[derive(CubeType)]
 struct Walk {
     j: usize,
@@ -93,15 +85,16 @@ struct Walk {
     dr: usize,
     di: usize,
     run: usize,
-    base: usize,
-    run_stride: usize,
     base_plane: usize,
     run_planes: usize,
 }
 
 #[cube]
 impl Walk {
-    fn new(segment: usize, run: usize, strides: Strides) -> Walk {
+    /// The walk of this unit over segment `CUBE_POS` of `layout` (the kernels' `u32` arguments,
+    /// in [`sizes`]' order).
+    fn new(layout: &Sequence<u32>) -> Walk {
+        let run = *layout.index(2usize) as usize;
         let unit = UNIT_POS_X as usize;
         let step = CUBE_DIM_X as usize;
         Walk {
@@ -111,19 +104,19 @@ impl Walk {
             dr: step / run,
             di: step % run,
             run,
-            base: segment * strides.seg_stride,
-            run_stride: strides.run_stride,
-            base_plane: segment * strides.seg_planes,
-            run_planes: strides.run_planes,
+            base_plane: CUBE_POS * *layout.index(3usize) as usize,
+            run_planes: *layout.index(4usize) as usize,
         }
     }
 
+    /// The tensor plane the element lies in.
     fn plane(&self) -> usize {
         self.base_plane + self.r * self.run_planes
     }
 
+    /// The element's index in the tensor.
     fn address(&self) -> usize {
-        self.base + self.r * self.run_stride + self.i
+        self.plane() * self.run + self.i
     }
 
     fn advance(&mut self) {
@@ -135,19 +128,6 @@ impl Walk {
             self.r += 1;
         }
     }
-}
-
-/// The walk of this unit over segment `CUBE_POS` of `layout` (the kernels' `u32` arguments, in
-/// [`sizes`]' order).
-#[cube]
-fn walk(layout: &Sequence<u32>) -> Walk {
-    let strides = Strides {
-        seg_stride: *layout.index(3usize) as usize,
-        run_stride: *layout.index(4usize) as usize,
-        seg_planes: *layout.index(5usize) as usize,
-        run_planes: *layout.index(6usize) as usize,
-    };
-    Walk::new(CUBE_POS, *layout.index(2usize) as usize, strides)
 }
 
 #[cube(launch)]
@@ -168,7 +148,7 @@ fn segment_moments_kernel<F: Float>(
     let mut sum = SharedMemory::<F>::new(block as usize);
 
     let mut acc = F::new(0.0);
-    let mut at = walk(&layout);
+    let mut at = Walk::new(&layout);
     while at.j < count {
         acc += x[at.address()];
         at.advance();
@@ -179,7 +159,7 @@ fn segment_moments_kernel<F: Float>(
     sync_cube();
 
     let mut acc = F::new(0.0);
-    let mut at = walk(&layout);
+    let mut at = Walk::new(&layout);
     while at.j < count {
         let d = x[at.address()] - mu;
         acc += d * d;
@@ -218,7 +198,7 @@ fn segment_grad_sums_kernel<F: Float>(
 
     let mut acc_a = F::new(0.0);
     let mut acc_b = F::new(0.0);
-    let mut at = walk(&layout);
+    let mut at = Walk::new(&layout);
     while at.j < count {
         let (element, plane) = (at.address(), at.plane());
         let g = dy[element];
@@ -241,21 +221,16 @@ fn empty_segments<R: CubeRuntime>(x: &CubeTensor<R>, layout: &Layout) -> CubeTen
     empty_device_dtype(x.client.clone(), x.device.clone(), shape, x.dtype)
 }
 
-/// The layout as the kernels' `u32` arguments: segments, count, run, the strides in elements,
-/// the strides in planes.
+/// The layout as the kernels' `u32` arguments: segments, count, run, the plane strides.
 fn sizes<R: CubeRuntime>(layout: &Layout) -> SequenceArg<R, u32> {
     let Layout {
         segments,
         count,
         run,
-        seg_stride,
-        run_stride,
         seg_planes,
         run_planes,
     } = *layout;
-    let all = [
-        segments, count, run, seg_stride, run_stride, seg_planes, run_planes,
-    ];
+    let all = [segments, count, run, seg_planes, run_planes];
     assert!(
         all.iter().all(|&v| v <= u32::MAX as usize),
         "core-ops segment kernels: sizes {all:?} exceed u32"

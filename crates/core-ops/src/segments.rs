@@ -41,15 +41,13 @@ pub enum Over {
 }
 
 /// Where a reduction's segments lie in a contiguous `[N, C, H, W]` tensor: segment `s` is
-/// `count` elements, whole planes of `run = H·W`; its element `j` lies in run `r = j / run` at
-/// `s·seg_stride + r·run_stride + j % run`, in plane `s·seg_planes + r·run_planes`.
+/// `count` elements, whole planes of `run = H·W` elements; its element `j` lies in its
+/// `r = j / run`-th plane, plane `s·seg_planes + r·run_planes` of the tensor, at `j % run`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Layout {
     pub segments: usize,
     pub count: usize,
     pub run: usize,
-    pub seg_stride: usize,
-    pub run_stride: usize,
     pub seg_planes: usize,
     pub run_planes: usize,
 }
@@ -66,8 +64,6 @@ impl Over {
             segments,
             count: planes * hw,
             run: hw,
-            seg_stride: seg_planes * hw,
-            run_stride: run_planes * hw,
             seg_planes,
             run_planes,
         }
