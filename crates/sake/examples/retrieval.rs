@@ -6,7 +6,7 @@
 use anyhow::Result;
 use rand::{RngExt, SeedableRng};
 use sake::{
-    itq::{Itq, ItqConfig, hamming_scores, matrix},
+    itq::{Itq, ItqConfig, PackedCodes, hamming_scores, matrix},
     retrieval::{MapReduction, euclidean_scores, evaluate, l2_normalize},
 };
 
@@ -45,11 +45,14 @@ fn main() -> Result<()> {
         ..ItqConfig::default()
     };
     let itq = Itq::fit(&matrix(&q, dim), &config)?;
-    let (query_codes, gallery_codes) = (itq.encode(&matrix(&q, dim)), itq.encode(&matrix(&g, dim)));
+    let (query_codes, gallery_codes) = (
+        PackedCodes::pack(&itq.encode(&matrix(&q, dim))),
+        PackedCodes::pack(&itq.encode(&matrix(&g, dim))),
+    );
     let binary = evaluate(
         &query_labels,
         &gallery_labels,
-        |i| hamming_scores(&query_codes[i], &gallery_codes),
+        |i| hamming_scores(query_codes.code(i), &gallery_codes),
         None,
         100,
         MapReduction::Queries,

@@ -172,10 +172,64 @@ impl Itq {
     }
 }
 
-/// Minus the Hamming distance of `query` to every gallery code (higher = more similar).
-pub fn hamming_scores(query: &[bool], gallery: &[Vec<bool>]) -> Vec<f64> {
+/// Binary codes packed 64 bits to a word, one row of words per code (what the Hamming ranking
+/// reads: a popcount per word instead of a comparison per bit).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PackedCodes {
+    words_per_code: usize,
+    words: Vec<u64>,
+}
+
+impl PackedCodes {
+    /// Packs codes of one length, at least one bit (`true` = +1), bit `i` into word `i / 64`.
+    pub fn pack(codes: &[Vec<bool>]) -> Self {
+        let bits = codes.first().map_or(1, Vec::len);
+        assert!(
+            bits > 0 && codes.iter().all(|c| c.len() == bits),
+            "binary codes must have one length of at least one bit"
+        );
+        let words_per_code = bits.div_ceil(64);
+        let mut words = vec![0u64; codes.len() * words_per_code];
+        for (row, code) in words.chunks_mut(words_per_code).zip(codes) {
+            for (i, _) in code.iter().enumerate().filter(|(_, b)| **b) {
+                row[i / 64] |= 1 << (i % 64);
+            }
+        }
+        Self {
+            words_per_code,
+            words,
+        }
+    }
+
+    /// Code `i`'s words.
+    pub fn code(&self, i: usize) -> &[u64] {
+        &self.words[i * self.words_per_code..(i + 1) * self.words_per_code]
+    }
+
+    /// How many codes.
+    pub fn len(&self) -> usize {
+        self.words.len() / self.words_per_code
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.words.is_empty()
+    }
+}
+
+/// Minus the Hamming distance of `query` (a code of `gallery`'s length, packed) to every gallery
+/// code (higher = more similar).
+pub fn hamming_scores(query: &[u64], gallery: &PackedCodes) -> Vec<f64> {
+    assert_eq!(query.len(), gallery.words_per_code, "query code length");
     gallery
-        .iter()
-        .map(|code| -(code.iter().zip(query).filter(|(a, b)| a != b).count() as f64))
+        .words
+        .chunks(gallery.words_per_code)
+        .map(|code| {
+            let distance: u32 = code
+                .iter()
+                .zip(query)
+                .map(|(a, b)| (a ^ b).count_ones())
+                .sum();
+            -f64::from(distance)
+        })
         .collect()
 }

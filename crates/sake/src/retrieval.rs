@@ -6,6 +6,7 @@
 //! means (DSN-style). A query without a positive in the gallery is an error, never a NaN.
 
 use anyhow::{Result, bail};
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 /// How per-query APs become one number.
@@ -34,21 +35,48 @@ pub fn l2_normalize(features: &[f32], dim: usize) -> Vec<f32> {
 pub fn euclidean_scores(query: &[f32], gallery: &[f32], dim: usize) -> Vec<f64> {
     gallery
         .chunks(dim)
-        .map(|g| {
-            -g.iter()
-                .zip(query)
-                .map(|(a, b)| ((a - b) as f64).powi(2))
-                .sum::<f64>()
-                .sqrt()
-        })
+        .map(|g| -squared_distance(query, g).sqrt())
         .collect()
 }
 
-/// Gallery indices by descending score, ties by ascending index (a stable order).
+/// `Σ (a − b)²`, differences in f32 and squares summed in f64, in four running sums (which the
+/// compiler vectorises; one sum in order would be a chain of dependent additions).
+fn squared_distance(a: &[f32], b: &[f32]) -> f64 {
+    let square = |(x, y): (&f32, &f32)| f64::from(x - y).powi(2);
+    let (a4, b4) = (a.chunks_exact(4), b.chunks_exact(4));
+    let tail: f64 = a4.remainder().iter().zip(b4.remainder()).map(square).sum();
+    let mut sums = [0.0f64; 4];
+    for (x, y) in a4.zip(b4) {
+        for (sum, pair) in sums.iter_mut().zip(x.iter().zip(y)) {
+            *sum += square(pair);
+        }
+    }
+    sums.iter().sum::<f64>() + tail
+}
+
+/// Gallery indices by descending score (`f64::total_cmp`), ties by ascending index (a stable
+/// order). Sorts `(key, index)` pairs, which are all distinct, so an unstable sort of them gives
+/// exactly that order without an indirect comparison per step.
 pub fn ranking(scores: &[f64]) -> Vec<usize> {
-    let mut order: Vec<usize> = (0..scores.len()).collect();
-    order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]).then(a.cmp(&b)));
-    order
+    let mut keyed: Vec<(u64, usize)> = scores
+        .iter()
+        .enumerate()
+        .map(|(i, &s)| (descending_key(s), i))
+        .collect();
+    keyed.sort_unstable();
+    keyed.into_iter().map(|(_, i)| i).collect()
+}
+
+/// A key whose ascending order is the descending order of `f64::total_cmp`: negatives (sign bit
+/// set) have every bit flipped, the rest only the sign bit (total_cmp's key), then all bits flip.
+fn descending_key(score: f64) -> u64 {
+    let bits = score.to_bits();
+    let ascending = if bits >> 63 == 1 {
+        !bits
+    } else {
+        bits | 1 << 63
+    };
+    !ascending
 }
 
 /// VOC all-point average precision of a ranked list of relevance flags (`relevant[r]` for rank r),
@@ -134,12 +162,20 @@ fn interpolated_precision(relevant: &[bool], positives: usize) -> [f64; PR_POINT
     })
 }
 
+/// One query's contributions to [`RetrievalScores`].
+struct QueryScores {
+    ap_all: f64,
+    ap_top: Option<f64>,
+    precision: f64,
+    pr: [f64; PR_POINTS],
+}
+
 /// Evaluates every query against the gallery given each query's scores (`scores(q)` returns one
-/// score per gallery item, higher = more similar).
+/// score per gallery item, higher = more similar); the queries run in parallel.
 pub fn evaluate(
     query_labels: &[usize],
     gallery_labels: &[usize],
-    scores: impl Fn(usize) -> Vec<f64>,
+    scores: impl Fn(usize) -> Vec<f64> + Sync,
     top: Option<usize>,
     precision_k: usize,
     reduction: MapReduction,
@@ -151,26 +187,34 @@ pub fn evaluate(
             gallery_labels.len()
         );
     }
-    let mut ap_all = Vec::with_capacity(query_labels.len());
-    let mut ap_top = Vec::with_capacity(query_labels.len());
-    let mut precision = 0.0;
+    // Queries in parallel; their results are summed in query order, so the numbers do not depend
+    // on the thread count.
+    let per_query = (0..query_labels.len())
+        .into_par_iter()
+        .map(|q| {
+            let label = query_labels[q];
+            let positives = gallery_labels.iter().filter(|&&g| g == label).count();
+            if positives == 0 {
+                bail!(
+                    "query {q} (class {label}) has no positive in the gallery: its AP is undefined"
+                );
+            }
+            let order = ranking(&scores(q));
+            let relevant: Vec<bool> = order.iter().map(|&g| gallery_labels[g] == label).collect();
+            Ok(QueryScores {
+                ap_all: average_precision(&relevant, positives, None),
+                ap_top: top.map(|k| average_precision(&relevant, positives, Some(k))),
+                precision: precision_at(&relevant, precision_k),
+                pr: interpolated_precision(&relevant, positives),
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let ap_all: Vec<f64> = per_query.iter().map(|s| s.ap_all).collect();
+    let ap_top: Vec<f64> = per_query.iter().filter_map(|s| s.ap_top).collect();
+    let precision: f64 = per_query.iter().map(|s| s.precision).sum();
     let mut pr = [0.0f64; PR_POINTS];
-    for (q, &label) in query_labels.iter().enumerate() {
-        let positives = gallery_labels.iter().filter(|&&g| g == label).count();
-        if positives == 0 {
-            bail!("query {q} (class {label}) has no positive in the gallery: its AP is undefined");
-        }
-        let order = ranking(&scores(q));
-        let relevant: Vec<bool> = order.iter().map(|&g| gallery_labels[g] == label).collect();
-        ap_all.push(average_precision(&relevant, positives, None));
-        if let Some(k) = top {
-            ap_top.push(average_precision(&relevant, positives, Some(k)));
-        }
-        precision += precision_at(&relevant, precision_k);
-        for (sum, p) in pr
-            .iter_mut()
-            .zip(interpolated_precision(&relevant, positives))
-        {
+    for s in &per_query {
+        for (sum, p) in pr.iter_mut().zip(s.pr) {
             *sum += p;
         }
     }

@@ -3,7 +3,7 @@
 
 use nalgebra::DMatrix;
 use sake::{
-    itq::{Itq, ItqConfig, hamming_scores, procrustes, quantisation_loss, sign},
+    itq::{Itq, ItqConfig, PackedCodes, hamming_scores, procrustes, quantisation_loss, sign},
     retrieval::{
         MapReduction, average_precision, euclidean_scores, evaluate, l2_normalize, precision_at,
         ranking,
@@ -92,6 +92,44 @@ fn ties_rank_by_gallery_index_and_a_query_without_positives_is_an_error() {
     // APs 1, 1, 0.5: queries (1 + 1 + 0.5)/3; classes (1 + 0.5)/2.
     close(by_query.map_all, 2.5 / 3.0, 1e-12);
     close(by_class.map_all, 0.75, 1e-12);
+}
+
+#[test]
+fn ranking_and_packed_hamming_scores_match_their_plain_definitions() {
+    // Ties, signed zeros, infinities, a NaN: total_cmp's order, descending, ties by index.
+    let scores = [
+        0.5,
+        -0.0,
+        0.0,
+        f64::NEG_INFINITY,
+        -2.5,
+        0.5,
+        f64::INFINITY,
+        f64::NAN,
+        -2.5,
+        1e-300,
+        -1e-300,
+    ];
+    let mut expected: Vec<usize> = (0..scores.len()).collect();
+    expected.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]).then(a.cmp(&b)));
+    assert_eq!(ranking(&scores), expected);
+    // 130-bit codes: three words, the last one partial.
+    let codes: Vec<Vec<bool>> = (0..7u64)
+        .map(|c| {
+            (0..130u64)
+                .map(|i| (i * 31 + c * 17 + i * i * c) % 5 < 2)
+                .collect()
+        })
+        .collect();
+    let packed = PackedCodes::pack(&codes);
+    assert_eq!(packed.len(), 7);
+    for (q, query) in codes.iter().enumerate() {
+        let scores = hamming_scores(packed.code(q), &packed);
+        for (code, score) in codes.iter().zip(&scores) {
+            let differing = query.iter().zip(code).filter(|(a, b)| a != b).count();
+            assert_eq!(-*score, differing as f64);
+        }
+    }
 }
 
 fn v_8_7() -> DMatrix<f64> {
@@ -194,9 +232,11 @@ fn itq_keeps_the_rotation_orthogonal_and_the_loss_non_increasing() {
     let codes = itq.encode(&x);
     assert_eq!((codes.len(), codes[0].len()), (40, 4));
     // A code is at Hamming distance 0 from itself.
-    let scores = hamming_scores(&codes[0], &codes);
+    let packed = PackedCodes::pack(&codes);
+    let scores = hamming_scores(packed.code(0), &packed);
     assert_eq!(scores[0], 0.0);
     assert!(scores.iter().all(|&s| s <= 0.0));
+
     let err = Itq::fit(&x, &ItqConfig { bits: 7, ..config }).unwrap_err();
     assert!(err.to_string().contains("itq.bits = 7"), "{err}");
 }

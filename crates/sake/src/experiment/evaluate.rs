@@ -17,7 +17,7 @@ use super::{
 };
 use crate::{
     SakeNet,
-    itq::{FitSet, Itq, hamming_scores, matrix},
+    itq::{FitSet, Itq, PackedCodes, hamming_scores, matrix},
     retrieval::{RetrievalScores, euclidean_scores, evaluate, l2_normalize, ranking},
 };
 
@@ -125,8 +125,11 @@ pub fn retrieve(
         }
     };
     let itq = Itq::fit(&fit_on, &e.itq)?;
-    let (query_codes, gallery_codes) = (itq.encode(&q), itq.encode(&g));
-    let binary_scores = |i: usize| hamming_scores(&query_codes[i], &gallery_codes);
+    let (query_codes, gallery_codes) = (
+        PackedCodes::pack(&itq.encode(&q)),
+        PackedCodes::pack(&itq.encode(&g)),
+    );
+    let binary_scores = |i: usize| hamming_scores(query_codes.code(i), &gallery_codes);
     let binary = evaluate(
         &queries.labels,
         &gallery.labels,
