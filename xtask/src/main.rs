@@ -21,7 +21,7 @@ const USAGE: &str = "usage: cargo xtask <train|eval|infer|papers|models|import|d
   models                      every model preset with its exact parameter count
   import --model NAME --checkpoint FILE.pth
   dataset preview shapeworld --task classification|panoptic|occlusion|scale|sketch [--rows N] [--out PNG]
-  bench [--backend cpu|wgpu|cuda] [--suite layers|models|data|all] [--quick] [--torch PYTHON] [--case NAME]…
+  bench [--backend cpu|wgpu|cuda] [--suite layers|models|data|all] [--quick] [--torch PYTHON|none] [--case NAME]…
                               speed next to PyTorch (bench/pytorch/bench.py) as ratios; docs/benchmarks.md
   test                        the test suite (cargo test --release --workspace)
   ci                          what CI runs (.ci/run)";

@@ -8,7 +8,7 @@ use burn::{
     config::Config,
     module::Module,
     nn::{Linear, LinearConfig},
-    tensor::{Tensor, activation::relu, backend::Backend, module::max_pool2d},
+    tensor::{Tensor, activation::relu, backend::Backend},
 };
 use core_norm::{ConvKind, Norm, NormKind};
 
@@ -112,7 +112,7 @@ impl<B: Backend> AxialResNet<B> {
     /// The four stage outputs: `[N, 2·planes_i, 56/2^i, 56/2^i]` for a 224 input.
     pub fn forward_features(&self, x: Tensor<B, 4>) -> [Tensor<B, 4>; 4] {
         let x = relu(self.bn1.forward(self.conv1.forward(x)));
-        let x = max_pool2d(x, [3, 3], [2, 2], [1, 1], [1, 1], false);
+        let x = core_ops::max_pool2d(x, [3, 3], [2, 2], [1, 1], [1, 1], false);
         let run = |blocks: &[AxialBlock<B>], x| blocks.iter().fold(x, |x, b| b.forward(x));
         let s1 = run(&self.layer1, x);
         let s2 = run(&self.layer2, s1.clone());

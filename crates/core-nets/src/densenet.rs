@@ -11,7 +11,7 @@
 use burn::{
     module::{Module, Param},
     nn::{Linear, LinearConfig},
-    tensor::{Tensor, activation::relu, backend::Backend, module::max_pool2d},
+    tensor::{Tensor, activation::relu, backend::Backend},
 };
 use core_norm::{Conv2d, ConvKind, Norm, NormKind};
 use serde::{Deserialize, Serialize};
@@ -143,7 +143,7 @@ impl<B: Backend> DenseNet<B> {
     pub fn forward_features(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
         let f = &self.features;
         let x = relu(f.norm0.forward(f.conv0.forward(x)));
-        let x = max_pool2d(x, [3, 3], [2, 2], [1, 1], [1, 1], false);
+        let x = core_ops::max_pool2d(x, [3, 3], [2, 2], [1, 1], [1, 1], false);
         let x = f.transition1.forward(f.denseblock1.forward(x));
         let x = f.transition2.forward(f.denseblock2.forward(x));
         let x = f.transition3.forward(f.denseblock3.forward(x));

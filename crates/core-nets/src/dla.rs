@@ -8,7 +8,7 @@
 
 use burn::{
     module::Module,
-    tensor::{Tensor, activation::relu, backend::Backend, module::max_pool2d},
+    tensor::{Tensor, activation::relu, backend::Backend},
 };
 use core_norm::{Conv2d, ConvKind, KindError, Norm, NormKind};
 use serde::{Deserialize, Serialize};
@@ -115,7 +115,7 @@ fn bottom_and_residual<B: Backend>(
     project: Option<&ConvBn<B>>,
 ) -> (Tensor<B, 4>, Tensor<B, 4>) {
     let bottom = if stride > 1 {
-        max_pool2d(
+        core_ops::max_pool2d(
             x.clone(),
             [stride, stride],
             [stride, stride],

@@ -5,7 +5,7 @@
 use burn::{
     module::Module,
     nn::{Linear, LinearConfig},
-    tensor::{Tensor, activation::relu, backend::Backend, module::max_pool2d},
+    tensor::{Tensor, activation::relu, backend::Backend},
 };
 use core_norm::{Conv2d, ConvKind, KindError, Norm, NormKind, WsVariant};
 use serde::{Deserialize, Serialize};
@@ -429,8 +429,8 @@ impl<B: Backend> ResNet<B> {
         let x = relu(self.bn1.forward(self.conv1.forward(x)));
         match (self.max_pool, self.ceil_pool) {
             (false, _) => x,
-            (true, false) => max_pool2d(x, [3, 3], [2, 2], [1, 1], [1, 1], false),
-            (true, true) => max_pool2d(x, [3, 3], [2, 2], [0, 0], [1, 1], true),
+            (true, false) => core_ops::max_pool2d(x, [3, 3], [2, 2], [1, 1], [1, 1], false),
+            (true, true) => core_ops::max_pool2d(x, [3, 3], [2, 2], [0, 0], [1, 1], true),
         }
     }
 

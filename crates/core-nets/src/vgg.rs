@@ -7,7 +7,7 @@
 
 use burn::{
     module::Module,
-    tensor::{Tensor, activation::relu, backend::Backend, module::max_pool2d},
+    tensor::{Tensor, activation::relu, backend::Backend},
 };
 use core_norm::{Conv2d, Conv2dConfig};
 use serde::{Deserialize, Serialize};
@@ -112,7 +112,7 @@ impl<B: Backend> Vgg16Features<B> {
         self.convs.iter().enumerate().fold(x, |x, (i, conv)| {
             let x = relu(conv.forward(x));
             if POOL_AFTER.contains(&i) {
-                max_pool2d(x, [2, 2], [2, 2], [0, 0], [1, 1], false)
+                core_ops::max_pool2d(x, [2, 2], [2, 2], [0, 0], [1, 1], false)
             } else {
                 x
             }

@@ -23,6 +23,7 @@ use crate::{
     flex::{
         self, conv,
         norm::{self, Norm},
+        pool::{self, Pool2d},
         real_dtype, resize, standardize,
     },
     reference,
@@ -245,6 +246,8 @@ enum Unary {
     Standardize(Box<(FlexTensor, FlexTensor, Standardization)>),
     /// The input's shape and `align_corners`.
     Resize([usize; 4], bool),
+    /// The input's shape and each output's argmax in its input plane.
+    MaxPool([usize; 4], Vec<u32>),
 }
 
 #[derive(Debug)]
@@ -263,6 +266,7 @@ impl Backward<Flex, 1> for UnaryBackward {
             Unary::Resize(input_shape, align_corners) => {
                 resize::backward(&grad, input_shape, align_corners)
             }
+            Unary::MaxPool(input_shape, argmax) => pool::backward(&grad, &argmax, input_shape),
         };
         grads.register::<Flex>(node.id, gradient);
     }
@@ -305,5 +309,18 @@ pub fn interpolate_bilinear(
     let output = resize::forward(&x.primitive, size, align_corners);
     tensor(record_unary(&x, output, || {
         Unary::Resize(input_shape, align_corners)
+    }))
+}
+
+/// [`crate::max_pool2d`] under autodiff.
+pub fn max_pool2d(x: Tensor<Ad, 4>, pool: Pool2d) -> Tensor<Ad, 4> {
+    if real_dtype(&[x.dtype()]).is_none() {
+        return reference::max_pool2d(x, pool);
+    }
+    let input_shape = x.dims();
+    let x = primitive(x);
+    let (output, argmax) = pool::forward_with_argmax(&x.primitive, &pool);
+    tensor(record_unary(&x, output, || {
+        Unary::MaxPool(input_shape, argmax)
     }))
 }

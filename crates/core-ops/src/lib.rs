@@ -1,12 +1,14 @@
 //! vireo's own kernels for the operations every model spends its time in: 2-D convolution, group
 //! normalisation and batch normalisation (with batch statistics, or with given ones), each
-//! forward and backward; the weight standardisation of WS convolutions; bilinear resizing.
+//! forward and backward; the weight standardisation of WS convolutions; bilinear resizing; max
+//! pooling.
 //!
 //! burn 0.21 composes GroupNorm and BatchNorm from ~25 elementwise and reduction passes each way,
 //! and burn-flex's convolution backward is a serial col2im and a strided weight-gradient
 //! convolution (docs/benchmarks.md; the kernels issue). This crate replaces both:
 //!
-//! * on **burn-flex** (f32 and f64) with raw-slice kernels ([`flex`]): normalisation in a few
+//! * on **burn-flex** (f32 and f64) with raw-slice kernels ([`flex`]; also WS, bilinear resize
+//!   and max pooling): normalisation in a few
 //!   passes over memory (statistics, one normalise+affine pass; backward from Σdy and Σdy·x), and
 //!   convolution as im2col + `gemm` writing straight into the output, input gradient as
 //!   `Wᵀ·dY` + col2im per image in parallel, weight gradient accumulated across the batch into one
@@ -40,6 +42,7 @@ pub mod segments;
 use burn::tensor::{Tensor, backend::Backend, ops::ConvOptions};
 
 use dispatch::{Kernels, cast, kernels};
+pub use flex::pool::Pool2d;
 
 /// `conv2d(x, weight, bias)` as `burn::tensor::module::conv2d`: `x [N, C_in, H, W]`, `weight
 /// [C_out, C_in/groups, kH, kW]`, `bias [C_out]` → `[N, C_out, H', W']`.
@@ -188,6 +191,32 @@ pub fn interpolate_bilinear<B: Backend>(
         Kernels::Composed | Kernels::Cube | Kernels::AutodiffCube => {
             reference::interpolate_bilinear(x, size, align_corners)
         }
+    }
+}
+
+/// 2-D max pooling with burn's `module::max_pool2d` signature and PyTorch's semantics (implicit
+/// −∞ padding, dilation, `ceil_mode`; a tie goes to the window's first maximum, a NaN wins):
+/// a kernel on the CPU backend (burn-flex's tracks indices in a scalar 3-D loop even for
+/// inference), burn's own elsewhere.
+pub fn max_pool2d<B: Backend>(
+    x: Tensor<B, 4>,
+    kernel: [usize; 2],
+    stride: [usize; 2],
+    padding: [usize; 2],
+    dilation: [usize; 2],
+    ceil_mode: bool,
+) -> Tensor<B, 4> {
+    let pool = Pool2d {
+        kernel,
+        stride,
+        padding,
+        dilation,
+        ceil_mode,
+    };
+    match kernels::<B>() {
+        Kernels::Flex => cast(flex::max_pool2d(cast(x), pool)),
+        Kernels::AutodiffFlex => cast(autodiff::max_pool2d(cast(x), pool)),
+        Kernels::Composed | Kernels::Cube | Kernels::AutodiffCube => reference::max_pool2d(x, pool),
     }
 }
 

@@ -9,6 +9,8 @@ use burn::tensor::{
     s,
 };
 
+use crate::Pool2d;
+
 /// `[1, ...] -> [n, ...]`: the operand repeated once per sample, contiguous.
 ///
 /// burn-flex, the CPU backend, vectorises a broadcast operand only when its broadcast dimensions
@@ -209,4 +211,27 @@ pub fn interpolate_bilinear<B: Backend>(
     };
     let rows = along(x, 2, h, height);
     along(rows, 3, w, width)
+}
+
+/// burn's own max pool, cut to PyTorch's output size ([`crate::max_pool2d`]'s definition):
+/// burn 0.21 rounds a `ceil_mode` size up without PyTorch's rule that the last window start
+/// inside the input or its left padding, so with a stride above the kernel, or padding, it can
+/// return one more row or column (a window over padding alone), which is dropped here.
+pub fn max_pool2d<B: Backend>(x: Tensor<B, 4>, pool: Pool2d) -> Tensor<B, 4> {
+    let [_, _, h, w] = x.dims();
+    let [oh, ow] = pool.output_size([h, w]);
+    let y = module::max_pool2d(
+        x,
+        pool.kernel,
+        pool.stride,
+        pool.padding,
+        pool.dilation,
+        pool.ceil_mode,
+    );
+    let [_, _, bh, bw] = y.dims();
+    if [bh, bw] == [oh, ow] {
+        y
+    } else {
+        y.slice(s![.., .., ..oh, ..ow])
+    }
 }

@@ -114,6 +114,12 @@ fn bilinear_resize_matches_burn() {
 }
 
 #[test]
+fn max_pool_matches_burn() {
+    f64_default();
+    common::check_max_pool(DType::F64, 1e-14);
+}
+
+#[test]
 fn inference_path_matches_autodiff_path() {
     f64_default();
     common::check_inner(DType::F64, 0.0);

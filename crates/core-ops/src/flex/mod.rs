@@ -7,6 +7,7 @@
 
 pub mod conv;
 pub mod norm;
+pub mod pool;
 pub mod resize;
 pub mod standardize;
 
@@ -269,4 +270,12 @@ pub fn interpolate_bilinear(
         return reference::interpolate_bilinear_burn(x, size, align_corners);
     }
     tensor(resize::forward(&primitive(x), size, align_corners))
+}
+
+/// [`crate::max_pool2d`] on flex.
+pub fn max_pool2d(x: Tensor<Flex, 4>, pool: pool::Pool2d) -> Tensor<Flex, 4> {
+    if real_dtype(&[x.dtype()]).is_none() {
+        return reference::max_pool2d(x, pool);
+    }
+    tensor(pool::forward(&primitive(x), &pool))
 }

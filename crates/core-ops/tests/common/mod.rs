@@ -401,6 +401,45 @@ pub fn check_interpolate(dtype: DType, tol: f64) {
     }
 }
 
+/// Max pooling against burn's: (x shape, kernel, stride, padding, dilation, ceil_mode).
+pub fn check_max_pool(dtype: DType, tol: f64) {
+    let cases = [
+        ([2, 3, 8, 8], 2, 2, 0, 1, false),  // VGG
+        ([2, 3, 9, 7], 3, 2, 1, 1, false),  // ResNet's stem, odd sizes
+        ([1, 2, 9, 8], 3, 2, 0, 1, true),   // the ceil-mode stem (resnet.rs)
+        ([1, 2, 7, 8], 3, 1, 1, 1, false),  // overlapping windows: gradients add
+        ([1, 2, 10, 9], 3, 2, 1, 2, false), // dilated
+        ([1, 1, 5, 6], 2, 3, 1, 1, true),   // stride above the kernel, ceil
+        ([3, 1, 1, 1], 1, 1, 0, 1, false),  // one pixel
+    ];
+    for (i, (shape, k, s, p, d, ceil)) in cases.into_iter().enumerate() {
+        let x = fixed(shape, 120 + i as u64, 1.0, dtype);
+        let pool = core_ops::Pool2d {
+            kernel: [k, k],
+            stride: [s, s],
+            padding: [p, p],
+            dilation: [d, d],
+            ceil_mode: ceil,
+        };
+        let burn = run(
+            std::slice::from_ref(&x),
+            &[],
+            |t, _| core_ops::reference::max_pool2d(t[0].clone(), pool),
+            dtype,
+        );
+        let kernel = run(
+            &[x],
+            &[],
+            |t, _| core_ops::max_pool2d(t[0].clone(), [k, k], [s, s], [p, p], [d, d], ceil),
+            dtype,
+        );
+        for (j, (a, b)) in kernel.iter().zip(&burn).enumerate() {
+            let what = ["output", "dx"][j];
+            assert_close(&format!("max pool case {i} {what}"), a, b, tol);
+        }
+    }
+}
+
 /// The inference path (`Flex` without autodiff) gives the autodiff path's values.
 pub fn check_inner(dtype: DType, tol: f64) {
     let x = fixed([3, 4, 6, 6], 7, 1.0, dtype);
@@ -444,9 +483,18 @@ pub fn check_inner(dtype: DType, tol: f64) {
         tol,
     );
     let inner = core_ops::interpolate_bilinear(x.clone().inner(), [11, 13], false);
-    let outer = core_ops::interpolate_bilinear(x, [11, 13], false);
+    let outer = core_ops::interpolate_bilinear(x.clone(), [11, 13], false);
     assert_close(
         "bilinear resize on flex",
+        &values(Tensor::<Ad, 4>::from_inner(inner)),
+        &values(outer),
+        tol,
+    );
+    let (k, s, p, d) = ([3, 3], [2, 2], [1, 1], [1, 1]);
+    let inner = core_ops::max_pool2d(x.clone().inner(), k, s, p, d, false);
+    let outer = core_ops::max_pool2d(x, k, s, p, d, false);
+    assert_close(
+        "max pool on flex",
         &values(Tensor::<Ad, 4>::from_inner(inner)),
         &values(outer),
         tol,

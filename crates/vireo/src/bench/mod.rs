@@ -32,7 +32,8 @@ pub struct BenchArgs {
     /// Fewer, shorter samples: a check that everything runs, with rougher numbers.
     #[arg(long)]
     pub quick: bool,
-    /// The Python that runs bench/pytorch/bench.py; without torch there, vireo runs alone.
+    /// The Python that runs bench/pytorch/bench.py; without torch there, vireo runs alone
+    /// (`none`: vireo alone, not asked).
     #[arg(long, default_value = "python3")]
     pub torch: String,
     /// Only the cases whose name contains one of these (repeatable).

@@ -24,6 +24,9 @@ impl Torch {
     /// Starts the script with `python`; `Err` says why PyTorch is unavailable (no python, no
     /// torch, no script), which the report then states.
     pub fn start(python: &str, script: &Path, threads: usize, device: &str) -> Result<Torch> {
+        if python == "none" {
+            bail!("not asked for: --torch none");
+        }
         if !script.is_file() {
             bail!(
                 "{} not found (run from the repository root)",
