@@ -155,9 +155,8 @@ fn pool_plane<T: Real>(
                 None => {
                     for (lo, hi, _, column) in taps {
                         for (max, &v) in out[lo..hi].iter_mut().zip(column) {
-                            if wins(v, *max) {
-                                *max = v;
-                            }
+                            // Selects, not branches: which element wins is data, not pattern.
+                            *max = if wins(v, *max) { v } else { *max };
                         }
                     }
                 }
@@ -174,11 +173,12 @@ fn pool_plane<T: Real>(
                     }
                     for (lo, hi, first, column) in taps {
                         let maxima = out[lo..hi].iter_mut().zip(&mut indices[lo..hi]);
-                        for (k, ((max, index), &v)) in maxima.zip(column).enumerate() {
-                            if wins(v, *max) {
-                                *max = v;
-                                *index = (r * w + first + k * cols.stride) as u32;
-                            }
+                        let mut at = (r * w + first) as u32;
+                        for ((max, index), &v) in maxima.zip(column) {
+                            let better = wins(v, *max);
+                            *max = if better { v } else { *max };
+                            *index = if better { at } else { *index };
+                            at += cols.stride as u32;
                         }
                     }
                 }
