@@ -319,8 +319,16 @@ pub fn max_pool2d(x: Tensor<Ad, 4>, pool: Pool2d) -> Tensor<Ad, 4> {
     }
     let input_shape = x.dims();
     let x = primitive(x);
-    let (output, argmax) = pool::forward_with_argmax(&x.primitive, &pool);
-    tensor(record_unary(&x, output, || {
-        Unary::MaxPool(input_shape, argmax)
-    }))
+    // The argmax only when a gradient will be asked for.
+    match UnaryBackward
+        .prepare::<NoCheckpointing>([x.node.clone()])
+        .compute_bound()
+        .stateful()
+    {
+        OpsKind::Tracked(prep) => {
+            let (output, argmax) = pool::forward_with_argmax(&x.primitive, &pool);
+            tensor(prep.finish(Unary::MaxPool(input_shape, argmax), output))
+        }
+        OpsKind::UnTracked(prep) => tensor(prep.finish(pool::forward(&x.primitive, &pool))),
+    }
 }

@@ -194,10 +194,11 @@ pub fn interpolate_bilinear<B: Backend>(
     }
 }
 
-/// 2-D max pooling with burn's `module::max_pool2d` signature and PyTorch's semantics (implicit
-/// −∞ padding, dilation, `ceil_mode`; a tie goes to the window's first maximum, a NaN wins):
-/// a kernel on the CPU backend (burn-flex's tracks indices in a scalar 3-D loop even for
-/// inference), burn's own elsewhere.
+/// 2-D max pooling with burn's `module::max_pool2d` signature and PyTorch's output size
+/// (implicit −∞ padding, dilation, `ceil_mode` on every backend). On the CPU backend (f32, f64)
+/// a kernel of core-ops' (burn-flex's tracks indices in a scalar 3-D loop even for inference)
+/// that also follows PyTorch on ties (the window's first maximum gets the gradient) and NaN (it
+/// wins); elsewhere burn's own max pool, whose tie and NaN handling is the backend's.
 pub fn max_pool2d<B: Backend>(
     x: Tensor<B, 4>,
     kernel: [usize; 2],

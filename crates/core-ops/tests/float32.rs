@@ -82,6 +82,15 @@ fn max_pool_follows_pytorch_on_ties_nan_and_ceil_mode() {
     assert_eq!(out.dims(), [1, 1, 2, 3]);
     let values = out.into_data().to_vec::<f32>().unwrap();
     assert_eq!(values, [0.0, 3.0, 5.0, 18.0, 21.0, 23.0]);
+    // A plane smaller than the kernel: one window in ceil mode (PyTorch: 4.0), none without
+    // ("Output size is too small").
+    let small = Tensor::<common::Ad, 4>::from_floats([[[[1.0, 2.0], [3.0, 4.0]]]], &FlexDevice);
+    let out = core_ops::max_pool2d(small.clone(), [3, 3], [2, 2], [0, 0], [1, 1], true);
+    assert_eq!(out.into_data().to_vec::<f32>().unwrap(), [4.0]);
+    let floor = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        core_ops::max_pool2d(small, [3, 3], [2, 2], [0, 0], [1, 1], false)
+    }));
+    assert!(floor.is_err(), "an output of no rows is an error");
 }
 
 #[test]

@@ -33,6 +33,12 @@ pub fn l2_normalize(features: &[f32], dim: usize) -> Vec<f32> {
 
 /// Scores of every gallery row for one query: minus the Euclidean distance.
 pub fn euclidean_scores(query: &[f32], gallery: &[f32], dim: usize) -> Vec<f64> {
+    assert!(
+        query.len() == dim && gallery.len() % dim.max(1) == 0,
+        "retrieval features: a query of {} values and a gallery of {} values are not rows of {dim}",
+        query.len(),
+        gallery.len()
+    );
     gallery
         .chunks(dim)
         .map(|g| -squared_distance(query, g).sqrt())
@@ -40,7 +46,9 @@ pub fn euclidean_scores(query: &[f32], gallery: &[f32], dim: usize) -> Vec<f64> 
 }
 
 /// `Σ (a − b)²`, differences in f32 and squares summed in f64, in four running sums (which the
-/// compiler vectorises; one sum in order would be a chain of dependent additions).
+/// compiler vectorises; one sum in order would be a chain of dependent additions). Since
+/// 2026-12-01; the single sum before rounded differently in the last bits, so exact distance
+/// ties, and mAPs in their last digits, may differ from runs before that.
 fn squared_distance(a: &[f32], b: &[f32]) -> f64 {
     let square = |(x, y): (&f32, &f32)| f64::from(x - y).powi(2);
     let (a4, b4) = (a.chunks_exact(4), b.chunks_exact(4));
@@ -187,28 +195,30 @@ pub fn evaluate(
             gallery_labels.len()
         );
     }
+    let mut positives = Vec::with_capacity(query_labels.len());
+    for (q, &label) in query_labels.iter().enumerate() {
+        let count = gallery_labels.iter().filter(|&&g| g == label).count();
+        if count == 0 {
+            bail!("query {q} (class {label}) has no positive in the gallery: its AP is undefined");
+        }
+        positives.push(count);
+    }
     // Queries in parallel; their results are summed in query order, so the numbers do not depend
     // on the thread count.
-    let per_query = (0..query_labels.len())
+    let per_query: Vec<QueryScores> = (0..query_labels.len())
         .into_par_iter()
         .map(|q| {
-            let label = query_labels[q];
-            let positives = gallery_labels.iter().filter(|&&g| g == label).count();
-            if positives == 0 {
-                bail!(
-                    "query {q} (class {label}) has no positive in the gallery: its AP is undefined"
-                );
-            }
+            let (label, positives) = (query_labels[q], positives[q]);
             let order = ranking(&scores(q));
             let relevant: Vec<bool> = order.iter().map(|&g| gallery_labels[g] == label).collect();
-            Ok(QueryScores {
+            QueryScores {
                 ap_all: average_precision(&relevant, positives, None),
                 ap_top: top.map(|k| average_precision(&relevant, positives, Some(k))),
                 precision: precision_at(&relevant, precision_k),
                 pr: interpolated_precision(&relevant, positives),
-            })
+            }
         })
-        .collect::<Result<Vec<_>>>()?;
+        .collect();
     let ap_all: Vec<f64> = per_query.iter().map(|s| s.ap_all).collect();
     let ap_top: Vec<f64> = per_query.iter().filter_map(|s| s.ap_top).collect();
     let precision: f64 = per_query.iter().map(|s| s.precision).sum();

@@ -81,6 +81,18 @@ fn ties_rank_by_gallery_index_and_a_query_without_positives_is_an_error() {
     .unwrap_err()
     .to_string();
     assert!(err.contains("no positive"), "{err}");
+    // Several queries without one: the first is named, whatever the threads did.
+    let err = evaluate(
+        &[0, 5, 6],
+        &[0, 1],
+        |_| vec![0.0, 0.0],
+        None,
+        100,
+        MapReduction::Queries,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("query 1 (class 5)"), "{err}");
     // Per-class reduction: class 0's queries average first.
     let gallery = [0, 1];
     let scores = |q: usize| match q {

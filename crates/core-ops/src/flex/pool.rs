@@ -26,11 +26,13 @@ pub struct Pool2d {
 }
 
 impl Pool2d {
-    /// The output's `[height, width]` for an input plane of `[height, width]`.
+    /// The output's `[height, width]` for an input plane of `[height, width]`, by PyTorch's
+    /// arithmetic (`pooling_output_shape`): in ceil mode a last window may hang over the
+    /// input's end, as long as it starts inside the input or its left padding.
     ///
     /// # Panics
-    /// When the dilated kernel is wider than the padded input, a stride or dilation is 0, or
-    /// the padding exceeds half the kernel (PyTorch's conditions).
+    /// On an empty plane, a zero kernel, stride or dilation, padding above half the kernel, or
+    /// an output of no rows or columns (PyTorch's conditions).
     pub fn output_size(&self, input: [usize; 2]) -> [usize; 2] {
         std::array::from_fn(|a| {
             let (k, s, p, d) = (
@@ -40,30 +42,27 @@ impl Pool2d {
                 self.dilation[a],
             );
             assert!(
-                k > 0 && s > 0 && d > 0 && p <= k / 2,
-                "max pool: kernel {:?}, stride {:?}, dilation {:?} must be positive and padding {:?} at most half the kernel",
+                input[a] > 0 && k > 0 && s > 0 && d > 0 && p <= k / 2,
+                "max pool of a {input:?} plane: kernel {:?}, stride {:?}, dilation {:?} must be positive and padding {:?} at most half the kernel",
                 self.kernel,
                 self.stride,
                 self.dilation,
                 self.padding
             );
-            let span = (input[a] + 2 * p)
-                .checked_sub(d * (k - 1) + 1)
-                .unwrap_or_else(|| {
-                    panic!(
-                        "max pool: input {input:?} padded by {:?} is smaller than the dilated kernel {:?}",
-                        self.padding, self.kernel
-                    )
-                });
-            let mut out = if self.ceil_mode {
-                span.div_ceil(s)
-            } else {
-                span / s
-            } + 1;
-            if self.ceil_mode && (out - 1) * s >= input[a] + p {
+            let [n, k, s, p, d] = [input[a], k, s, p, d].map(|v| v as i64);
+            let round_up = if self.ceil_mode { s - 1 } else { 0 };
+            let mut out = (n + 2 * p - d * (k - 1) - 1 + round_up).div_euclid(s) + 1;
+            if self.ceil_mode && (out - 1) * s >= n + p {
                 out -= 1;
             }
-            out
+            assert!(
+                out >= 1,
+                "max pool: input {input:?} padded by {:?} is smaller than the dilated kernel {:?} (dilation {:?})",
+                self.padding,
+                self.kernel,
+                self.dilation
+            );
+            out as usize
         })
     }
 }
@@ -163,7 +162,9 @@ fn pool_plane<T: Real>(
                 Some(indices) => {
                     if !started {
                         // PyTorch starts a window's index at its first element inside the input
-                        // (what a window of −∞ reports): the first tap written last.
+                        // (what a window of −∞ reports): the first tap written last. (A window
+                        // with no element inside, possible only with a dilation wider than the
+                        // plane, keeps index 0 and −∞: its gradient goes nowhere that matters.)
                         for &(lo, hi, offset) in cols.taps.iter().rev() {
                             for (c, index) in indices.iter_mut().enumerate().take(hi).skip(lo) {
                                 *index = (r * w + cols.at(c, offset)) as u32;
@@ -178,7 +179,7 @@ fn pool_plane<T: Real>(
                             let better = wins(v, *max);
                             *max = if better { v } else { *max };
                             *index = if better { at } else { *index };
-                            at += cols.stride as u32;
+                            at = at.wrapping_add(cols.stride as u32);
                         }
                     }
                 }
