@@ -34,7 +34,7 @@ pub fn l2_normalize(features: &[f32], dim: usize) -> Vec<f32> {
 /// Scores of every gallery row for one query: minus the Euclidean distance.
 pub fn euclidean_scores(query: &[f32], gallery: &[f32], dim: usize) -> Vec<f64> {
     assert!(
-        query.len() == dim && gallery.len() % dim.max(1) == 0,
+        query.len() == dim && gallery.len().is_multiple_of(dim.max(1)),
         "retrieval features: a query of {} values and a gallery of {} values are not rows of {dim}",
         query.len(),
         gallery.len()
