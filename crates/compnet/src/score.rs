@@ -26,12 +26,8 @@ pub fn terms<B: Backend>(
     mixtures_per_class: usize,
 ) -> Terms<B> {
     let [b, k, h, w] = v.dims();
-    let [rows, _, _, _] = mixtures.dims();
     let v = v.reshape([b, k, h * w]);
-    let mm = mixtures.reshape([1, rows, k, h * w]);
-    let fg = (v.clone().unsqueeze_dim::<4>(1) * mm)
-        .sum_dim(2)
-        .reshape([b, rows, h * w])
+    let fg = mixture_likelihoods(v.clone(), mixtures)
         .mul_scalar(1.0 - occ)
         .add_scalar(1e-10)
         .log();
@@ -48,6 +44,18 @@ pub fn terms<B: Backend>(
         bg,
         mixtures: mixtures_per_class,
     }
+}
+
+/// `Σ_k mm[r, k, i]·v[b, k, i]`: `[B, C·M, H·W]` from `v [B, K, H·W]` and `mm [C·M, K, H, W]`,
+/// as one matrix product per position `i` (`[B, K] · [K, C·M]`). The broadcast product summed over
+/// `K` would build `[B, C·M, K, H·W]` with its broadcast dimensions outermost, which the CPU
+/// backend walks element by element (a sixth of a CN-vMF training step).
+fn mixture_likelihoods<B: Backend>(v: Tensor<B, 3>, mixtures: Tensor<B, 4>) -> Tensor<B, 3> {
+    let [rows, k, h, w] = mixtures.dims();
+    let mm = mixtures.reshape([rows, k, h * w]).permute([2, 1, 0]); // [H·W, K, C·M]
+    v.permute([2, 0, 1]) // [H·W, B, K]
+        .matmul(mm)
+        .permute([1, 2, 0]) // [B, C·M, H·W]
 }
 
 impl<B: Backend> Terms<B> {

@@ -70,28 +70,16 @@ fn scores_are_minus_the_distance_of_normalised_features() {
 #[test]
 fn ties_rank_by_gallery_index_and_a_query_without_positives_is_an_error() {
     assert_eq!(ranking(&[1.0, 2.0, 1.0, 2.0]), [1, 3, 0, 2]);
-    let err = evaluate(
-        &[5],
-        &[0, 1],
-        |_| vec![0.0, 0.0],
-        None,
-        100,
-        MapReduction::Queries,
-    )
-    .unwrap_err()
-    .to_string();
+    let error = |queries: &[usize]| {
+        let scores = |_| vec![0.0, 0.0];
+        evaluate(queries, &[0, 1], scores, None, 100, MapReduction::Queries)
+            .unwrap_err()
+            .to_string()
+    };
+    let err = error(&[5]);
     assert!(err.contains("no positive"), "{err}");
     // Several queries without one: the first is named, whatever the threads did.
-    let err = evaluate(
-        &[0, 5, 6],
-        &[0, 1],
-        |_| vec![0.0, 0.0],
-        None,
-        100,
-        MapReduction::Queries,
-    )
-    .unwrap_err()
-    .to_string();
+    let err = error(&[0, 5, 6]);
     assert!(err.contains("query 1 (class 5)"), "{err}");
     // Per-class reduction: class 0's queries average first.
     let gallery = [0, 1];
