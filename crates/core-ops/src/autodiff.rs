@@ -15,11 +15,12 @@ use burn::{
         },
         flex::FlexTensor,
     },
-    tensor::{Tensor, TensorPrimitive, ops::ConvOptions},
+    tensor::{Tensor, ops::ConvOptions},
 };
 
 use crate::{
     Standardization,
+    dispatch::{primitive, tensor},
     flex::{
         self, conv,
         norm::{self, Norm},
@@ -31,14 +32,6 @@ use crate::{
 
 type Ad = Autodiff<Flex>;
 type AdPrimitive = burn::tensor::ops::FloatTensor<Ad>;
-
-fn primitive<const D: usize>(tensor: Tensor<Ad, D>) -> AdPrimitive {
-    tensor.into_primitive().tensor()
-}
-
-fn tensor<const D: usize>(primitive: AdPrimitive) -> Tensor<Ad, D> {
-    Tensor::from_primitive(TensorPrimitive::Float(primitive))
-}
 
 /// A result of the inner backend, outside the graph.
 fn untracked<const D: usize>(primitive: FlexTensor) -> Tensor<Ad, D> {

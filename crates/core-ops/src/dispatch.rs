@@ -12,7 +12,7 @@ use std::{
 
 use burn::{
     backend::{Autodiff, Flex},
-    tensor::backend::Backend,
+    tensor::{Tensor, backend::Backend},
 };
 
 /// The implementation an operation runs on backend `B`.
@@ -112,6 +112,20 @@ pub fn kernels<B: Backend>() -> Kernels {
         }
         Kernels::Composed
     }
+}
+
+/// A float tensor's backend primitive.
+pub(crate) fn primitive<B: Backend, const D: usize>(
+    tensor: Tensor<B, D>,
+) -> burn::tensor::ops::FloatTensor<B> {
+    tensor.into_primitive().tensor()
+}
+
+/// The float tensor of a backend primitive.
+pub(crate) fn tensor<B: Backend, const D: usize>(
+    primitive: burn::tensor::ops::FloatTensor<B>,
+) -> Tensor<B, D> {
+    Tensor::from_primitive(burn::tensor::TensorPrimitive::Float(primitive))
 }
 
 /// `value` as type `T`, which must be its own type under another name (a generic parameter

@@ -85,22 +85,15 @@ impl Over {
     }
 }
 
-fn float<B: Backend, const D: usize>(t: Tensor<B, D>) -> burn::tensor::ops::FloatTensor<B> {
-    t.into_primitive().tensor()
-}
-
-fn tensor<B: Backend, const D: usize>(t: burn::tensor::ops::FloatTensor<B>) -> Tensor<B, D> {
-    Tensor::from_primitive(burn::tensor::TensorPrimitive::Float(t))
-}
-
 /// Each segment's mean and `Σ(x − mean)²`, each `[segments]`: a CubeCL kernel on the CubeCL
 /// backends for f32 (non-empty), else composed.
 pub fn segment_moments<B: Backend>(x: Tensor<B, 4>, over: Over) -> [Tensor<B, 1>; 2] {
     let layout = over.layout(x.dims());
     if x.dtype() == DType::F32 && layout.count > 0 && layout.segments > 0 {
         crate::with_segment_kernels!(B, |K| {
-            let out = K::segment_moments(crate::dispatch::cast(float(x)), layout);
-            return out.map(|t| crate::dispatch::cast(tensor::<K, 1>(t)));
+            let out =
+                K::segment_moments(crate::dispatch::cast(crate::dispatch::primitive(x)), layout);
+            return out.map(|t| crate::dispatch::cast(crate::dispatch::tensor::<K, 1>(t)));
         });
     }
     let rows = over.rows(x);
@@ -124,10 +117,11 @@ pub fn segment_grad_sums<B: Backend>(
         .all(|&d| d == DType::F32);
     if f32 && layout.count > 0 && layout.segments > 0 {
         crate::with_segment_kernels!(B, |K| {
-            let [dy, x] = [dy, x].map(|t| crate::dispatch::cast(float(t)));
-            let planes = [shift, a, b].map(|t| crate::dispatch::cast(float(t)));
+            let [dy, x] = [dy, x].map(|t| crate::dispatch::cast(crate::dispatch::primitive(t)));
+            let planes =
+                [shift, a, b].map(|t| crate::dispatch::cast(crate::dispatch::primitive(t)));
             let out = K::segment_grad_sums(dy, x, planes, layout);
-            return out.map(|t| crate::dispatch::cast(tensor::<K, 1>(t)));
+            return out.map(|t| crate::dispatch::cast(crate::dispatch::tensor::<K, 1>(t)));
         });
     }
     let weighted_dy = over.rows(dy.clone() * per_plane(a));
@@ -296,7 +290,8 @@ pub mod autodiff {
         tensor::{Tensor, backend::Backend, ops::FloatTensor},
     };
 
-    use super::{Segments, float as unwrap, tensor as wrap};
+    use super::Segments;
+    use crate::dispatch::{primitive as unwrap, tensor as wrap};
 
     #[derive(Debug)]
     struct SegmentNormBackward;

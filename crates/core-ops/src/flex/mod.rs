@@ -18,9 +18,10 @@ use std::{
 
 use burn::{
     backend::{Flex, flex::FlexTensor},
-    tensor::{DType, Element, Tensor, TensorData, TensorPrimitive, ops::ConvOptions},
+    tensor::{DType, Element, Tensor, TensorData, ops::ConvOptions},
 };
 
+pub(crate) use crate::dispatch::{primitive, tensor};
 use crate::reference;
 
 /// The float types the kernels are written for.
@@ -162,14 +163,6 @@ pub(crate) fn from_vec<T: Real>(values: Vec<T>, shape: &[usize]) -> FlexTensor {
 
 pub(crate) fn dims<const D: usize>(tensor: &FlexTensor) -> [usize; D] {
     tensor.layout().shape().dims::<D>()
-}
-
-pub(crate) fn primitive<const D: usize>(tensor: Tensor<Flex, D>) -> FlexTensor {
-    tensor.into_primitive().tensor()
-}
-
-pub(crate) fn tensor<const D: usize>(primitive: FlexTensor) -> Tensor<Flex, D> {
-    Tensor::from_primitive(TensorPrimitive::Float(primitive))
 }
 
 /// [`crate::conv2d`] on flex.
